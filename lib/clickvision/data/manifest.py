@@ -1,0 +1,83 @@
+"""``data/MANIFEST.json``: what each built data set came from and what was built.
+
+One entry per data set::
+
+    {"source": "npm emoji-datasource-google 16.0.0", "version": "16.0.0",
+     "licence": "Apache-2.0 (images)", "simulated": false, "committed": false,
+     "counts": {"images": 1911, ...}, "params": {...},
+     "artifacts": {"data/processed/emoji/items.csv": "<sha256>", ...}}
+
+Artifact paths are relative to the project root. Builders call :func:`record_build`
+after writing their artifacts and :func:`is_built` to skip finished work.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..io import atomic_write_text, file_lock
+
+MANIFEST = paths.DATA_DIR / "MANIFEST.json"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_files(files: list[Path]) -> str:
+    """One digest over many files (sorted by relative name): for image folders."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(str(f.name).encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(paths.PROJ_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def load_manifest() -> dict[str, Any]:
+    if not MANIFEST.exists():
+        return {}
+    try:
+        return json.loads(MANIFEST.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{MANIFEST} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
+
+
+def record_build(name: str, entry: dict[str, Any], artifacts: list[Path]) -> dict[str, Any]:
+    """Write ``name``'s entry with sha256 of every artifact (atomic, locked)."""
+    entry = dict(entry)
+    entry["artifacts"] = {_rel(p): sha256_file(p) for p in sorted(map(Path, artifacts))}
+    with file_lock(MANIFEST):
+        manifest = load_manifest()
+        manifest[name] = entry
+        atomic_write_text(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return entry
+
+
+def is_built(name: str, params: dict[str, Any] | None = None) -> bool:
+    """True when ``name`` is in the manifest with the same params and its artifacts exist
+    with the recorded sha256 (a changed or missing artifact means: rebuild)."""
+    entry = load_manifest().get(name)
+    if not entry or not entry.get("artifacts"):
+        return False
+    if params is not None and entry.get("params") != json.loads(json.dumps(params)):
+        return False
+    for rel, digest in entry["artifacts"].items():
+        p = paths.PROJ_ROOT / rel
+        if not p.exists() or sha256_file(p) != digest:
+            return False
+    return True

@@ -1,0 +1,53 @@
+"""One way to save figures: ``savefig(fig, "paper/name")``.
+
+Writes ``figures/<paper>/<name>.png`` (and ``.pdf``) with stable metadata so that the same
+figure produces the same bytes. ``setup()`` applies ``sns.set_theme()`` and picks the Agg
+backend when no front end is attached.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+from . import paths
+from .io import atomic_path
+
+
+def _in_kernel() -> bool:
+    return "ipykernel" in sys.modules
+
+
+if not _in_kernel() and not os.environ.get("DISPLAY"):
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+
+def setup(context: str = "notebook") -> None:
+    """Seaborn theme used by every figure of the workbook."""
+    sns.set_theme(context=context, style="whitegrid")
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "savefig.bbox": "tight",
+                         "svg.hashsalt": "clickvision"})
+
+
+def figure_path(name: str, ext: str = "png") -> Path:
+    parts = name.strip("/").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"figure name must be 'paper/name' (e.g. 'A/fig05-vocabulary'), got {name!r}")
+    return paths.FIGURES_DIR / parts[0] / f"{parts[1]}.{ext}"
+
+
+def savefig(fig, name: str, pdf: bool = True) -> Path:
+    """Save ``fig`` as ``figures/<paper>/<name>.png`` (+ ``.pdf``); return the PNG path."""
+    png = figure_path(name, "png")
+    with atomic_path(png, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    if pdf:
+        with atomic_path(figure_path(name, "pdf"), suffix=".pdf") as tmp:
+            fig.savefig(tmp, format="pdf", metadata={"Creator": None, "Producer": None,
+                                                     "CreationDate": None})
+    return png

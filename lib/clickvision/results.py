@@ -1,0 +1,150 @@
+"""Tidy results registry and the claims ledger.
+
+``record`` appends one row per metric to ``results/<experiment>.csv``:
+``experiment, run_id, <parameter columns>, seed, metric, value, time``. Re-running the same
+parameters and seed replaces that run's rows, never duplicates them. Writes are atomic and
+locked, so parallel sweep workers can share a file.
+
+``record_claims`` writes a notebook's checked paper claims into ``results/claims.csv``
+(columns ``paper, claim_id, claim, evidence, held, notebook``), replacing that notebook's
+earlier rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import paths
+from .io import atomic_path, file_lock
+
+RESERVED = ("experiment", "run_id", "seed", "metric", "value", "time")
+CLAIM_COLUMNS = ("paper", "claim_id", "claim", "evidence", "held", "notebook")
+PAPERS = ("A", "B", "C", "D")
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, tuple):
+        v = list(v)
+    return v
+
+
+def run_id(params: Mapping[str, Any], seed: int | None = None) -> str:
+    """Stable short hash of the parameters (sorted) and the seed."""
+    blob = json.dumps({k: _jsonable(v) for k, v in sorted(params.items())}, sort_keys=True, default=str)
+    return hashlib.sha1(f"{blob}|{seed}".encode()).hexdigest()[:12]
+
+
+def results_path(experiment: str) -> Path:
+    if not experiment or "/" in experiment or experiment.startswith("."):
+        raise ValueError(f"experiment name must be a plain file stem, got {experiment!r}")
+    return paths.RESULTS_DIR / f"{experiment}.csv"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # pragma: no cover - message matters
+        raise ValueError(f"cannot read results file {path}: {exc}") from exc
+
+
+def record(
+    experiment: str,
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Record ``metrics`` (name -> value) of one run; return the rows written.
+
+    Parameter values become columns (lists/dicts are JSON-encoded). A run with the same
+    ``params`` and ``seed`` as an earlier one replaces its rows.
+    """
+    params = dict(params or {})
+    clash = set(params) & set(RESERVED)
+    if clash:
+        raise ValueError(f"parameter names {sorted(clash)} clash with result columns {RESERVED}")
+    if not metrics:
+        raise ValueError(f"record({experiment!r}): no metrics given")
+    for name, value in metrics.items():
+        if not isinstance(value, (int, float)) and not hasattr(value, "item"):
+            raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}")
+    rid = run_id(params, seed)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    enc = {k: (json.dumps(_jsonable(v)) if isinstance(_jsonable(v), (list, dict)) else _jsonable(v))
+           for k, v in params.items()}
+    rows = pd.DataFrame(
+        [{"experiment": experiment, "run_id": rid, **enc, "seed": seed, "metric": m,
+          "value": float(_jsonable(v)), "time": now} for m, v in metrics.items()]
+    )
+    path = results_path(experiment)
+    with file_lock(path):
+        old = _read_csv(path)
+        if len(old):
+            old = old[old["run_id"].astype(str) != rid]
+        table = pd.concat([old, rows], ignore_index=True) if len(old) else rows
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+    return rows
+
+
+def load(experiment: str) -> pd.DataFrame:
+    """All rows of ``results/<experiment>.csv`` (empty frame when none)."""
+    return _read_csv(results_path(experiment))
+
+
+def record_claims(notebook: str, claims: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Replace ``notebook``'s rows of ``results/claims.csv`` with ``claims``.
+
+    Each claim: ``paper`` (A-D), ``claim_id``, ``claim`` (one sentence), ``evidence`` (the
+    figures compared, as text), ``held`` (bool). Returns the rows written.
+    """
+    rows = []
+    for c in claims:
+        missing = [k for k in CLAIM_COLUMNS if k != "notebook" and k not in c]
+        if missing:
+            raise ValueError(f"claim {c.get('claim_id')!r} lacks {missing}")
+        if c["paper"] not in PAPERS:
+            raise ValueError(f"claim {c['claim_id']!r}: paper must be one of {PAPERS}")
+        held = c["held"]
+        if hasattr(held, "item"):
+            held = held.item()
+        if not isinstance(held, bool):
+            raise TypeError(f"claim {c['claim_id']!r}: held must be True or False, got {held!r}")
+        rows.append({**{k: c[k] for k in CLAIM_COLUMNS if k != "notebook"}, "held": held,
+                     "notebook": notebook})
+    ids = [r["claim_id"] for r in rows]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"duplicate claim_id in {ids}")
+    new = pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
+    path = paths.RESULTS_DIR / "claims.csv"
+    with file_lock(path):
+        old = _read_csv(path)
+        if len(old):
+            old = old[old["notebook"] != notebook]
+        table = pd.concat([old, new], ignore_index=True) if len(old) else new
+        table["held"] = table["held"].map(lambda v: str(v).lower() in ("true", "1"))
+        table = table.sort_values(["paper", "notebook", "claim_id"], kind="stable")
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+    return new
+
+
+def load_claims() -> pd.DataFrame:
+    return _read_csv(paths.RESULTS_DIR / "claims.csv")
+
+
+def is_number(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
