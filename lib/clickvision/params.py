@@ -72,7 +72,11 @@ def validate_parameters(
             raise ParameterError(f"parameter {name!r} must be finite, got {value!r}")
         if name in choices and value not in choices[name]:
             raise ParameterError(f"parameter {name!r} must be one of {choices[name]!r}, got {value!r}")
-        out[name] = # --- notebook integration -------------------------------------------------------------
+        out[name] = value
+    return out
+
+
+# --- notebook integration -------------------------------------------------------------
 # ``watch()`` (called in the cell before the parameters cell) registers an IPython hook that
 # records the names assigned by the next cell (the parameters cell: the defaults) and by
 # papermill's injected cell (its source starts with "# Parameters"). ``check()`` then

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -94,6 +95,11 @@ def record(
         table = pd.concat([old, rows], ignore_index=True) if len(old) else rows
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
+    log = os.environ.get("CLICKVISION_RUN_LOG")  # set by the sweep runner for each grid point
+    if log:
+        with open(log, "a") as fh:
+            for r in rows.to_dict("records"):
+                fh.write(json.dumps(r, default=str) + "\n")
     return rows
 
 

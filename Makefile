@@ -1,0 +1,53 @@
+# clickvision: one entry point. `make workbook` runs the workbook, `make test` tests it.
+# Both install what they need (venv, Debian/npm sources, data, feature cache) themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.clickvision-installed
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg
+
+.PHONY: setup sources data features workbook test unit nbval smoke bench lab help
+
+help:
+	@echo "make workbook  - set up, build data, run every notebook at profile default (in place)"
+	@echo "make test      - set up, build data, unit tests + smoke run + pytest --nbval"
+	@echo "make setup | data | features | unit | nbval | smoke | bench | lab"
+
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+sources:
+	@bash tools/install-sources.sh
+
+data: setup sources
+	$(VPY) -m clickvision.data build
+
+features: data
+	$(VPY) -m clickvision.features build
+
+workbook: features
+	$(VPY) -m clickvision.workbook run --profile default
+
+# The README's test command: unit tests (including a papermill smoke run of every
+# notebook) and nbval over the committed notebooks, in one pytest run.
+test: features
+	$(VPY) -m pytest -q $(NBVAL) tests notebooks
+
+unit: setup
+	$(VPY) -m pytest -q tests
+
+nbval: setup
+	$(VPY) -m pytest -q $(NBVAL) notebooks
+
+smoke: setup
+	$(VPY) -m clickvision.workbook smoke
+
+bench: features
+	@for b in bench/bench_*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks

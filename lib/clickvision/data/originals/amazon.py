@@ -1,0 +1,179 @@
+"""Amazon product data (McAuley et al.): reviews + metadata as Interactions.
+
+Paper D's "Clothing" and "Toys" sets come from this data (McAuley et al., SIGIR 2015).
+Files are one record per line, optionally gzip-compressed (``.gz``):
+
+* reviews, strict JSON lines. 2014 and 2018 releases: ``reviewerID``, ``asin``,
+  ``overall`` (1-5), ``unixReviewTime`` (seconds); the 2023 release: ``user_id``,
+  ``parent_asin`` (else ``asin``), ``rating``, ``timestamp`` (milliseconds). The
+  ratings-only CSV files (``user,item,rating,timestamp``, no header) are read too.
+* metadata. 2014: "loose JSON", one Python dict literal per line (single quotes), read
+  with :func:`ast.literal_eval` (safe: literals only); ``categories`` is a list of
+  category paths, the image is ``imUrl``. 2018: strict JSON with ``category`` (one path)
+  and ``imageURLHighRes`` / ``imageURL`` lists. 2023: ``parent_asin``, ``categories``
+  and ``images`` (a list of dicts with ``hi_res`` / ``large``). ``image`` and
+  ``imageURLBackup`` are accepted as further image fields.
+
+Events become ``user, item, rating, timestamp`` (seconds); each item's categories become
+multi-labels, ``|``-joined in first-seen order, beside ``title``, ``image_url`` and,
+when ``image_dir`` holds ``<asin>.jpg``, a local ``path``. A malformed line raises
+DataError naming ``file:line``.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ...click.log import iter_lines
+from ..base import DataError, Interactions
+from ._common import as_root, parse_float, parse_int
+
+USER_FIELDS = ("reviewerID", "user_id")
+ITEM_FIELDS = ("parent_asin", "asin")
+RATING_FIELDS = ("overall", "rating")
+IMAGE_FIELDS = ("imUrl", "imageURLHighRes", "imageURL", "images", "image", "imageURLBackup")
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream ``(line_number, record)`` from JSON lines or loose-JSON (Python literal) lines."""
+    path = Path(path)
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            try:
+                record = ast.literal_eval(line)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+                raise DataError(f"{path}:{lineno}: neither JSON nor a Python literal ({exc.__class__.__name__})") from exc
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{lineno}: expected an object, got {type(record).__name__}")
+        yield lineno, record
+
+
+def _first(record: dict, fields: tuple[str, ...], where: str, what: str) -> Any:
+    for f in fields:
+        if record.get(f) not in (None, ""):
+            return record[f]
+    raise DataError(f"{where}: no {what} (one of {', '.join(fields)})")
+
+
+def iter_reviews(path: str | os.PathLike) -> Iterator[tuple[str, str, float, int]]:
+    """Stream ``(user, item, rating, timestamp_seconds)`` from a review or ratings file."""
+    path = Path(path)
+    if path.name.endswith((".csv", ".csv.gz")):
+        for lineno, line in iter_lines(path):
+            if not line.strip():
+                continue
+            fields = line.split(",")
+            where = f"{path}:{lineno}"
+            if len(fields) != 4:
+                raise DataError(f"{where}: expected 4 comma-separated fields (user,item,rating,timestamp), found {len(fields)}")
+            yield (fields[0], fields[1], parse_float(fields[2], where, "rating"),
+                   parse_int(fields[3], where, "timestamp"))
+        return
+    for lineno, rec in iter_records(path):
+        where = f"{path}:{lineno}"
+        user = str(_first(rec, USER_FIELDS, where, "user id"))
+        item = str(_first(rec, ITEM_FIELDS, where, "item id"))
+        rating = parse_float(str(_first(rec, RATING_FIELDS, where, "rating")), where, "rating")
+        if "unixReviewTime" in rec:
+            ts = parse_int(str(rec["unixReviewTime"]), where, "unixReviewTime")
+        elif "timestamp" in rec:
+            ts = parse_int(str(rec["timestamp"]), where, "timestamp") // 1000  # 2023: milliseconds
+        else:
+            raise DataError(f"{where}: no unixReviewTime or timestamp")
+        yield user, item, rating, ts
+
+
+def _category_names(rec: dict, where: str) -> list[str]:
+    value = rec.get("categories", rec.get("category", []))
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DataError(f"{where}: categories must be a list, got {type(value).__name__}")
+    paths = value if value and all(isinstance(v, list) for v in value) else [value]
+    names: list[str] = []
+    for p in paths:
+        for name in p:
+            name = " ".join(str(name).replace("|", "/").split())
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def _image_url(rec: dict) -> str:
+    for f in IMAGE_FIELDS:
+        value = rec.get(f)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, dict):
+            value = value.get("hi_res") or value.get("large") or value.get("thumb")
+        if value:
+            return str(value)
+    return ""
+
+
+def iter_metadata(path: str | os.PathLike, drop_root_category: bool = False) -> Iterator[dict[str, str]]:
+    """Stream item metadata as ``{item, title, labels, image_url}``.
+
+    ``labels`` is the ``|``-joined union of every category on the item's paths;
+    ``drop_root_category`` drops the first name of each path (e.g. "Clothing, Shoes &
+    Jewelry", shared by every item of a category file).
+    """
+    path = Path(path)
+    for lineno, rec in iter_records(path):
+        where = f"{path}:{lineno}"
+        item = str(_first(rec, ITEM_FIELDS, where, "item id"))
+        names = _category_names(rec, where)
+        if drop_root_category:
+            roots = _category_roots(rec)
+            names = [n for n in names if n not in roots]
+        yield {"item": item, "title": " ".join(str(rec.get("title") or "").split()),
+               "labels": "|".join(names), "image_url": _image_url(rec)}
+
+
+def _category_roots(rec: dict) -> set[str]:
+    value = rec.get("categories", rec.get("category", [])) or []
+    paths = value if value and all(isinstance(v, list) for v in value) else [value]
+    return {" ".join(str(p[0]).split()) for p in paths if p}
+
+
+def load_amazon(reviews: str | os.PathLike, metadata: str | os.PathLike | None = None, *,
+                image_dir: str | os.PathLike | None = None, drop_root_category: bool = False,
+                keep_unreviewed: bool = False, name: str = "amazon") -> Interactions:
+    """Amazon reviews (+ metadata) as Interactions.
+
+    ``events``: ``user, item, rating, timestamp``. ``items``: one row per reviewed item
+    (all metadata items with ``keep_unreviewed``) with ``title, labels, image_url, path``;
+    a reviewed item without metadata keeps empty fields. ``path`` is
+    ``image_dir/<item>.jpg`` (or ``.png``) when that file exists, else ``""``.
+    """
+    events = pd.DataFrame(list(iter_reviews(reviews)), columns=["user", "item", "rating", "timestamp"])
+    if events.empty:
+        raise DataError(f"{reviews}: no reviews")
+    reviewed = set(events["item"])
+    meta_rows: dict[str, dict[str, str]] = {}
+    if metadata is not None:
+        for row in iter_metadata(metadata, drop_root_category):
+            if keep_unreviewed or row["item"] in reviewed:
+                meta_rows.setdefault(row["item"], row)
+    order = list(dict.fromkeys(list(events["item"]) + list(meta_rows)))
+    empty = {"title": "", "labels": "", "image_url": ""}
+    items = pd.DataFrame([{"item": i, **{k: meta_rows.get(i, empty)[k] for k in empty}} for i in order])
+    items["path"] = ""
+    if image_dir is not None:
+        image_dir = as_root(image_dir)
+        for suffix in (".png", ".jpg"):
+            found = items["item"].map(lambda i, s=suffix: str(image_dir / f"{i}{s}"))
+            exists = found.map(lambda p: Path(p).is_file())
+            items.loc[exists, "path"] = found[exists]
+    meta = {"source": str(reviews), "metadata": str(metadata) if metadata else None, "format": "amazon"}
+    return Interactions(name, events, items, meta)

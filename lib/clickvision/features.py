@@ -1,0 +1,238 @@
+"""Backbone features of an :class:`~clickvision.data.base.ImageSet`, computed once and cached.
+
+``extract_features(imageset)`` returns one row per ``imageset.items`` row: the pooled vector
+(``kind="pooled"``, float32, ``(N, C)``) or the last conv map (``kind="map"``, float16,
+``(N, C, h, w)``; paper A's CONV embedding reads it). The result is cached under
+``paths.CACHE_DIR / "features" / <data set> / <subset>__<backbone>__<size>px__<kind>__<key>.npy``
+where ``<key>`` hashes everything the numbers depend on:
+
+* the inputs: the ordered item keys and the bytes of every image (sha256 of each file, or of
+  the in-memory ``pixels``), so a changed, added, removed or reordered image rebuilds, while
+  a rebuilt data set with identical bytes (new mtimes, another clone) still hits;
+* the backbone: its name and the sha256 of its weights file (or, for a ``Backbone`` object
+  passed in, of its parameters), the preprocessing, the image size and the kind.
+
+A rebuild replaces the older file of the same data set / subset / backbone / size / kind,
+so stale conv maps do not pile up. Writes are atomic and serialised by a file lock, so
+concurrent sweep workers compute a given entry once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import paths, runtime
+from .data.base import DataError, ImageSet
+from .io import atomic_path, atomic_write_text, file_lock
+from .models.backbone import BACKBONES, Backbone, default_weights_file, load_backbone
+
+log = logging.getLogger(__name__)
+
+FEATURE_KINDS = ("pooled", "map")
+CACHE_VERSION = 1
+_FILE_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def feature_cache_dir() -> Path:
+    """Root of the feature cache (``data/cache/features``)."""
+    return paths.CACHE_DIR / "features"
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, memoised in-process by (path, size, mtime)."""
+    st = path.stat()
+    memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if memo_key not in _FILE_SHA_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _FILE_SHA_MEMO[memo_key] = h.hexdigest()
+    return _FILE_SHA_MEMO[memo_key]
+
+
+def images_fingerprint(imageset: ImageSet) -> str:
+    """sha256 over the ordered keys and the image bytes; a missing file raises DataError."""
+    h = hashlib.sha256(f"v{CACHE_VERSION}|n={len(imageset)}".encode())
+    keys = imageset.items["key"].astype(str).tolist()
+    h.update("\0".join(keys).encode())
+    if imageset.pixels is not None:
+        pix = np.ascontiguousarray(imageset.pixels)
+        h.update(f"pixels|{pix.dtype}|{pix.shape}".encode())
+        h.update(memoryview(pix).cast("B"))
+        return h.hexdigest()
+    for key, p in zip(keys, imageset.items["path"].astype(str)):
+        path = Path(p)
+        try:
+            digest = _file_sha256(path)
+        except FileNotFoundError as exc:
+            raise DataError(f"missing image file: {path} (item {key!r} of {imageset.name!r})") from exc
+        except OSError as exc:
+            raise DataError(f"unreadable image file: {path} (item {key!r} of {imageset.name!r}): {exc}") from exc
+        h.update(f"{key}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
+def backbone_fingerprint(backbone: str | Backbone, weights_path: str | Path | None = None) -> str:
+    """Identity of the weights: sha256 of the weights file for a name, of the parameters for an object."""
+    if isinstance(backbone, Backbone):
+        return backbone.fingerprint()
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES} or pass a Backbone")
+    path = Path(weights_path) if weights_path is not None else default_weights_file(backbone)
+    if path is None or not path.is_file():
+        # load_backbone raises the clear error (unknown name, missing file, no weights)
+        load_backbone(backbone, weights_path=weights_path)
+    return hashlib.sha256(f"{backbone}|{_file_sha256(path)}".encode()).hexdigest()
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unnamed"
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """``"emoji[train]"`` -> ``("emoji", "train")``; a name without brackets -> ``(name, "all")``."""
+    m = re.fullmatch(r"(.*?)\[(.*)\]", name)
+    return (m.group(1), m.group(2)) if m else (name, "all")
+
+
+def feature_cache_path(dataset: str, backbone_name: str, image_size: int, kind: str, key: str,
+                       cache_dir: Path | None = None) -> Path:
+    """Where one cached feature array lives (see the module docstring for the layout)."""
+    base, subset = _split_name(dataset)
+    root = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
+    return root / _safe(base) / f"{_safe(subset)}__{_safe(backbone_name)}__{image_size}px__{kind}__{key[:16]}.npy"
+
+
+class _ImageDataset(torch.utils.data.Dataset):
+    """Rows of an ImageSet as normalised tensors (``load_image`` names bad files)."""
+
+    def __init__(self, imageset: ImageSet, transform) -> None:
+        self.imageset, self.transform = imageset, transform
+
+    def __len__(self) -> int:
+        return len(self.imageset)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(self.imageset.load_image(i))
+
+
+def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 128, kind: str = "pooled",
+                     batch_size: int = 64, device: torch.device | str | None = None,
+                     num_workers: int = 0, channels_last: bool = True) -> np.ndarray:
+    """Run ``backbone`` over every image, no cache: float32 ``(N, C)`` or float16 ``(N, C, h, w)``."""
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"kind must be one of {FEATURE_KINDS}, got {kind!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = torch.device(device) if device is not None else next(backbone.parameters()).device
+    was_training = backbone.training
+    backbone.eval().to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
+    loader = torch.utils.data.DataLoader(_ImageDataset(imageset, backbone.transform(image_size)),
+                                         batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    out: np.ndarray | None = None
+    start = 0
+    try:
+        with torch.inference_mode():
+            for xb in runtime.progress(loader, desc=f"{backbone.name} {image_size}px {imageset.name}"):
+                xb = xb.to(device).contiguous(memory_format=memory_format)
+                with runtime.autocast(device):
+                    fmap = backbone.forward_features(xb)
+                    feats = fmap if kind == "map" else backbone.pool(fmap)
+                feats = feats.float().cpu().numpy()
+                if out is None:
+                    dtype = np.float16 if kind == "map" else np.float32
+                    out = np.empty((len(imageset), *feats.shape[1:]), dtype=dtype)
+                out[start:start + len(feats)] = feats
+                start += len(feats)
+    finally:
+        backbone.train(was_training)
+    if out is None:  # an empty image set
+        c, h, w = backbone.feature_shape(image_size)
+        out = np.empty((0, c, h, w) if kind == "map" else (0, c), dtype=np.float16 if kind == "map" else np.float32)
+    return out
+
+
+def _read_cached(path: Path, n_rows: int) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        log.warning("feature cache %s is unreadable (%s); recomputing", path, exc)
+        return None
+    if len(arr) != n_rows:
+        log.warning("feature cache %s has %d rows, expected %d; recomputing", path, len(arr), n_rows)
+        return None
+    return arr
+
+
+def extract_features(imageset: ImageSet, backbone: str | Backbone = "efficientnet-lite0", image_size: int = 128,
+                     kind: str = "pooled", batch_size: int = 64, device: str = "auto",
+                     weights_path: str | Path | None = None, num_workers: int = 0,
+                     cache: bool = True, cache_dir: str | Path | None = None) -> np.ndarray:
+    """Backbone features of ``imageset``, row-aligned with ``imageset.items``, cached on disk.
+
+    ``backbone``: a name from :data:`clickvision.models.backbone.BACKBONES` (with
+    ``weights_path`` for the torchvision ones) or a :class:`Backbone` object.
+    ``kind="pooled"`` -> float32 ``(N, C)``; ``kind="map"`` -> the last conv map, float16
+    ``(N, C, h, w)`` (1280 x 4 x 4 for efficientnet-lite0 at 128 px). ``device="auto"``: CUDA
+    when present for a name, the object's own device for a ``Backbone``. The second call with
+    the same inputs reads the cache; ``cache=False`` always computes and writes nothing.
+    A missing or corrupt image raises :class:`DataError` naming the file.
+    """
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"kind must be one of {FEATURE_KINDS}, got {kind!r}")
+    if not isinstance(image_size, int) or image_size < 32:
+        raise ValueError(f"image_size must be an int >= 32, got {image_size!r}")
+    if isinstance(backbone, Backbone):
+        dev = None if device == "auto" else runtime.get_device(device)
+        name = backbone.name
+    else:
+        dev = runtime.get_device(None if device == "auto" else device)
+        name = str(backbone)
+
+    def compute() -> np.ndarray:
+        model = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, weights_path=weights_path)
+        return compute_features(imageset, model, image_size, kind, batch_size, dev, num_workers)
+
+    if not cache:
+        return compute()
+    key_parts = [f"v{CACHE_VERSION}", images_fingerprint(imageset), backbone_fingerprint(backbone, weights_path),
+                 str(image_size), kind]
+    key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()
+    path = feature_cache_path(imageset.name, name, image_size, kind, key, cache_dir)
+    hit = _read_cached(path, len(imageset))
+    if hit is not None:
+        return hit
+    prefix = path.name.rsplit("__", 1)[0]
+    with file_lock(path.parent / prefix):
+        hit = _read_cached(path, len(imageset))  # another worker may have finished it meanwhile
+        if hit is not None:
+            return hit
+        t0 = time.perf_counter()
+        feats = compute()
+        seconds = time.perf_counter() - t0
+        with atomic_path(path, suffix=".npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, feats, allow_pickle=False)
+        meta = {"dataset": imageset.name, "backbone": name, "image_size": image_size, "kind": kind,
+                "rows": len(imageset), "shape": list(feats.shape), "dtype": str(feats.dtype), "key": key,
+                "seconds": round(seconds, 2), "images_per_s": round(len(imageset) / max(seconds, 1e-9), 1)}
+        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+        for stale in path.parent.glob(f"{prefix}__*"):
+            if stale.suffix in (".npy", ".json") and stale.stem != path.stem:
+                stale.unlink(missing_ok=True)
+    log.info("features %s: %d images in %.1f s (%.1f images/s)", path.name, len(imageset), seconds,
+             meta["images_per_s"])
+    return feats

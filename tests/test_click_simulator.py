@@ -1,0 +1,231 @@
+"""Tests of the SIMULATED click log, Dev set and their build (tiny synthetic image sets)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+
+from clickvision.click import build as click_build
+from clickvision.click import simulator as sim
+from clickvision.click.log import iter_click_log
+from clickvision.data import manifest
+from clickvision.data.base import DataError, ImageSet, MissingSourceError
+
+QUIET = dict(label_noise_rate=0.0, junk_click_rate=0.0)
+
+
+def synthetic_images(n_per_class: int = 30, n_classes: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Classes with their own words plus shared generic words; splits train/train/val/test."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(n_classes):
+        words = [f"c{c}w{k}" for k in range(12)]
+        for i in range(n_per_class):
+            name = " ".join(rng.choice(words, 2, replace=False))
+            kws = [*rng.choice(words, 3, replace=False), rng.choice(["icon", "symbol", "cute", "round"])]
+            rows.append(dict(key=f"k{c}_{i}", path="", label=f"class{c}", group=f"g{c // 2}",
+                             split=["train", "train", "val", "test"][i % 4], text=f"{name} | {', '.join(kws)}"))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def images() -> pd.DataFrame:
+    return synthetic_images()
+
+
+def _log(images, **kw) -> pd.DataFrame:
+    seed = kw.pop("seed", 0)
+    return pd.DataFrame(sim.simulate_click_log(images, sim.ClickSimConfig(**kw), seed))
+
+
+def test_query_candidates_hand_checked():
+    grams, pairs = sim.query_candidates("Face with Tears of Joy | smile, happy face", max_words=3)
+    assert grams == ["face", "face with tears", "tears", "tears of joy", "joy", "smile", "happy", "happy face"]
+    assert pairs == ["face smile", "tears smile", "joy smile", "face happy", "tears happy", "tears face",
+                     "joy happy", "joy face", "smile happy", "smile face"]
+    assert sim.text_phrases("A|a|  ") == [("a",)]
+
+
+def test_same_seed_same_bytes_other_seed_other_log(images, tmp_path):
+    paths = [tmp_path / f"{i}.tsv" for i in range(3)]
+    for path, seed in zip(paths, (7, 7, 8)):
+        sim.write_simulated_click_log(images, path, seed=seed)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert paths[0].read_bytes() != paths[2].read_bytes()
+    assert list(iter_click_log(paths[0])) == list(sim.simulate_click_log(images, seed=7))
+
+
+def test_log_rows_are_valid_triads_from_train_queries(images):
+    log = _log(images)
+    assert len(log) > 0 and (log["clicks"] >= 1).all() and log["clicks"].dtype.kind == "i"
+    assert not log.duplicated(["query", "key"]).any()
+    assert set(log["key"]) <= set(images["key"])
+    train_queries = set()
+    for text in images.loc[images["split"] == "train", "text"]:
+        grams, pairs = sim.query_candidates(text)
+        train_queries |= set(grams) | set(pairs)
+    assert set(log["query"]) <= train_queries
+    assert log["key"].isin(images.loc[images["split"] != "train", "key"]).any()  # every image is searchable
+
+
+def test_without_noise_every_click_shares_a_word_with_the_image(images):
+    log = _log(images, **QUIET)
+    words = {k: set(t.replace("|", " ").replace(",", " ").split()) for k, t in zip(images["key"], images["text"])}
+    assert all(set(q.split()) & words[k] for q, k in zip(log["query"], log["key"]))
+
+
+def test_label_noise_images_get_the_donor_class_queries(images):
+    cfg = sim.ClickSimConfig(label_noise_rate=0.25, junk_click_rate=0.0)
+    noise = sim.assign_label_noise(images, cfg, seed=3)
+    assert noise["noisy"].sum() == round(0.25 * len(images))
+    noisy = noise[noise["noisy"]]
+    assert (noisy["click_label"] != noisy["label"]).all()
+    label_of = dict(zip(images["key"], images["label"]))
+    assert [label_of[d] for d in noisy["donor_key"]] == noisy["click_label"].tolist()
+    log = pd.DataFrame(sim.simulate_click_log(images, cfg, seed=3))
+    donor_words = {r.key: set(images.set_index("key").loc[r.donor_key, "text"].replace("|", " ").replace(",", " ").split())
+                   for r in noisy.itertuples()}
+    noisy_rows = log[log["key"].isin(donor_words)]
+    assert len(noisy_rows) > 0
+    assert all(set(q.split()) & donor_words[k] for q, k in zip(noisy_rows["query"], noisy_rows["key"]))
+
+
+def test_junk_clicks_add_text_unrelated_triads(images):
+    words = {k: set(t.replace("|", " ").replace(",", " ").split()) for k, t in zip(images["key"], images["text"])}
+    log = _log(images, label_noise_rate=0.0, junk_click_rate=0.5)
+    unrelated = sum(not (set(q.split()) & words[k]) for q, k in zip(log["query"], log["key"]))
+    assert unrelated > 0.05 * len(log)
+
+
+def _click_probe_accuracy(images, informativeness: float) -> float:
+    """Paper A's leakage check: predict the label from an image's clicked query words."""
+    log = _log(images, informativeness=informativeness, **QUIET)
+    doc = log.assign(q=(log["query"] + " ") * log["clicks"]).groupby("key")["q"].sum()
+    table = images.set_index("key").join(doc).fillna({"q": ""})
+    x = CountVectorizer(token_pattern=r"\S+").fit_transform(table["q"])
+    return cross_val_score(LogisticRegression(max_iter=2000), x, table["label"], cv=4).mean()
+
+
+def test_informativeness_controls_how_much_clicks_tell_the_label(images):
+    assert _click_probe_accuracy(images, 1.0) > 0.9
+    assert _click_probe_accuracy(images, 0.0) < 0.45  # chance is 0.25 (4 balanced classes)
+
+
+def test_position_bias_clicks_fall_as_rank_to_the_minus_eta():
+    same = pd.DataFrame({"key": [f"k{i}" for i in range(8)], "label": "x", "text": "red apple"})
+    cfg = sim.ClickSimConfig(engine_noise=0.0, sessions_per_query=3000, query_splits=None, **QUIET)
+    clicks = pd.DataFrame(sim.simulate_click_log(same, cfg, 0)).groupby("key")["clicks"].sum()
+    ratio = clicks["k0"] / clicks[[f"k{i}" for i in range(8)]]  # equal texts: ties keep index order
+    np.testing.assert_allclose(ratio.to_numpy(), np.arange(1, 9), rtol=0.15)
+
+
+def test_zipf_popularity_makes_a_long_tail(images):
+    stats = sim.click_log_stats(_log(images, sessions_per_query=5.0))
+    assert stats["triads_per_query_max"] >= 5 * stats["triads_per_query_median"]
+
+
+def test_click_log_stats_hand_checked():
+    recs = [sim.ClickRecord("a", "k1", 1), sim.ClickRecord("a", "k2", 3), sim.ClickRecord("b", "k1", 2)]
+    s = sim.click_log_stats(recs)
+    assert (s["triads"], s["queries"], s["images"], s["clicks"]) == (3, 2, 2, 6)
+    assert s["triads_per_image"] == 1.5 and s["triads_per_query"] == 1.5
+    assert s["triads_per_image_max"] == 2 and s["clicks_max"] == 3
+    assert s["single_click_share"] == pytest.approx(1 / 3)
+    assert sim.click_log_stats(pd.DataFrame(recs))["clicks_q50"] == 2.0
+    with pytest.raises(DataError):
+        sim.click_log_stats([])
+
+
+def _dev_images() -> pd.DataFrame:
+    rows = [("t1", "fruit", "food", "train", "banana"), ("t2", "vehicle", "transport", "train", "truck"),
+            ("A", "fruit", "food", "test", "red apple"), ("B", "fruit", "food", "test", "green apple"),
+            ("C", "vehicle", "transport", "test", "red car"), ("D", "fruit", "food", "test", "banana"),
+            ("E", "fruit", "food", "test", "big red apple"), ("F", "vegetable", "food", "test", "red pepper")]
+    return pd.DataFrame(rows, columns=["key", "label", "group", "split", "text"])
+
+
+def test_dev_set_grades_hand_checked():
+    cfg = sim.ClickSimConfig(label_noise_rate=0.0, dev_queries=100)
+    dev = sim.simulate_dev_set(_dev_images(), cfg, seed=0)
+    grade = {(q, k): r for q, k, r in dev.itertuples(index=False)}
+    # "big red apple" comes from E (fruit): E has every word; A is fruit with 2 of 3 words;
+    # C (vehicle, other group) and F (vegetable, same group 'food') share only "red".
+    assert {k: r for (q, k), r in grade.items() if q == "big red apple"} == {"E": 3, "A": 2, "C": 0, "F": 2, "B": 2}
+    assert {k: r for (q, k), r in grade.items() if q == "red"} == {"A": 3, "C": 3, "E": 3, "F": 3}
+    assert {k: r for (q, k), r in grade.items() if q == "car"} == {"C": 3}
+    assert "banana" not in set(dev["query"])  # in the training log's pool: not held out
+    assert set(dev["relevance"]) <= {0, 2, 3}
+
+
+def test_dev_set_holds_out_log_queries_and_respects_sizes(images):
+    cfg = sim.ClickSimConfig(dev_queries=20, dev_candidates=10)
+    dev = sim.simulate_dev_set(images, cfg, seed=0)
+    log = _log(images)
+    assert dev["query"].nunique() <= 20 and dev.groupby("query").size().max() <= 10
+    assert not set(dev["query"]) & set(log["query"])
+    assert set(dev["key"]) <= set(images.loc[images["split"].isin(["val", "test"]), "key"])
+    assert (dev.groupby("query")["relevance"].max() > 0).all()
+    pd.testing.assert_frame_equal(dev, sim.simulate_dev_set(images, cfg, seed=0))
+
+
+def test_write_dev_set_reads_back_as_clickture_dev(tmp_path):
+    from clickvision.data.originals.clickture import read_dev
+
+    dev = sim.simulate_dev_set(_dev_images(), sim.ClickSimConfig(label_noise_rate=0.0), seed=0)
+    back = read_dev(sim.write_dev_set(dev, tmp_path / "dev.tsv"))
+    pd.testing.assert_frame_equal(back[["query", "key", "relevance"]], dev)
+    assert set(back["judgment"]) <= {"Excellent", "Good", "Bad"}
+
+
+def test_synthetic_scale_log_exact_rows_bounded_chunks():
+    rows = list(sim.synthetic_scale_log(n_rows=50_000, n_images=3_000, seed=1, chunk_queries=5_000))
+    df = pd.DataFrame(rows)
+    assert len(df) == 50_000 and not df.duplicated(["query", "key"]).any() and (df["clicks"] >= 1).all()
+    stats = sim.click_log_stats(df)
+    assert 1.5 < stats["triads_per_query"] < 2.6  # Clickture-Lite: 1.97
+    assert stats["images"] > 0.9 * 3_000
+    first = list(itertools.islice(sim.synthetic_scale_log(n_rows=10**9, n_images=10, chunk_queries=100), 5))
+    assert len(first) == 5  # lazy: a huge log is not materialised
+    assert rows[:100] == list(itertools.islice(sim.synthetic_scale_log(50_000, 3_000, 1, 5_000), 100))
+
+
+def test_bad_input_names_the_problem_and_writes_nothing(images, tmp_path):
+    with pytest.raises(ValueError, match="label_noise_rate"):
+        sim.ClickSimConfig(label_noise_rate=1.5)
+    with pytest.raises(ValueError, match="page_size"):
+        sim.ClickSimConfig(page_size=0)
+    with pytest.raises(DataError, match="text"):
+        sim.simulate_click_log(images.drop(columns="text"))
+    with pytest.raises(DataError, match="splits"):
+        sim.simulate_click_log(images.assign(split="test"))
+    out = tmp_path / "log.tsv"
+    with pytest.raises(DataError, match="duplicate key"):
+        sim.write_simulated_click_log(pd.concat([images, images.head(1)]), out)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_build_records_simulated_entries_and_skips_finished_work(images, tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest, "MANIFEST", tmp_path / "MANIFEST.json")
+    imageset = ImageSet("synthetic", images)
+    entry = click_build.build_click_data("synthetic", imageset, folder=tmp_path / "clicks")
+    assert entry["simulated"] is True and entry["counts"]["dev_queries"] > 0
+    assert entry["counts"]["noisy_images"] == round(0.2 * len(images))
+    log = tmp_path / "clicks" / "synthetic.tsv"
+    assert entry["counts"]["triads"] == sum(1 for _ in iter_click_log(log))
+    mtime = log.stat().st_mtime_ns
+    click_build.build_click_data("synthetic", imageset, folder=tmp_path / "clicks")
+    assert log.stat().st_mtime_ns == mtime  # second run does nothing
+    inter = click_build.build_interactions("synthetic", imageset, folder=tmp_path / "inter")
+    assert inter["simulated"] is True and inter["counts"]["events"] > 0
+    assert set(manifest.load_manifest()) == {"clicks-synthetic", "interactions-synthetic"}
+
+
+def test_build_without_embedded_sets_says_how_to_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest, "MANIFEST", tmp_path / "MANIFEST.json")
+    with pytest.raises(MissingSourceError, match="python -m clickvision.data build"):
+        click_build.build()

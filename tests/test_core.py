@@ -1,0 +1,92 @@
+"""paths, runtime (seeding, device), io (atomic writes), plots."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import clickvision as cv
+from clickvision import io, paths, plots, runtime
+
+
+def test_paths_resolve_from_package_not_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    import importlib
+
+    p = importlib.reload(paths)
+    assert (p.PROJ_ROOT / "pyproject.toml").exists()
+    assert p.PROJ_ROOT == Path(cv.__file__).resolve().parents[2]
+    assert p.DATA_DIR == p.PROJ_ROOT / "data"
+    assert p.NOTEBOOKS_DIR.is_dir()
+
+
+def test_output_dirs_can_be_redirected(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("CLICKVISION_RESULTS_DIR", str(tmp_path / "r"))
+    p = importlib.reload(paths)
+    assert p.RESULTS_DIR == tmp_path / "r"
+    monkeypatch.undo()
+    importlib.reload(paths)
+
+
+def test_seed_everything_reproducible():
+    runtime.seed_everything(3)
+    a = torch.randn(5), np.random.rand(3)
+    g1 = runtime.seed_everything(3)
+    b = torch.randn(5), np.random.rand(3)
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert g1.integers(0, 1000) == runtime.seed_everything(3).integers(0, 1000)
+    with pytest.raises(ValueError, match="seed"):
+        runtime.seed_everything(-1)
+
+
+def test_device_choice_and_amp():
+    dev = runtime.get_device()
+    assert dev.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert runtime.get_device("cpu").type == "cpu"
+    assert not runtime.use_amp("cpu")
+    with runtime.autocast("cpu"):
+        x = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert x.dtype == torch.float32
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            runtime.get_device("cuda")
+
+
+def test_headless_flag(monkeypatch):
+    monkeypatch.setenv("CLICKVISION_HEADLESS", "1")
+    assert runtime.is_headless()
+    assert runtime.progress(range(3)).disable
+    monkeypatch.setenv("CLICKVISION_HEADLESS", "0")
+    assert not runtime.is_headless()
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "a.txt"
+    io.atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_savefig_stable_bytes(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path)
+    plots.setup()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    p1 = plots.savefig(fig, "T/line")
+    b1 = p1.read_bytes()
+    p2 = plots.savefig(fig, "T/line")
+    assert p1 == tmp_path / "T" / "line.png" and p2.read_bytes() == b1
+    assert (tmp_path / "T" / "line.pdf").exists()
+    assert b"Software" not in b1
+    with pytest.raises(ValueError, match="paper/name"):
+        plots.savefig(fig, "noslash")
+    plt.close(fig)

@@ -1,0 +1,64 @@
+import json
+
+import pandas as pd
+import pytest
+
+from clickvision import paths, results
+
+
+@pytest.fixture()
+def rdir(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_record_appends_and_replaces_same_run(rdir):
+    results.record("exp", {"acc": 0.5, "loss": 1.0}, {"lr": 0.1, "h": [1, 2]}, seed=0)
+    results.record("exp", {"acc": 0.6, "loss": 0.9}, {"lr": 0.2, "h": [1, 2]}, seed=0)
+    results.record("exp", {"acc": 0.7, "loss": 0.8}, {"lr": 0.1, "h": [1, 2]}, seed=0)  # re-run
+    t = results.load("exp")
+    assert len(t) == 4
+    assert set(t.columns) >= {"experiment", "run_id", "lr", "h", "seed", "metric", "value", "time"}
+    assert t.query("lr == 0.1 and metric == 'acc'")["value"].tolist() == [0.7]
+    assert json.loads(t["h"].iloc[0]) == [1, 2]
+    results.record("exp", {"acc": 0.1}, {"lr": 0.1, "h": [1, 2]}, seed=1)
+    assert len(results.load("exp")) == 5
+
+
+def test_record_rejects_bad_input(rdir):
+    with pytest.raises(ValueError, match="clash"):
+        results.record("exp", {"acc": 1.0}, {"metric": 1})
+    with pytest.raises(TypeError, match="'acc'"):
+        results.record("exp", {"acc": "high"})
+    with pytest.raises(ValueError, match="plain file stem"):
+        results.record("../x", {"acc": 1.0})
+
+
+def test_run_log_for_sweeps(rdir, tmp_path, monkeypatch):
+    log = tmp_path / "rows.jsonl"
+    monkeypatch.setenv("CLICKVISION_RUN_LOG", str(log))
+    results.record("exp", {"acc": 0.5}, {"lr": 0.1})
+    assert json.loads(log.read_text())["value"] == 0.5
+
+
+def claim(i, held=True, paper="A"):
+    return dict(paper=paper, claim_id=f"c{i}", claim="x beats y", evidence="0.6 vs 0.5", held=held)
+
+
+def test_claims_replace_a_notebooks_rows(rdir):
+    results.record_claims("A.01", [claim(1), claim(2, False)])
+    results.record_claims("B.01", [claim(1, paper="B")])
+    results.record_claims("A.01", [claim(3)])
+    t = results.load_claims()
+    assert sorted(zip(t.notebook, t.claim_id)) == [("A.01", "c3"), ("B.01", "c1")]
+    assert t["held"].dtype == bool
+    assert list(t.columns) == list(results.CLAIM_COLUMNS)
+
+
+def test_claims_validation(rdir):
+    with pytest.raises(TypeError, match="held must be True or False"):
+        results.record_claims("A.01", [claim(1, held="yes")])
+    with pytest.raises(ValueError, match="paper must be"):
+        results.record_claims("A.01", [claim(1, paper="Z")])
+    with pytest.raises(ValueError, match="duplicate"):
+        results.record_claims("A.01", [claim(1), claim(1)])
