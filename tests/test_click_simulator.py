@@ -12,6 +12,7 @@ from sklearn.model_selection import cross_val_score
 
 from clickvision.click import build as click_build
 from clickvision.click import simulator as sim
+from clickvision.click.interactions import InteractionSimConfig
 from clickvision.click.log import iter_click_log
 from clickvision.data import manifest
 from clickvision.data.base import DataError, ImageSet, MissingSourceError
@@ -45,7 +46,8 @@ def _log(images, **kw) -> pd.DataFrame:
 
 def test_query_candidates_hand_checked():
     grams, pairs = sim.query_candidates("Face with Tears of Joy | smile, happy face", max_words=3)
-    assert grams == ["face", "face with tears", "tears", "tears of joy", "joy", "smile", "happy", "happy face"]
+    # n-grams by length within a phrase; none starts or ends with a stop word ("with", "of")
+    assert grams == ["face", "tears", "joy", "face with tears", "tears of joy", "smile", "happy", "happy face"]
     assert pairs == ["face smile", "tears smile", "joy smile", "face happy", "tears happy", "tears face",
                      "joy happy", "joy face", "smile happy", "smile face"]
     assert sim.text_phrases("A|a|  ") == [("a",)]
@@ -118,7 +120,7 @@ def test_informativeness_controls_how_much_clicks_tell_the_label(images):
 
 def test_position_bias_clicks_fall_as_rank_to_the_minus_eta():
     same = pd.DataFrame({"key": [f"k{i}" for i in range(8)], "label": "x", "text": "red apple"})
-    cfg = sim.ClickSimConfig(engine_noise=0.0, sessions_per_query=3000, query_splits=None, **QUIET)
+    cfg = sim.ClickSimConfig(engine_noise=0.0, sessions_per_query=3000, query_splits=None, dev_queries=0, **QUIET)
     clicks = pd.DataFrame(sim.simulate_click_log(same, cfg, 0)).groupby("key")["clicks"].sum()
     ratio = clicks["k0"] / clicks[[f"k{i}" for i in range(8)]]  # equal texts: ties keep index order
     np.testing.assert_allclose(ratio.to_numpy(), np.arange(1, 9), rtol=0.15)
@@ -153,12 +155,19 @@ def test_dev_set_grades_hand_checked():
     cfg = sim.ClickSimConfig(label_noise_rate=0.0, dev_queries=100)
     dev = sim.simulate_dev_set(_dev_images(), cfg, seed=0)
     grade = {(q, k): r for q, k, r in dev.itertuples(index=False)}
-    # "big red apple" comes from E (fruit): E has every word; A is fruit with 2 of 3 words;
-    # C (vehicle, other group) and F (vegetable, same group 'food') share only "red".
-    assert {k: r for (q, k), r in grade.items() if q == "big red apple"} == {"E": 3, "A": 2, "C": 0, "F": 2, "B": 2}
-    assert {k: r for (q, k), r in grade.items() if q == "red"} == {"A": 3, "C": 3, "E": 3, "F": 3}
-    assert {k: r for (q, k), r in grade.items() if q == "car"} == {"C": 3}
-    assert "banana" not in set(dev["query"])  # in the training log's pool: not held out
+    # Every list holds all six test images (short lists are padded). "big red apple" comes from
+    # E (fruit, food): E has every word (3); A, B, D are fruit (2); F shares "red" and the
+    # group food (2); C shares only "red" and is a vehicle (0).
+    assert {k: r for (q, k), r in grade.items() if q == "big red apple"} == {"E": 3, "A": 2, "B": 2, "D": 2,
+                                                                             "F": 2, "C": 0}
+    # "red" comes from A, C, E, F: they have it (3); B and D are fruit without it (2).
+    assert {k: r for (q, k), r in grade.items() if q == "red"} == {"A": 3, "C": 3, "E": 3, "F": 3, "B": 2, "D": 2}
+    assert {k: r for (q, k), r in grade.items() if q == "car"} == {"C": 3, "A": 0, "B": 0, "D": 0, "E": 0, "F": 0}
+    # "banana" comes from D; t1 (train) has it too but is not a candidate; F is food but lacks it.
+    assert {k: r for (q, k), r in grade.items() if q == "banana"} == {"D": 3, "A": 2, "B": 2, "E": 2, "C": 0, "F": 0}
+    assert dev.groupby("query").size().eq(6).all()
+    log = pd.DataFrame(sim.simulate_click_log(_dev_images(), cfg, seed=0))
+    assert not set(log["query"]) & set(dev["query"])  # no Dev query is in the log
     assert set(dev["relevance"]) <= {0, 2, 3}
 
 
@@ -203,6 +212,10 @@ def test_bad_input_names_the_problem_and_writes_nothing(images, tmp_path):
         sim.simulate_click_log(images.drop(columns="text"))
     with pytest.raises(DataError, match="splits"):
         sim.simulate_click_log(images.assign(split="test"))
+    only_train = images.assign(split="train")  # no val/test: nothing to hold out, the log still works
+    assert len(list(sim.simulate_click_log(only_train))) > 0
+    with pytest.raises(DataError, match=r"no image in splits \[.val., .test.\] for dev"):
+        sim.simulate_dev_set(only_train)
     out = tmp_path / "log.tsv"
     with pytest.raises(DataError, match="duplicate key"):
         sim.write_simulated_click_log(pd.concat([images, images.head(1)]), out)
@@ -220,7 +233,8 @@ def test_build_records_simulated_entries_and_skips_finished_work(images, tmp_pat
     mtime = log.stat().st_mtime_ns
     click_build.build_click_data("synthetic", imageset, folder=tmp_path / "clicks")
     assert log.stat().st_mtime_ns == mtime  # second run does nothing
-    inter = click_build.build_interactions("synthetic", imageset, folder=tmp_path / "inter")
+    small = InteractionSimConfig(interactions_per_item=10.0, density=0.05)
+    inter = click_build.build_interactions("synthetic", imageset, small, folder=tmp_path / "inter")
     assert inter["simulated"] is True and inter["counts"]["events"] > 0
     assert set(manifest.load_manifest()) == {"clicks-synthetic", "interactions-synthetic"}
 

@@ -38,7 +38,6 @@ def test_msr_click_log_read_in_msr_column_order():
 
 
 def test_columns_must_be_a_permutation_of_the_three_fields():
-    # key/query swapped is harmless for strings, but the columns argument must be a permutation
     with pytest.raises(ValueError, match="ordering"):
         list(iter_click_log(FIX / "TrainClickLog.tsv", columns=("key", "key", "clicks")))
 

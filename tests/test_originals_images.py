@@ -117,7 +117,7 @@ def test_cub_validation_carve_is_stratified():
 
 
 @pytest.mark.parametrize("fname, edit, message", [
-    ("images.txt", lambda t: t + "7 001.Black_footed_Albatross\n", r"images.txt:7: expected 2 fields"),
+    ("images.txt", lambda t: t + "7 001.Black_footed_Albatross/x.jpg extra\n", r"images.txt:7: expected 2 fields"),
     ("image_class_labels.txt", lambda t: t.replace("3 1\n", "3 one\n"), r"image_class_labels.txt:3: class id must be"),
     ("image_class_labels.txt", lambda t: t.replace("3 1\n", "3 9\n"), r"image_class_labels.txt:3: class id 9 not in"),
     ("image_class_labels.txt", lambda t: t.replace("3 1\n", "3 2\n"), r"images.txt:3: .* not in its class folder"),

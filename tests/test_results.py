@@ -62,3 +62,10 @@ def test_claims_validation(rdir):
         results.record_claims("A.01", [claim(1, paper="Z")])
     with pytest.raises(ValueError, match="duplicate"):
         results.record_claims("A.01", [claim(1), claim(1)])
+
+
+def test_seed_in_params_goes_to_seed_column(rdir):
+    rows = results.record("exp", {"acc": 0.5}, {"lr": 0.1, "seed": 4})
+    assert rows["seed"].tolist() == [4] and "seed" in rows.columns
+    with pytest.raises(ValueError, match="disagrees"):
+        results.record("exp", {"acc": 0.5}, {"lr": 0.1, "seed": 4}, seed=5)

@@ -66,7 +66,7 @@ def images_fingerprint(imageset: ImageSet) -> str:
     if imageset.pixels is not None:
         pix = np.ascontiguousarray(imageset.pixels)
         h.update(f"pixels|{pix.dtype}|{pix.shape}".encode())
-        h.update(memoryview(pix).cast("B"))
+        h.update(pix.reshape(-1).view(np.uint8))
         return h.hexdigest()
     for key, p in zip(keys, imageset.items["path"].astype(str)):
         path = Path(p)
@@ -142,9 +142,10 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
                                          batch_size=batch_size, shuffle=False, num_workers=num_workers)
     out: np.ndarray | None = None
     start = 0
+    batches = iter(loader)
     try:
         with torch.inference_mode():
-            for xb in runtime.progress(loader, desc=f"{backbone.name} {image_size}px {imageset.name}"):
+            for xb in runtime.progress(batches, total=len(loader), desc=f"{backbone.name} {image_size}px {imageset.name}"):
                 xb = xb.to(device).contiguous(memory_format=memory_format)
                 with runtime.autocast(device):
                     fmap = backbone.forward_features(xb)
@@ -157,6 +158,11 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
                 start += len(feats)
     finally:
         backbone.train(was_training)
+        # a raised error's traceback keeps the iterator alive; stop its worker now, or the
+        # next DataLoader waits for it
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
     if out is None:  # an empty image set
         c, h, w = backbone.feature_shape(image_size)
         out = np.empty((0, c, h, w) if kind == "map" else (0, c), dtype=np.float16 if kind == "map" else np.float32)

@@ -71,6 +71,11 @@ def record(
     ``params`` and ``seed`` as an earlier one replaces its rows.
     """
     params = dict(params or {})
+    if "seed" in params:  # a notebook's parameters usually carry the seed: move it to its column
+        p_seed = params.pop("seed")
+        if seed is not None and seed != p_seed:
+            raise ValueError(f"seed={seed!r} disagrees with params['seed']={p_seed!r}")
+        seed = p_seed
     clash = set(params) & set(RESERVED)
     if clash:
         raise ValueError(f"parameter names {sorted(clash)} clash with result columns {RESERVED}")

@@ -325,7 +325,10 @@ def _epoch_source(data: Any) -> tuple[Callable[[], Iterator], int | None]:
         return (lambda: iter(data())), None
     if not hasattr(data, "__iter__"):
         raise TypeError(f"data must be iterable or callable, got {type(data).__name__}")
-    return (lambda: iter(data)), (len(data) if hasattr(data, "__len__") else None)
+    try:
+        return (lambda: iter(data)), len(data)
+    except TypeError:  # no len(), or a cycle_zip of loaders without one
+        return (lambda: iter(data)), None
 
 
 class Trainer:

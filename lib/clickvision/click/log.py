@@ -35,6 +35,7 @@ MSR_TRAIN_COLUMNS: tuple[str, str, str] = ("key", "query", "clicks")
 """The field order of ``TrainClickLog.tsv`` in the MSR-Bing Image Retrieval Challenge release."""
 
 _FIELDS = frozenset(CLICKTURE_COLUMNS)
+_new_record = tuple.__new__  # builds a ClickRecord without the NamedTuple's Python-level __new__
 _WRITE_BATCH = 1024
 
 
@@ -91,7 +92,8 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     if not path.is_file():
         raise DataError(f"missing file: {path}")
     lineno = 0
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+    opened = io.BufferedReader(gzip.open(path, "rb"), 1 << 20) if path.suffix == ".gz" else open(path, "rb")
+    with opened as fh:
         while True:
             try:
                 raw = fh.readline()
@@ -143,10 +145,13 @@ def iter_click_log(path: str | os.PathLike,
         if len(fields) != 3:
             raise DataError(f"{path}:{lineno}: expected 3 tab-separated fields "
                             f"({' / '.join(columns)}), found {len(fields)}")
-        query, key = fields[iq], fields[ik]
-        if not query.strip() or not key.strip():
+        query, key, text = fields[iq], fields[ik], fields[ic]
+        if not query or not key or query.isspace() or key.isspace():
             raise DataError(f"{path}:{lineno}: empty {'query' if not query.strip() else 'key'}")
-        yield ClickRecord(query, key, parse_clicks(fields[ic], f"{path}:{lineno}"))
+        if text.isdigit() and text.isascii() and text[0] != "0":  # fast path: a plain count >= 1
+            yield _new_record(ClickRecord, (query, key, int(text)))
+        else:
+            yield _new_record(ClickRecord, (query, key, parse_clicks(text, f"{path}:{lineno}")))
 
 
 def read_click_log(path: str | os.PathLike, columns: Sequence[str] = CLICKTURE_COLUMNS):
@@ -190,13 +195,27 @@ def write_click_log(records: Iterable[ClickRecord | tuple[str, str, int]],
     integer) raises :class:`DataError` naming its index and leaves no file behind.
     """
     iq, ik, ic = _column_order(columns)
+    slot = [0, 0, 0]  # slot[j] = which of (query, key, clicks) goes to output column j
+    slot[iq], slot[ik], slot[ic] = 0, 1, 2
+    a, b, c = slot
     path = Path(path)
     count = 0
     with atomic_path(path) as tmp:
         with open_text(tmp, "wt", gzipped=path.suffix == ".gz") as fh:
             batch: list[str] = []
             for count, rec in enumerate(records, start=1):
-                batch.append(_format_record(rec, count - 1, iq, ik, ic))
+                line = None
+                try:  # fast path for plain (str, str, int >= 1) records; the rest is checked in full
+                    q, k, n = rec
+                    if (type(n) is int and n >= 1 and type(q) is str and type(k) is str
+                            and q and k and not q.isspace() and not k.isspace()):
+                        v = (q, k, n)
+                        line = f"{v[a]}\t{v[b]}\t{v[c]}\n"
+                        if line.count("\t") != 2 or line.count("\n") != 1 or "\r" in line:
+                            line = None
+                except (TypeError, ValueError):
+                    pass
+                batch.append(line or _format_record(rec, count - 1, iq, ik, ic))
                 if len(batch) >= _WRITE_BATCH:
                     fh.writelines(batch)
                     batch.clear()

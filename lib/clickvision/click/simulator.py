@@ -18,6 +18,7 @@ The simulation is a standard search-and-click model over the images' real human 
    the text of an image of *another class*, so its clicks come from that class's queries
    (:func:`assign_label_noise` tells which, for paper A's cleaning experiment); each search
    adds a junk click on a uniformly random image with probability ``junk_click_rate``.
+   The Dev set's queries (:func:`simulate_dev_set`) are withheld from the log.
 5. ``informativeness`` (paper A's leakage check, READING-NOTES): the probability that a result
    slot is filled by the text match rather than by a random image, with attractiveness mixed
    the same way. At 0 which image gets clicked is independent of its text and label.
@@ -55,17 +56,19 @@ _NOISE, _POOL, _CLICKS, _DEV = 1, 2, 3, 4  # independent random streams of one s
 class ClickSimConfig:
     """Parameters of the SIMULATED click log, set once (never tuned to make a claim hold).
 
-    Set from Clickture's published figures (FACTS.md):
-      queries_per_image = 11.7     Clickture-Lite: 11.7 M distinct queries / 1 M images
-      sessions_per_query = 1.8     searches per query, set once so that the emoji log has
-                                   ~2 triads per query (Lite: 23.1 M / 11.7 M = 1.97);
-                                   with the pool size it gives ~23 triads per image
+    Set once from Clickture's published figures (FACTS.md), by one calibration run on the
+    default emoji-google log (seed 0), whose realised figures the manifest records:
+      queries_per_image = 17.0     query pool per image; a third of the simulated queries get
+                                   no click, so ~12 distinct clicked queries per image remain
+                                   (Lite: 11.7 M queries / 1 M images)
+      sessions_per_query = 2.4     mean searches per pool query: 1.97 triads per query (Lite:
+                                   23.1 M / 11.7 M = 1.97) and so 23.7 triads per image (Lite 23.1)
       dev_queries = 1000           Clickture Dev: 1,000 queries
       dev_candidates = 80          Clickture Dev: 79,926 judged pairs / 1,000 queries
     Assumptions (no published figure; conventional values, sweep them in a notebook):
       zipf_exponent = 1.0          Zipf's law for query popularity
-      page_size = 30, position_decay = 1.0   examination r^-1 (the position-based model's usual
-                                   choice in unbiased learning-to-rank simulations)
+      page_size = 30, position_decay = 1.0   examination 1/rank, a common choice when
+                                   simulating the position-based click model
       attractiveness_min/max       click probability of an examined result with no / full
                                    overlap of query words and image text
       engine_noise = 0.5           sd of the log-normal noise on each BM25 score
@@ -73,10 +76,12 @@ class ClickSimConfig:
                                    cleaning kept 32,691 of 95,041 images, an upper bound)
       junk_click_rate = 0.05       random clicks per search
       informativeness = 1.0        clicks fully tied to text (0: independent of text and label)
+    Splits: log queries come from ``query_splits`` text; Dev queries from ``dev_query_splits``
+    text and candidates from ``dev_candidate_splits`` images (None, or no split column: all).
     """
 
-    queries_per_image: float = 11.7
-    sessions_per_query: float = 1.8
+    queries_per_image: float = 17.0
+    sessions_per_query: float = 2.4
     zipf_exponent: float = 1.0
     page_size: int = 30
     position_decay: float = 1.0
@@ -107,8 +112,9 @@ class ClickSimConfig:
         if not self.sessions_per_query >= 1:
             raise ValueError(f"ClickSimConfig.sessions_per_query must be >= 1, got {self.sessions_per_query!r}")
         for name in ("page_size", "max_query_words", "dev_candidates", "dev_queries"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"ClickSimConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}")
+            low = 0 if name == "dev_queries" else 1  # dev_queries = 0: no Dev set, nothing withheld
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= low):
+                raise ValueError(f"ClickSimConfig.{name} must be an integer >= {low}, got {getattr(self, name)!r}")
         if self.attractiveness_min > self.attractiveness_max:
             raise ValueError("ClickSimConfig.attractiveness_min must not exceed attractiveness_max")
 
@@ -231,8 +237,11 @@ class _TextIndex:
         score, overlap = (qm @ self.weights_t).tocsr(), (qm @ self.binary_t).tocsr()
         score.sort_indices()
         overlap.sort_indices()
-        overlap = sp.diags(1.0 / qlen) @ overlap
-        return score, overlap.tocsr()
+        # Both are nonzero exactly where query and image share a word (BM25 weights are > 0):
+        # callers index one with the other's positions.
+        assert np.array_equal(score.indptr, overlap.indptr) and np.array_equal(score.indices, overlap.indices)
+        overlap.data /= np.repeat(qlen, np.diff(overlap.indptr))
+        return score, overlap
 
 
 def _ranked(score: sp.csr_matrix, row: int, rng: np.random.Generator, noise: float, k: int):
@@ -248,18 +257,42 @@ def _indexed_text(frame: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
     return [text[d] if d else t for t, d in zip(frame["text"], noise["donor_key"])]
 
 
+def _candidate_queries(frame: pd.DataFrame, rows: np.ndarray, max_words: int) -> tuple[dict, set[str]]:
+    """Candidate queries of ``rows``' texts: query -> rows whose text yields it, and the n-grams."""
+    origin: dict[str, list[int]] = {}
+    grams: set[str] = set()
+    for i in rows.tolist():
+        g, p = query_candidates(frame["text"].iloc[i], max_words)
+        grams.update(g)
+        for q in g + p:
+            origin.setdefault(q, []).append(i)
+    return origin, grams
+
+
+def _dev_queries(frame: pd.DataFrame, cfg: ClickSimConfig, seed: int) -> tuple[list[str], dict[str, list[int]]]:
+    """The held-out Dev queries (n-grams first, then pairs) and the rows each comes from."""
+    if cfg.dev_queries == 0:
+        return [], {}
+    rows = np.flatnonzero(_split_mask(frame, cfg.dev_query_splits, "dev queries"))
+    origin, grams = _candidate_queries(frame, rows, cfg.max_query_words)
+    rng = np.random.default_rng([seed, _DEV])
+    queries = _sample(sorted(grams), cfg.dev_queries, rng)
+    queries += _sample(sorted(set(origin) - grams), cfg.dev_queries - len(queries), rng)
+    return queries, origin
+
+
 def _query_pool(frame: pd.DataFrame, cfg: ClickSimConfig, seed: int) -> tuple[list[str], np.ndarray]:
-    """The log's queries in popularity order and their numbers of simulated searches."""
+    """The log's queries (Dev queries withheld) in popularity order and their numbers of searches."""
     rng = np.random.default_rng([seed, _POOL])
-    grams: dict[str, None] = {}
-    pairs: dict[str, None] = {}
-    for text in frame.loc[_split_mask(frame, cfg.query_splits, "log queries"), "text"]:
-        g, p = query_candidates(text, cfg.max_query_words)
-        grams.update(dict.fromkeys(g))
-        pairs.update(dict.fromkeys(p))
+    origin, grams = _candidate_queries(frame, np.flatnonzero(_split_mask(frame, cfg.query_splits, "log queries")),
+                                       cfg.max_query_words)
+    try:
+        held_out = set(_dev_queries(frame, cfg, seed)[0])
+    except DataError:  # no image in the Dev splits: no Dev set to hold out
+        held_out = set()
     target = max(1, round(cfg.queries_per_image * len(frame)))
-    pool = _sample(sorted(grams), target, rng)
-    pool += _sample(sorted(set(pairs) - set(grams)), target - len(pool), rng)
+    pool = _sample(sorted(grams - held_out), target, rng)
+    pool += _sample(sorted(set(origin) - grams - held_out), target - len(pool), rng)
     pool = [pool[i] for i in rng.permutation(len(pool))]  # popularity rank = position
     zipf = np.arange(1, len(pool) + 1, dtype=float) ** -cfg.zipf_exponent
     extra = (cfg.sessions_per_query - 1) * len(pool)
@@ -333,35 +366,27 @@ def simulate_dev_set(images: ImageSet | pd.DataFrame, config: ClickSimConfig | N
                      seed: int = 0) -> pd.DataFrame:
     """A SIMULATED Clickture-Dev-like set: ``query, key, relevance`` (3 / 2 / 0).
 
-    Queries: up to ``dev_queries`` candidate queries of the ``dev_query_splits`` images that are
-    not in the training log's query pool (pass the log's seed). Candidates: the engine's top
+    Queries: up to ``dev_queries`` candidate queries of the ``dev_query_splits`` images' text
+    (n-grams first), chosen first and withheld from the log of the same seed and config, so
+    they are unseen in training (as paper B needs). Candidates: the engine's top
     ``dev_candidates`` among the ``dev_candidate_splits`` images (the same noisy engine, text
-    match only). Graded from the annotations (the image's own text and label), where overlap is
-    the share of query words in the image's text and the query's intended labels/groups are
-    those of the images whose text yields the query:
+    match only); a query matching fewer images gets random candidates ranked after the matches
+    (a real engine pads tail queries with loosely related results), so every list has
+    ``dev_candidates`` images when there are that many. Graded from the annotations (the
+    image's own text and label), where overlap is the share of query words in the image's text
+    and the query's intended labels/groups are those of the images whose text yields it:
       Excellent (3): the label is intended and overlap = 1;
-      Good (2): the label is intended and overlap > 0, or overlap >= 0.5, or the group is
-                intended and overlap > 0;
+      Good (2): the label is intended, or overlap >= 0.5, or the group is intended and overlap > 0;
       Bad (0): otherwise.
     Queries without any Good or Excellent candidate are dropped.
     """
     cfg, frame = config or ClickSimConfig(), _as_frame(images)
-    source = _split_mask(frame, cfg.dev_query_splits, "dev queries")
     cand = np.flatnonzero(_split_mask(frame, cfg.dev_candidate_splits, "dev candidates"))
-    in_log = set(_query_pool(frame, cfg, seed)[0])
-    origin: dict[str, list[int]] = {}
-    is_gram: set[str] = set()
-    for i in np.flatnonzero(source):
-        grams, pairs = query_candidates(frame["text"].iloc[i], cfg.max_query_words)
-        is_gram.update(grams)
-        for q in grams + pairs:
-            origin.setdefault(q, []).append(int(i))
-    rng = np.random.default_rng([seed, _DEV])
-    held_out = [q for q in sorted(origin) if q not in in_log]
-    queries = _sample([q for q in held_out if q in is_gram], cfg.dev_queries, rng)
-    queries += _sample([q for q in held_out if q not in is_gram], cfg.dev_queries - len(queries), rng)
+    queries, origin = _dev_queries(frame, cfg, seed)
+    rng = np.random.default_rng([seed, _DEV, 1])
     noise = assign_label_noise(frame, cfg, seed)
-    engine = _TextIndex([_indexed_text(frame, noise)[i] for i in cand], cfg.bm25_k1, cfg.bm25_b)
+    indexed = _indexed_text(frame, noise)
+    engine = _TextIndex([indexed[i] for i in cand], cfg.bm25_k1, cfg.bm25_b)
     truth = _TextIndex(frame["text"].iloc[cand], cfg.bm25_k1, cfg.bm25_b)
     labels = frame["label"].to_numpy(object)
     groups = frame["group"].astype(str).to_numpy(object) if "group" in frame.columns else None
@@ -369,12 +394,13 @@ def simulate_dev_set(images: ImageSet | pd.DataFrame, config: ClickSimConfig | N
     rows = []
     for r, q in enumerate(queries):
         local = _ranked(score, r, rng, cfg.engine_noise, cfg.dev_candidates)[0]
+        if len(local) < min(cfg.dev_candidates, len(cand)):  # pad a short list with random candidates
+            rest = np.setdiff1d(np.arange(len(cand)), local)
+            local = np.concatenate([local, rng.permutation(rest)[: cfg.dev_candidates - len(local)]])
         top, share = cand[local], overlap.getrow(r).toarray().ravel()[local]
-        want = labels[origin[q]]
-        same = np.isin(labels[top], want)
+        same = np.isin(labels[top], labels[origin[q]])
         grp = np.isin(groups[top], groups[origin[q]]) if groups is not None else np.zeros(len(top), bool)
-        rel = np.where(same & (share >= 1), 3,
-                       np.where((same & (share > 0)) | (share >= 0.5) | (grp & (share > 0)), 2, 0))
+        rel = np.where(same & (share >= 1), 3, np.where(same | (share >= 0.5) | (grp & (share > 0)), 2, 0))
         if (rel > 0).any():
             rows += [(q, frame["key"].iloc[j], int(g)) for j, g in zip(top, rel)]
     return pd.DataFrame(rows, columns=["query", "key", "relevance"])
@@ -411,23 +437,26 @@ def click_log_stats(records: Iterable[ClickRecord] | pd.DataFrame) -> dict[str, 
 
 
 def synthetic_scale_log(n_rows: int = 23_100_000, n_images: int = 1_000_000, seed: int = 0,
-                        chunk_queries: int = 200_000) -> Iterator[ClickRecord]:
+                        chunk_queries: int = 50_000) -> Iterator[ClickRecord]:
     """A SIMULATED Clickture-Lite-sized log without text, for scale benchmarks (bounded memory).
 
-    Exactly ``n_rows`` triads: triads per query ~ 1 + Zipf-like tail (mean ~2, as Lite's 1.97),
-    image popularity ~ rank^-0.5 over ``n_images`` keys (mean ``n_rows / n_images`` triads per
-    image), clicks ~ Zipf(2.5). Rows are produced ``chunk_queries`` queries at a time.
+    Exactly ``n_rows`` triads: triads per query ~ Zipf(2.45) capped at 1,000 (mean 2.0, as
+    Lite's 23.1 M / 11.7 M = 1.97), image popularity ~ rank^-0.5 over ``n_images`` keys (mean
+    ``n_rows / n_images`` triads per image), clicks ~ Zipf(2.5). Rows are produced
+    ``chunk_queries`` queries (~2.5 x as many rows) at a time; memory does not grow with n_rows.
     """
-    if n_rows < 0 or n_images < 1:
-        raise ValueError(f"synthetic_scale_log: need n_rows >= 0 and n_images >= 1, got {n_rows}, {n_images}")
+    if n_rows < 0 or n_images < 1 or chunk_queries < 1:
+        raise ValueError(f"synthetic_scale_log: need n_rows >= 0, n_images >= 1 and chunk_queries >= 1, "
+                         f"got {n_rows}, {n_images}, {chunk_queries}")
     rng, emitted, first_query = np.random.default_rng(seed), 0, 0
     while emitted < n_rows:
-        per_query = np.minimum(rng.zipf(2.3, size=chunk_queries), 1000)
+        per_query = np.minimum(rng.zipf(2.45, size=chunk_queries), 1000)
         qid = np.repeat(np.arange(first_query, first_query + chunk_queries), per_query)
         img = (n_images * rng.random(len(qid)) ** 2).astype(np.int64)
         pair = np.unique(qid * n_images + img)[: n_rows - emitted]  # one triad per (query, image)
         clicks = np.minimum(rng.zipf(2.5, size=len(pair)), 1_000_000)
-        for p, c in zip(pair.tolist(), clicks.tolist()):
-            yield ClickRecord(f"simulated query {p // n_images}", f"img{p % n_images:07d}", c)
+        queries = ["simulated query %d" % q for q in (pair // n_images).tolist()]
+        keys = ["img%07d" % k for k in (pair % n_images).tolist()]
+        yield from map(ClickRecord, queries, keys, clicks.tolist())
         emitted += len(pair)
         first_query += chunk_queries

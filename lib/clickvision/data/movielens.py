@@ -151,9 +151,19 @@ def dslabs_to_tables(frame: pd.DataFrame, origin: str = "dslabs movielens") -> t
     return events, items
 
 
+def genre_list(items: pd.DataFrame) -> list[str]:
+    """Distinct genre values of an item table (``genres`` is pipe-joined)."""
+    return sorted({g for s in items["genres"] for g in s.split("|") if g})
+
+
+def _bad_ratings(ratings: np.ndarray) -> np.ndarray:
+    lo, hi = RATING_RANGE
+    return ~(np.isfinite(ratings) & (ratings >= lo) & (ratings <= hi))
+
+
 def _check_ratings(ratings: np.ndarray, origin: str) -> None:
     lo, hi = RATING_RANGE
-    bad = ~(np.isfinite(ratings) & (ratings >= lo) & (ratings <= hi))
+    bad = _bad_ratings(ratings)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(f"{origin}: rating {ratings[i]!r} (row {i + 1}) outside {lo}-{hi}")
@@ -185,13 +195,12 @@ def build(force: bool = False) -> dict[str, Any]:
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
     version = _debian_version(DEBIAN_PACKAGE)
-    genres = sorted({g for s in items["genres"] for g in s.split("|") if g})
     entry = {
         "source": f"Debian {DEBIAN_PACKAGE} {version} (R object 'movielens' in {filebase}.rdb)",
         "version": version, "licence": LICENCE, "simulated": False, "committed": False,
         "redistribution": "forbidden: built at run time into git-ignored data/processed, never committed",
         "counts": {"ratings": len(events), "users": int(events["user"].nunique()),
-                   "items": len(items), "genres": len(genres)},
+                   "items": len(items), "genres": len(genre_list(items))},
         "params": BUILD_PARAMS,
     }
     return manifest.record_build(NAME, entry, artifacts)
@@ -213,7 +222,7 @@ def load_movielens() -> Interactions:
     entry = build()
     events, items = read_tables(processed_dir())
     meta = {"source": entry["source"], "licence": LICENCE, "format": "dslabs",
-            "genres": sorted({g for s in items["genres"] for g in s.split("|") if g})}
+            "genres": genre_list(items)}
     return Interactions("movielens", events, items, meta)
 
 
@@ -263,8 +272,7 @@ def _numbers(values: list[str], linenos: np.ndarray, path: Path, column: str, in
     if integer:
         bad |= np.isfinite(num) & ((num != np.floor(num)) | (num < 0))
     if column == "rating":
-        lo, hi = RATING_RANGE
-        bad |= np.isfinite(num) & ((num < lo) | (num > hi))
+        bad |= _bad_ratings(num)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = "a non-negative integer" if integer else f"a number in {RATING_RANGE[0]}-{RATING_RANGE[1]}"
@@ -295,9 +303,8 @@ def _ratings_fast(path: Path, sep: str, header: bool) -> pd.DataFrame | None:
         events.columns = list(EVENT_COLUMNS)
     values = events.to_numpy()
     ints = values[:, [0, 1, 3]]
-    lo, hi = RATING_RANGE
-    if (len(events) == 0 or not np.isfinite(values).all() or (ints < 0).any() or (ints != np.floor(ints)).any()
-            or (values[:, 2] < lo).any() or (values[:, 2] > hi).any()):
+    if (len(events) == 0 or not np.isfinite(values).all() or (ints < 0).any()
+            or (ints != np.floor(ints)).any() or _bad_ratings(values[:, 2]).any()):
         return None
     return events.astype({"user": "int64", "item": "int64", "timestamp": "int64"})
 
@@ -422,5 +429,5 @@ def load_movielens_files(root: str | Path, fmt: str | None = None) -> Interactio
                         f"{events['item'].iloc[i]} is not in the movie table")
     items = items.sort_values("item").reset_index(drop=True)
     meta = {"source": str(root), "format": fmt, "licence": "MovieLens (GroupLens) terms of use",
-            "genres": sorted({g for s in items["genres"] for g in s.split("|") if g})}
+            "genres": genre_list(items)}
     return Interactions(f"movielens:{root.name}", events, items, meta)

@@ -29,15 +29,17 @@ def _class_rng(seed: int, name: Hashable, salt: str = "") -> np.random.Generator
     return np.random.default_rng([int(seed), zlib.crc32(f"{salt}\x00{name}".encode())])
 
 
-def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
+def _allocate(n: int, fractions: Sequence[float], rng: np.random.Generator | None = None) -> list[int]:
     """Split ``n`` items into ``len(fractions)`` counts by the largest-remainder rule.
 
-    Each count is within 1 of ``fraction * n``; ties in the remainders go to the earlier
-    split (so with n=2 and 0.6/0.2/0.2 the answer is 1/1/0).
+    Each count is within 1 of ``fraction * n``. Ties in the remainders (val and test at
+    0.2/0.2) go to the earlier split, or to a random one when ``rng`` is given, so over
+    many classes neither split is favoured.
     """
     exact = [f * n for f in fractions]
     counts = [math.floor(x) for x in exact]
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
+    tiebreak = list(range(len(exact))) if rng is None else list(rng.permutation(len(exact)))
+    order = sorted(range(len(exact)), key=lambda i: (-round(exact[i] - counts[i], 9), tiebreak[i]))
     for i in order[: n - sum(counts)]:
         counts[i] += 1
     return counts
@@ -84,9 +86,10 @@ def grouped_stratified_split(
     split_of_group: dict[str, str] = {}
     for label, members in group_label.groupby(group_label, sort=True):
         names = np.array(sorted(members.index))
-        names = names[_class_rng(seed, label).permutation(len(names))]
+        rng = _class_rng(seed, label)
+        names = names[rng.permutation(len(names))]
         start = 0
-        for split, count in zip(SPLITS, _allocate(len(names), fr)):
+        for split, count in zip(SPLITS, _allocate(len(names), fr, rng)):
             for g in names[start:start + count]:
                 split_of_group[g] = split
             start += count

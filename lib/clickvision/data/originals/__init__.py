@@ -31,3 +31,11 @@ from .clickture import (CLICKTURE_COLUMNS, JUDGMENT_RELEVANCE, MSR_TRAIN_COLUMNS
 from .crossmodal import load_nus_wide_10k, load_pascal_sentences, load_wikipedia  # noqa: F401
 from .cub import load_cub  # noqa: F401
 from .stanford_dogs import load_stanford_dogs  # noqa: F401
+
+__all__ = [
+    "CLICKTURE_COLUMNS", "MSR_TRAIN_COLUMNS", "JUDGMENT_RELEVANCE", "ClickRecord",
+    "iter_click_log", "write_click_log", "read_dev", "read_dev_set", "iter_image_bytes",
+    "iter_images", "load_clickture_images", "load_stanford_dogs", "load_cub", "load_wikipedia",
+    "load_nus_wide_10k", "load_pascal_sentences", "iter_records", "iter_reviews",
+    "iter_metadata", "load_amazon",
+]

@@ -6,7 +6,8 @@ Files are one record per line, optionally gzip-compressed (``.gz``):
 * reviews, strict JSON lines. 2014 and 2018 releases: ``reviewerID``, ``asin``,
   ``overall`` (1-5), ``unixReviewTime`` (seconds); the 2023 release: ``user_id``,
   ``parent_asin`` (else ``asin``), ``rating``, ``timestamp`` (milliseconds). The
-  ratings-only CSV files (``user,item,rating,timestamp``, no header) are read too.
+  ratings-only CSV files (no header) are read too: 2014 writes ``user,item,rating,timestamp``
+  (the default ``csv_columns``), 2018 ``item,user,rating,timestamp`` (:data:`CSV_2018`).
 * metadata. 2014: "loose JSON", one Python dict literal per line (single quotes), read
   with :func:`ast.literal_eval` (safe: literals only); ``categories`` is a list of
   category paths, the image is ``imUrl``. 2018: strict JSON with ``category`` (one path)
@@ -15,13 +16,15 @@ Files are one record per line, optionally gzip-compressed (``.gz``):
   ``imageURLBackup`` are accepted as further image fields.
 
 Events become ``user, item, rating, timestamp`` (seconds); each item's categories become
-multi-labels, ``|``-joined in first-seen order, beside ``title``, ``image_url`` and,
+multi-labels (HTML entities such as ``&amp;`` unescaped, a ``|`` inside a name
+replaced by ``/``), ``|``-joined in first-seen order, beside ``title``, ``image_url`` and,
 when ``image_dir`` holds ``<asin>.jpg``, a local ``path``. A malformed line raises
 DataError naming ``file:line``.
 """
 from __future__ import annotations
 
 import ast
+import html
 import json
 import os
 from collections.abc import Iterator
@@ -38,6 +41,8 @@ USER_FIELDS = ("reviewerID", "user_id")
 ITEM_FIELDS = ("parent_asin", "asin")
 RATING_FIELDS = ("overall", "rating")
 IMAGE_FIELDS = ("imUrl", "imageURLHighRes", "imageURL", "images", "image", "imageURLBackup")
+CSV_2014 = ("user", "item", "rating", "timestamp")
+CSV_2018 = ("item", "user", "rating", "timestamp")
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -52,7 +57,8 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]
             try:
                 record = ast.literal_eval(line)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
-                raise DataError(f"{path}:{lineno}: neither JSON nor a Python literal ({exc.__class__.__name__})") from exc
+                raise DataError(f"{path}:{lineno}: neither JSON nor a Python literal "
+                                f"({exc.__class__.__name__})") from exc
         if not isinstance(record, dict):
             raise DataError(f"{path}:{lineno}: expected an object, got {type(record).__name__}")
         yield lineno, record
@@ -65,19 +71,27 @@ def _first(record: dict, fields: tuple[str, ...], where: str, what: str) -> Any:
     raise DataError(f"{where}: no {what} (one of {', '.join(fields)})")
 
 
-def iter_reviews(path: str | os.PathLike) -> Iterator[tuple[str, str, float, int]]:
-    """Stream ``(user, item, rating, timestamp_seconds)`` from a review or ratings file."""
+def iter_reviews(path: str | os.PathLike,
+                 csv_columns: tuple[str, ...] = CSV_2014) -> Iterator[tuple[str, str, float, int]]:
+    """Stream ``(user, item, rating, timestamp_seconds)`` from a review or ratings file.
+
+    ``.csv`` / ``.csv.gz`` files are ratings-only tables in ``csv_columns`` order.
+    """
     path = Path(path)
     if path.name.endswith((".csv", ".csv.gz")):
+        if sorted(csv_columns) != sorted(CSV_2014):
+            raise ValueError(f"csv_columns must be an ordering of {CSV_2014}, got {csv_columns!r}")
+        iu, ii, ir, it = (csv_columns.index(c) for c in CSV_2014)
         for lineno, line in iter_lines(path):
             if not line.strip():
                 continue
             fields = line.split(",")
             where = f"{path}:{lineno}"
             if len(fields) != 4:
-                raise DataError(f"{where}: expected 4 comma-separated fields (user,item,rating,timestamp), found {len(fields)}")
-            yield (fields[0], fields[1], parse_float(fields[2], where, "rating"),
-                   parse_int(fields[3], where, "timestamp"))
+                raise DataError(f"{where}: expected 4 comma-separated fields ({','.join(csv_columns)}), "
+                                f"found {len(fields)}")
+            yield (fields[iu], fields[ii], parse_float(fields[ir], where, "rating"),
+                   parse_int(fields[it], where, "timestamp"))
         return
     for lineno, rec in iter_records(path):
         where = f"{path}:{lineno}"
@@ -103,7 +117,7 @@ def _category_names(rec: dict, where: str) -> list[str]:
     names: list[str] = []
     for p in paths:
         for name in p:
-            name = " ".join(str(name).replace("|", "/").split())
+            name = " ".join(html.unescape(str(name)).replace("|", "/").split())
             if name and name not in names:
                 names.append(name)
     return names
@@ -136,27 +150,29 @@ def iter_metadata(path: str | os.PathLike, drop_root_category: bool = False) -> 
         if drop_root_category:
             roots = _category_roots(rec)
             names = [n for n in names if n not in roots]
-        yield {"item": item, "title": " ".join(str(rec.get("title") or "").split()),
+        yield {"item": item, "title": " ".join(html.unescape(str(rec.get("title") or "")).split()),
                "labels": "|".join(names), "image_url": _image_url(rec)}
 
 
 def _category_roots(rec: dict) -> set[str]:
     value = rec.get("categories", rec.get("category", [])) or []
     paths = value if value and all(isinstance(v, list) for v in value) else [value]
-    return {" ".join(str(p[0]).split()) for p in paths if p}
+    return {" ".join(html.unescape(str(p[0])).replace("|", "/").split()) for p in paths if p}
 
 
 def load_amazon(reviews: str | os.PathLike, metadata: str | os.PathLike | None = None, *,
                 image_dir: str | os.PathLike | None = None, drop_root_category: bool = False,
-                keep_unreviewed: bool = False, name: str = "amazon") -> Interactions:
+                keep_unreviewed: bool = False, csv_columns: tuple[str, ...] = CSV_2014,
+                name: str = "amazon") -> Interactions:
     """Amazon reviews (+ metadata) as Interactions.
 
     ``events``: ``user, item, rating, timestamp``. ``items``: one row per reviewed item
     (all metadata items with ``keep_unreviewed``) with ``title, labels, image_url, path``;
     a reviewed item without metadata keeps empty fields. ``path`` is
     ``image_dir/<item>.jpg`` (or ``.png``) when that file exists, else ``""``.
+    ``csv_columns`` is the field order of a ratings-only CSV (2018: :data:`CSV_2018`).
     """
-    events = pd.DataFrame(list(iter_reviews(reviews)), columns=["user", "item", "rating", "timestamp"])
+    events = pd.DataFrame(list(iter_reviews(reviews, csv_columns)), columns=["user", "item", "rating", "timestamp"])
     if events.empty:
         raise DataError(f"{reviews}: no reviews")
     reviewed = set(events["item"])

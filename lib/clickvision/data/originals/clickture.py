@@ -40,6 +40,9 @@ from ._common import as_root
 JUDGMENT_RELEVANCE: dict[str, int] = {"excellent": 3, "good": 2, "bad": 0}
 """Clickture Dev judgments -> graded relevance (paper B: Excellent = 3, Good = 2, Bad = 0)."""
 DEV_COLUMNS: tuple[str, str, str] = ("query", "key", "judgment")
+__all__ = ["CLICKTURE_COLUMNS", "MSR_TRAIN_COLUMNS", "DEV_COLUMNS", "JUDGMENT_RELEVANCE", "ClickRecord",
+           "iter_click_log", "read_click_log", "write_click_log", "read_dev", "read_dev_set",
+           "iter_image_bytes", "iter_images", "image_file_name", "load_clickture_images"]
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,150}$")
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
 
@@ -158,6 +161,8 @@ def load_clickture_images(path: str | os.PathLike, out_dir: str | os.PathLike, *
     are kept, so an interrupted run resumes. ``keys`` restricts the set (e.g. Dev images,
     or the dog images of paper A); ``labels`` maps key -> class name (Clickture itself has
     no labels: the label is ``""`` for keys not in it); ``split`` fills the split column.
+    A requested key absent from the file, or a key repeated in it, raises DataError.
+    Columns: ``key, path, label, split, width, height``.
     """
     path, out_dir = Path(path), as_root(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

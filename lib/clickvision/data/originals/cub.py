@@ -78,7 +78,8 @@ def load_cub(root: str | os.PathLike, *, val_fraction: float = 0.0, seed: int = 
             raise DataError(f"{root / 'image_class_labels.txt'}:{lab_line}: class id {class_id} not in classes.txt")
         class_folder = classes[class_id][1][0]
         if Path(rel).parent.name != class_folder:
-            raise DataError(f"{root / 'images.txt'}:{lineno}: image {rel!r} is not in its class folder {class_folder!r}")
+            raise DataError(f"{root / 'images.txt'}:{lineno}: image {rel!r} is not in its class folder "
+                            f"{class_folder!r}")
         split_line, (flag,) = splits[image_id]
         if flag not in ("0", "1"):
             raise DataError(f"{root / 'train_test_split.txt'}:{split_line}: split flag must be 0 or 1, got {flag!r}")

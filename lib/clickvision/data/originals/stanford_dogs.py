@@ -47,7 +47,8 @@ def read_list(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable MATLAB file ({exc})") from exc
     for field in ("file_list", "labels"):
         if field not in mat:
-            raise DataError(f"{path}: lacks the variable {field!r} (found {sorted(k for k in mat if not k.startswith('__'))})")
+            found = sorted(k for k in mat if not k.startswith("__"))
+            raise DataError(f"{path}: lacks the variable {field!r} (found {found})")
     files = _mat_strings(mat["file_list"])
     labels = np.asarray(mat["labels"]).ravel()
     if len(files) != len(labels):
@@ -70,7 +71,8 @@ def read_box(path: Path) -> tuple[int, int, int, int]:
     try:
         root = ET.parse(path).getroot()
         box = root.find("object/bndbox")
-        return tuple(int(float(box.findtext(t))) for t in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[return-value]
+        xmin, ymin, xmax, ymax = (int(float(box.findtext(t))) for t in ("xmin", "ymin", "xmax", "ymax"))
+        return xmin, ymin, xmax, ymax
     except (ET.ParseError, AttributeError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: malformed annotation (need object/bndbox/xmin..ymax): {exc}") from exc
 
