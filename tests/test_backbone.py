@@ -24,30 +24,31 @@ def cat_image() -> Image.Image:
     return Image.fromarray(skimage_data.chelsea())
 
 
-@pytest.mark.parametrize("image_size", [224, 128])
-def test_efficientnet_lite0_classifies_the_cat_photo(lite0, cat_image, image_size):
+@pytest.mark.parametrize("image_size,side", [(224, 7), (128, 4)])
+def test_efficientnet_lite0_classifies_the_cat_photo(lite0, cat_image, image_size, side):
     x = lite0.transform(image_size)(cat_image)[None]
     with torch.inference_mode():
-        probs = lite0.classify(x).softmax(dim=1)[0]
+        logits = lite0.classify(x)
+        fmap = lite0.forward_features(x)
+        pooled = lite0.pool(fmap)
+        head_logits = lite0.net._fc(pooled)
+    probs = logits.softmax(dim=1)[0]
     assert int(probs.argmax()) in IMAGENET_CAT_CLASSES
     # measured 0.885 (224 px) and 0.987 (128 px) with TF-Lite scaling
     assert float(probs[281:286].sum()) > 0.8
+    assert fmap.shape == (1, 1280, side, side) and pooled.shape == (1, 1280)
+    torch.testing.assert_close(pooled, fmap.mean(dim=(2, 3)))
+    # the ImageNet head on our pooled vector gives the network's own logits
+    torch.testing.assert_close(head_logits, logits, rtol=1e-4, atol=1e-4)
 
 
-def test_lite0_map_shapes_and_pool_feeds_the_imagenet_classifier(lite0, cat_image):
+def test_lite0_any_input_size(lite0):
     assert lite0.pretrained and lite0.feature_dim == 1280
-    for size, side in [(224, 7), (128, 4), (96, 3)]:
-        x = lite0.transform(size)(cat_image)[None]
-        with torch.inference_mode():
-            fmap = lite0.forward_features(x)
-            assert fmap.shape == (1, 1280, side, side)
-            pooled = lite0.pool(fmap)
-            assert pooled.shape == (1, 1280)
-            torch.testing.assert_close(pooled, fmap.mean(dim=(2, 3)))
-            torch.testing.assert_close(lite0(x), pooled)
-            if size == 128:  # the ImageNet head on our pooled vector gives the network's own logits
-                torch.testing.assert_close(lite0.net._fc(pooled), lite0.classify(x), rtol=1e-4, atol=1e-4)
-    assert lite0.feature_shape(128) == (1280, 4, 4)
+    x = torch.randn(2, 3, 96, 80)  # dynamic 'same' padding: not only 224 px
+    with torch.inference_mode():
+        assert lite0.forward_features(x).shape == (2, 1280, 3, 3)
+        assert lite0(x).shape == (2, 1280)
+    assert lite0.feature_shape(64) == (1280, 2, 2)
 
 
 def test_tflite_preprocessing_hand_values(lite0):

@@ -120,3 +120,30 @@ def test_image_index_detects_a_lost_image(tmp_path):
     assert build.images_present(tmp_path)
     (tmp_path / "img" / "a.png").unlink()
     assert not build.images_present(tmp_path)
+
+
+def test_staged_dir_replaces_whole_or_not_at_all(tmp_path):
+    final = tmp_path / "img"
+    final.mkdir()
+    (final / "old.png").write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with build.staged_dir(final) as stage:
+            (stage / "new.png").write_bytes(b"new")
+            raise RuntimeError("crash mid-build")
+    assert sorted(p.name for p in final.iterdir()) == ["old.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img"]   # no staging folder left
+    with build.staged_dir(final) as stage:
+        (stage / "sub").mkdir()
+        (stage / "sub" / "new.png").write_bytes(b"new")
+    assert [p.relative_to(final).as_posix() for p in final.rglob("*.png")] == ["sub/new.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img"]
+
+
+def test_summary_line_names_counts_or_sub_entries():
+    one = build.BuildResult("emoji", "built", 2.04, entry={"counts": {"images": 12, "per_class": {"a": 1}}})
+    assert one.summary() == "emoji          built               2.0 s  images=12"
+    entries = {"clicks-a": {"artifacts": {}}, "clicks-b": {"artifacts": {}}}
+    many = build.BuildResult("click", "up to date", 0.5, entry=entries)
+    assert many.summary().endswith("records: clicks-a, clicks-b")
+    missing = build.BuildResult("openclipart", "missing source", 0.0, message="install it with `apt-get ...`")
+    assert missing.summary().splitlines()[1] == "    install it with `apt-get ...`"

@@ -12,7 +12,7 @@ from sklearn.model_selection import cross_val_score
 
 from clickvision.click import build as click_build
 from clickvision.click import simulator as sim
-from clickvision.click.interactions import InteractionSimConfig
+from clickvision.click.interactions import InteractionSimConfig, simulate_interactions
 from clickvision.click.log import iter_click_log
 from clickvision.data import manifest
 from clickvision.data.base import DataError, ImageSet, MissingSourceError
@@ -222,21 +222,32 @@ def test_bad_input_names_the_problem_and_writes_nothing(images, tmp_path):
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_build_records_simulated_entries_and_skips_finished_work(images, tmp_path, monkeypatch):
+def test_build_records_simulated_entries_skips_finished_work_and_reads_back(images, tmp_path, monkeypatch):
     monkeypatch.setattr(manifest, "MANIFEST", tmp_path / "MANIFEST.json")
+    monkeypatch.setattr(click_build, "CLICKS_DIR", tmp_path / "clicks")
+    monkeypatch.setattr(click_build, "INTERACTIONS_DIR", tmp_path / "inter")
     imageset = ImageSet("synthetic", images)
-    entry = click_build.build_click_data("synthetic", imageset, folder=tmp_path / "clicks")
+    entry = click_build.build_click_data("synthetic", imageset)
     assert entry["simulated"] is True and entry["counts"]["dev_queries"] > 0
     assert entry["counts"]["noisy_images"] == round(0.2 * len(images))
-    log = tmp_path / "clicks" / "synthetic.tsv"
+    log = click_build.click_log_path("synthetic")
     assert entry["counts"]["triads"] == sum(1 for _ in iter_click_log(log))
     mtime = log.stat().st_mtime_ns
-    click_build.build_click_data("synthetic", imageset, folder=tmp_path / "clicks")
+    click_build.build_click_data("synthetic", imageset)
     assert log.stat().st_mtime_ns == mtime  # second run does nothing
+    dev = click_build.load_dev_set("synthetic")
+    pd.testing.assert_frame_equal(dev[["query", "key", "relevance"]], sim.simulate_dev_set(images, seed=click_build.SEED))
+    pd.testing.assert_frame_equal(click_build.load_label_noise("synthetic"),
+                                  sim.assign_label_noise(images, seed=click_build.SEED), check_dtype=False)
     small = InteractionSimConfig(interactions_per_item=10.0, density=0.05)
-    inter = click_build.build_interactions("synthetic", imageset, small, folder=tmp_path / "inter")
+    inter = click_build.build_interactions("synthetic", imageset, small)
     assert inter["simulated"] is True and inter["counts"]["events"] > 0
+    back = click_build.load_simulated_interactions("synthetic")
+    pd.testing.assert_frame_equal(back.events, simulate_interactions(images, small, click_build.SEED).events)
+    assert back.meta["simulated"] is True
     assert set(manifest.load_manifest()) == {"clicks-synthetic", "interactions-synthetic"}
+    with pytest.raises(MissingSourceError, match="not built"):
+        click_build.load_dev_set("nothing")
 
 
 def test_build_without_embedded_sets_says_how_to_build(tmp_path, monkeypatch):

@@ -140,3 +140,36 @@ def test_loader_filters_vendors_and_small_classes(project):
     assert len(none) == 0
     with pytest.raises(ValueError, match="vendors"):
         emoji.load_emoji(vendors=("apple",))
+
+
+def test_corrupt_image_names_the_file_and_keeps_the_previous_build(project, tmp_path):
+    import shutil
+    emoji.build(package_roots=ROOTS, workers=1)
+    before = manifest.load_manifest()["emoji"]
+    broken = tmp_path / "broken-google"
+    shutil.copytree(ROOTS["google"], broken)
+    (broken / "img/google/64/1f603.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(DataError, match="1f603.png"):
+        emoji.build(package_roots={**ROOTS, "google": broken}, force=True, workers=1)
+    assert manifest.load_manifest()["emoji"] == before
+    assert manifest.is_built("emoji", before["params"])
+    out = project / "data/processed/emoji"
+    assert not [p for p in out.iterdir() if p.name.startswith(".img.staging")]
+
+
+def test_npm_pack_runs_in_the_npm_folder_and_reports_failure(project, tmp_path, monkeypatch):
+    packs = tmp_path / "registry"
+    _tarballs(packs)
+    fake_npm = tmp_path / "npm"
+    # a stand-in for npm: `npm pack NAME@VERSION --silent` drops NAME-VERSION.tgz into the cwd
+    fake_npm.write_text(f'#!/bin/sh\nf=$(echo "$2" | tr @ -).tgz\n[ -f "{packs}/$f" ] || '
+                        f'{{ echo "404 Not Found: $2" >&2; exit 1; }}\ncp "{packs}/$f" .\n')
+    fake_npm.chmod(0o755)
+    monkeypatch.setattr(emoji.shutil, "which", lambda name: str(fake_npm))
+    npm_dir = project / "data" / "raw" / "npm"
+    assert emoji.fetch_npm_tarball("twitter", npm_dir) == npm_dir / "emoji-datasource-twitter-16.0.0.tgz"
+    assert [p.name for p in npm_dir.iterdir()] == ["emoji-datasource-twitter-16.0.0.tgz"]   # no temp folder left
+    (packs / "openmoji-17.0.0.tgz").unlink()
+    with pytest.raises(MissingSourceError, match=r"(?s)404 Not Found: openmoji@17.0.0.*npm pack openmoji@17.0.0"):
+        emoji.fetch_npm_tarball("openmoji", npm_dir)
+    assert sorted(p.name for p in npm_dir.iterdir()) == ["emoji-datasource-twitter-16.0.0.tgz"]

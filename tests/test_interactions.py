@@ -96,6 +96,7 @@ def test_alignment_statistics_hand_checked():
     assert s["same_label_pair_rate"] == pytest.approx(0.5)
     assert s["chance_pair_rate"] == pytest.approx(9 / 16 + 1 / 16)
     assert s["pair_lift"] == pytest.approx(0.5 / (10 / 16))
+    assert s["item_popularity_gini"] == pytest.approx(1 / 6)  # counts 1, 1, 2: sum|xi - xj| / (2 n^2 mean)
     r2 = alignment_statistics(events, items, factors=np.array([[1.0], [1.0], [-2.0]]))["factor_label_r2"]
     assert r2 == pytest.approx(1.0)
 

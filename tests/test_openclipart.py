@@ -96,7 +96,8 @@ def test_second_build_is_a_no_op(project):
 
 
 def test_missing_source_says_apt_get(project, tmp_path):
-    with pytest.raises(MissingSourceError, match="apt-get install --no-install-recommends openclipart-png openclipart-svg"):
+    apt = "apt-get install --no-install-recommends openclipart-png openclipart-svg"
+    with pytest.raises(MissingSourceError, match=apt):
         openclipart.build(source_root=tmp_path / "absent")
     with pytest.raises(MissingSourceError, match="python -m clickvision.data build"):
         openclipart.load_openclipart()

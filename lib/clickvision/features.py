@@ -127,7 +127,12 @@ class _ImageDataset(torch.utils.data.Dataset):
 def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 128, kind: str = "pooled",
                      batch_size: int = 64, device: torch.device | str | None = None,
                      num_workers: int = 0, channels_last: bool = True) -> np.ndarray:
-    """Run ``backbone`` over every image, no cache: float32 ``(N, C)`` or float16 ``(N, C, h, w)``."""
+    """Run ``backbone`` over every image, no cache: float32 ``(N, C)`` or float16 ``(N, C, h, w)``.
+
+    The backbone is moved to ``device`` (default: where it is) and, with ``channels_last``
+    (faster on the CPU, see bench/bench_backbone.py), to that memory format; it runs in eval
+    mode under ``inference_mode`` and gets its train/eval mode back afterwards.
+    """
     if kind not in FEATURE_KINDS:
         raise ValueError(f"kind must be one of {FEATURE_KINDS}, got {kind!r}")
     if not isinstance(batch_size, int) or batch_size < 1:

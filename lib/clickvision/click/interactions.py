@@ -13,7 +13,8 @@ simulated, and built so that they do not put the paper's result in by constructi
 * A user picks items without replacement with probability proportional to
   ``exp(taste_strength * u.v / sqrt(d) + popularity_bias * log popularity)`` (Gumbel top-k);
   a ``noise_rate`` share of each user's picks is uniformly random instead.
-* Ratings 1-5: the user's affinity quantile plus Gaussian noise, rounded.
+* Ratings 1-5: ``1 + 4 * quantile`` of the item's affinity among all items for that user (normal
+  approximation) plus Gaussian noise, rounded.
 The realised alignment is measured and returned with the events (:func:`alignment_statistics`).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from ..data.base import DataError, ImageSet, Interactions
 
@@ -38,7 +40,8 @@ class InteractionSimConfig:
     Assumptions (no published figure):
       label_alignment = 0.5          share of item-factor variance tied to the labels; sweep it
       latent_dim = 16, taste_strength = 2.0, popularity_exponent = 1.0 (Zipf),
-      popularity_bias = 1.0, noise_rate = 0.1, min_per_user = 2,
+      popularity_bias = 0.5 (so the prior is rank^-0.5: at 1.0 the top Open Clip Art item
+      reached a quarter of all users), noise_rate = 0.1, min_per_user = 2,
       user_activity_sigma = 1.0      log-normal spread of interactions per user
       label_column = "label"         or "labels" ("|"-joined multi-labels)
     """
@@ -49,7 +52,7 @@ class InteractionSimConfig:
     latent_dim: int = 16
     taste_strength: float = 2.0
     popularity_exponent: float = 1.0
-    popularity_bias: float = 1.0
+    popularity_bias: float = 0.5
     noise_rate: float = 0.1
     min_per_user: int = 2
     user_activity_sigma: float = 1.0
@@ -131,21 +134,24 @@ def simulate_interactions(items: ImageSet | pd.DataFrame, config: InteractionSim
     prior = cfg.popularity_bias * np.log(popularity)
     ev_user, ev_item, ev_rating = [], [], []
     for start in range(0, n_users, 1024):
-        block = users[start:start + 1024]
+        block, wanted = users[start:start + 1024], per_user[start:start + 1024].astype(int)
         affinity = cfg.taste_strength * block @ factors.T / np.sqrt(cfg.latent_dim)
-        keys = affinity + prior + rng.gumbel(size=affinity.shape)
-        order = np.argsort(-keys, axis=1, kind="stable")
+        keys = affinity + prior + rng.gumbel(size=affinity.shape)  # Gumbel top-k = sampling w/o replacement
+        k = int(wanted.max())
+        top = np.argpartition(-keys, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (len(block), 1))
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, 1), axis=1, kind="stable"), 1)
+        z = (affinity - affinity.mean(1, keepdims=True)) / (affinity.std(1, keepdims=True) + 1e-12)
         for r in range(len(block)):
-            n = int(per_user[start + r])
-            n_random = rng.binomial(n, cfg.noise_rate)
-            chosen = list(dict.fromkeys(order[r, :n - n_random].tolist()))
-            rest = np.setdiff1d(np.arange(n_items), chosen, assume_unique=True)
-            chosen += rng.choice(rest, size=min(n_random, len(rest)), replace=False).tolist()
-            aff = affinity[r]
-            quantile = np.searchsorted(np.sort(aff), aff[chosen]) / n_items
-            stars = np.clip(np.round(1 + 4 * quantile + cfg.rating_noise * rng.standard_normal(len(chosen))), 1, 5)
-            ev_user += [start + r] * len(chosen)
-            ev_item += chosen
+            n = int(wanted[r])
+            n_random = int(rng.binomial(n, cfg.noise_rate))
+            chosen = dict.fromkeys(top[r, :n - n_random].tolist())
+            while len(chosen) < n:  # the noisy share: uniformly random items not yet chosen
+                chosen.update(dict.fromkeys(rng.integers(n_items, size=n - len(chosen)).tolist()))
+            picked = list(chosen)[:n]
+            quantile = ndtr(z[r, picked])  # affinity is about normal: its quantile among all items
+            stars = np.clip(np.round(1 + 4 * quantile + cfg.rating_noise * rng.standard_normal(n)), 1, 5)
+            ev_user += [start + r] * n
+            ev_item += picked
             ev_rating += stars.tolist()
     keys = frame["key"].astype(str).to_numpy(object)
     events = pd.DataFrame({"user": np.array(ev_user, dtype=np.int64), "item": keys[ev_item],
@@ -166,7 +172,8 @@ def alignment_statistics(events: pd.DataFrame, items: pd.DataFrame, label_column
     ``same_label_pair_rate``: share of a user's item pairs with one label;
     ``chance_pair_rate``: the same share if items were drawn from the event marginals
     (sum over labels of the squared event share); ``pair_lift`` = their ratio (1 = no label
-    signal). ``factor_label_r2``: share of item-factor variance between labels (when given).
+    signal). ``item_popularity_gini``: Gini index of interactions per item (0 = uniform).
+    ``factor_label_r2``: share of item-factor variance between labels (when given).
     """
     first = items[label_column].fillna("").astype(str).str.split("|").str[0]
     label_of = dict(zip(items["item"], first))
@@ -177,8 +184,11 @@ def alignment_statistics(events: pd.DataFrame, items: pd.DataFrame, label_column
     same = (per_user_label * (per_user_label - 1)).sum() / pairs if pairs else float("nan")
     share = ev["label"].value_counts(normalize=True).to_numpy()
     chance = float((share ** 2).sum())
+    counts = np.sort(events["item"].value_counts().reindex(items["item"], fill_value=0).to_numpy(dtype=float))
+    n = len(counts)
+    gini = float((2 * np.arange(1, n + 1) - n - 1) @ counts / (n * counts.sum())) if counts.sum() else float("nan")
     out = {"events": float(len(events)), "same_label_pair_rate": float(same), "chance_pair_rate": chance,
-           "pair_lift": float(same / chance) if chance else float("nan")}
+           "pair_lift": float(same / chance) if chance else float("nan"), "item_popularity_gini": gini}
     if factors is not None:
         codes = pd.factorize(first)[0]
         centred = factors - factors.mean(axis=0)

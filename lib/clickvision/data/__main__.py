@@ -22,7 +22,8 @@ def _status() -> int:
     for name in names + sorted(set(entries) - set(names)):  # builders may record extra entries
         entry = entries.get(name)
         if entry is None:
-            print(f"{name:<14} not built")
+            extra = sorted(set(entries) - set(names))
+            print(f"{name:<14} not built" + (" (or recorded under the names below)" if extra else ""))
             continue
         state = "ok" if manifest.is_built(name) else "STALE (artifact missing or changed: rebuild)"
         counts = entry.get("counts", {})

@@ -11,14 +11,20 @@ Apache-2.0), ``emoji-datasource-twitter`` 16.0.0 (images CC-BY-4.0), ``openmoji`
 (CC BY-SA 4.0: rendered here at build time, never committed). Facebook's and Apple's
 images are never used (no clear reuse licence). Every image is written as a 64 px RGB PNG
 on white to ``data/processed/emoji/img/<vendor>/<unified>.png``; the table is
-``data/processed/emoji/items.csv`` with one row per (concept, vendor).
+``data/processed/emoji/items.csv`` with one row per (concept, vendor): ``label`` = Unicode
+subgroup (emoji-datasource's ``subcategory``, for every vendor), ``group`` = Unicode
+group, ``domain`` = vendor, ``concept`` = the unified codepoint id (the twin id), ``text``
+= CLDR name, short names, OpenMoji annotation and tags (it describes the concept, so it is
+the same on every vendor's row), ``split`` (grouped by concept: no twin leaks).
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +33,11 @@ from typing import Any
 import pandas as pd
 
 from .. import paths
-from ..io import atomic_write_bytes, file_lock
+from ..io import file_lock
 from . import manifest
 from .base import DataError, ImageSet, MissingSourceError
 from .build import (flatten_on_white, images_present, parallel_map, read_table, render_svg, save_png,
-                    up_to_date, write_image_index, write_table)
+                    staged_dir, up_to_date, write_image_index, write_table)
 from .splits import DEFAULT_FRACTIONS, grouped_stratified_split
 
 NAME = "emoji"
@@ -53,9 +59,10 @@ EXCLUDED_CLASSES: tuple[str, ...] = ("country-flag",)
 MIN_CONCEPTS_PER_CLASS = 15
 
 
-def npm_command(vendor: str) -> str:
+def npm_command(vendor: str, npm_dir: Path | None = None) -> str:
+    """The shell command that fetches ``vendor``'s package tarball."""
     package, version = PACKAGES[vendor]
-    return f"cd {paths.RAW_DIR / 'npm'} && npm pack {package}@{version}"
+    return f"cd {npm_dir or paths.RAW_DIR / 'npm'} && npm pack {package}@{version}"
 
 
 def fetch_npm_tarball(vendor: str, npm_dir: Path | None = None) -> Path:
@@ -67,13 +74,20 @@ def fetch_npm_tarball(vendor: str, npm_dir: Path | None = None) -> Path:
         return tarball
     npm = shutil.which("npm")
     if npm is None:
-        raise MissingSourceError(f"npm is not installed; install Node.js/npm, then run: {npm_command(vendor)}")
+        raise MissingSourceError(f"npm is not installed; install Node.js/npm, then run: {npm_command(vendor, npm_dir)}")
     npm_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([npm, "pack", f"{package}@{version}", "--silent"], cwd=npm_dir,
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0 or not tarball.exists():
-        raise MissingSourceError(f"`npm pack {package}@{version}` failed (exit {proc.returncode}): "
-                                 f"{proc.stderr.strip()[-400:]}\nGet it with: {npm_command(vendor)}")
+    with tempfile.TemporaryDirectory(prefix=".npm-pack-", dir=npm_dir) as tmp:  # no partial .tgz left
+        try:
+            proc = subprocess.run([npm, "pack", f"{package}@{version}", "--silent"], cwd=tmp,
+                                  capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired as exc:
+            raise MissingSourceError(f"`npm pack {package}@{version}` timed out after 600 s (registry unreachable?); "
+                                     f"get it with: {npm_command(vendor, npm_dir)}") from exc
+        packed = Path(tmp) / tarball.name
+        if proc.returncode != 0 or not packed.exists():
+            raise MissingSourceError(f"`npm pack {package}@{version}` failed (exit {proc.returncode}): "
+                                     f"{proc.stderr.strip()[-400:]}\nGet it with: {npm_command(vendor, npm_dir)}")
+        os.replace(packed, tarball)
     return tarball
 
 
@@ -87,7 +101,7 @@ def extract_package(tarball: Path, dest: Path, want: Callable[[str, dict | None]
 
     ``want(name, None)`` picks the candidates read into memory; ``want(name, members)``
     then decides, knowing every candidate (so metadata can choose the images); the chosen
-    files are written atomically under ``dest``.
+    files replace ``dest`` as a whole (see :func:`~clickvision.data.build.staged_dir`).
     Returns ``dest / "package"``. A corrupt tarball raises DataError naming it.
     """
     members: dict[str, bytes] = {}
@@ -98,11 +112,13 @@ def extract_package(tarball: Path, dest: Path, want: Callable[[str, dict | None]
                     members[member.name] = tar.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"corrupt npm tarball {tarball}: {exc}; delete it and rebuild") from exc
-    for name, data in members.items():
-        if want(name, members):
-            if ".." in Path(name).parts:
-                raise DataError(f"unsafe member {name!r} in {tarball}")
-            atomic_write_bytes(dest / name, data)
+    with staged_dir(dest) as stage:
+        for name, data in members.items():
+            if want(name, members):
+                if ".." in Path(name).parts or Path(name).is_absolute():
+                    raise DataError(f"unsafe member {name!r} in {tarball}")
+                (stage / name).parent.mkdir(parents=True, exist_ok=True)
+                (stage / name).write_bytes(data)
     return dest / "package"
 
 
@@ -127,7 +143,10 @@ def _extract_vendor(vendor: str, tarball: Path, dest: Path, base: set[str] | Non
             if got is None:
                 return True
             if not base_images:  # parsed once, on the second pass
-                base_images.update(r["image"] for r in json.loads(got["package/emoji.json"]))
+                try:
+                    base_images.update(r["image"] for r in json.loads(got["package/emoji.json"]))
+                except (KeyError, TypeError, json.JSONDecodeError) as exc:
+                    raise DataError(f"{tarball}: package/emoji.json missing or malformed ({exc!r})") from exc
             return Path(name).name in base_images
     return extract_package(tarball, dest, want)
 
@@ -229,50 +248,61 @@ def build(force: bool = False, *, package_roots: dict[str, Path] | None = None, 
                 continue
             tarball = fetch_npm_tarball(vendor, raw_dir / "npm")
             sources[vendor] = f"{tarball.name} sha256:{manifest.sha256_file(tarball)}"
-            base = None if vendor != "openmoji" else {_hex_key(u) for u in read_datasource(roots["google"], "google").unified}
+            base = None
+            if vendor == "openmoji":
+                base = {_hex_key(u) for u in read_datasource(roots["google"], "google").unified}
             package, version = PACKAGES[vendor]
             roots[vendor] = _extract_vendor(vendor, tarball, raw_dir / NAME / f"{package}-{version}", base)
         table = _concept_table(roots)
-        jobs_png, jobs_svg, rows = [], [], []
+        jobs: dict[str, list[tuple[str, str]]] = {"png": [], "svg": []}  # (source, path under img/)
+        rows = []
         for vendor in VENDORS:
             for r in table.itertuples():
-                rel = f"img/{vendor}/{r.unified.lower()}.png"
+                name = f"{vendor}/{r.unified.lower()}.png"
                 if vendor == "openmoji":
                     src = Path(roots["openmoji"]) / "color" / "svg" / f"{r.hexcode}.svg"
-                    jobs_svg.append((str(src), str(out_dir / rel), size))
                 else:
                     src = Path(roots[vendor]) / "img" / vendor / "64" / r.image
-                    jobs_png.append((str(src), str(out_dir / rel), size))
                 if not src.exists():
                     raise MissingSourceError(f"{src} missing from the {vendor} package: "
                                              f"rebuild with `python -m clickvision.data build --only emoji --force`")
-                rows.append({"key": f"{vendor}:{r.unified}", "path": rel, "label": r.label, "group": r.group,
-                             "domain": vendor, "concept": r.unified, "text": r.text, "name": r.name,
-                             "sort_order": r.sort_order})
-        parallel_map(_copy_png_job, jobs_png, workers)
-        parallel_map(_render_svg_job, jobs_svg, workers)
+                jobs["svg" if vendor == "openmoji" else "png"].append((str(src), name))
+                rows.append({"key": f"{vendor}:{r.unified}", "path": f"img/{name}", "label": r.label,
+                             "group": r.group, "domain": vendor, "concept": r.unified, "text": r.text,
+                             "name": r.name, "sort_order": r.sort_order})
+        with staged_dir(out_dir / "img") as stage:
+            parallel_map(_copy_png_job, [(s, str(stage / n), size) for s, n in jobs["png"]], workers)
+            parallel_map(_render_svg_job, [(s, str(stage / n), size) for s, n in jobs["svg"]], workers)
         items = pd.DataFrame(rows)
         items["split"] = grouped_stratified_split(items["label"], items["concept"], fractions, seed)
         items = items.sort_values(["domain", "sort_order"], kind="stable").reset_index(drop=True)
         artifacts = [write_table(items, out_dir / "items.csv"), write_image_index(out_dir, items["path"])]
         kept = filter_classes(items, min_concepts_per_class, exclude_classes)
-        per_concept = kept.drop_duplicates("concept")
         entry = {
             "source": ", ".join(f"npm {p} {v}" for p, v in PACKAGES.values()),
             "version": ", ".join(f"{p}@{v}" for p, v in PACKAGES.values()),
             "licence": "; ".join(f"{v}: {LICENCES[v]}" for v in VENDORS), "simulated": False, "committed": False,
-            "counts": {"concepts": int(table.shape[0]), "images": int(len(items)), "classes": int(items.label.nunique()),
-                       "kept_concepts": int(len(per_concept)), "kept_images": int(len(kept)),
-                       "kept_classes": int(kept.label.nunique()),
-                       "images_per_vendor": {k: int(v) for k, v in items.domain.value_counts().sort_index().items()},
-                       "kept_concepts_per_class": {k: int(v) for k, v in per_concept.label.value_counts().sort_index().items()},
-                       "kept_concepts_per_split": {k: int(v) for k, v in per_concept.split.value_counts().sort_index().items()}},
-            "params": params, "sources": sources or {v: str(p) for v, p in roots.items()},
+            "counts": _counts(items, kept),
+            "params": params,
+            "sources": {v: sources.get(v, str(roots[v])) for v in VENDORS},
             "build_seconds": round(time.perf_counter() - start, 2),
             "notes": "Base emoji only (no skin tones). Images are 64 px RGB PNG on white. "
                      "Label = emoji-datasource subcategory for every vendor; kept_* = default class set.",
         }
         return manifest.record_build(NAME, entry, artifacts)
+
+
+def _counts(items: pd.DataFrame, kept: pd.DataFrame) -> dict[str, Any]:
+    """Manifest counts: everything built, and the default class set (``kept``)."""
+    per_concept = kept.drop_duplicates("concept")
+
+    def tally(column: pd.Series) -> dict[str, int]:
+        return {str(k): int(v) for k, v in column.value_counts().sort_index().items()}
+
+    return {"concepts": int(items.concept.nunique()), "images": int(len(items)), "classes": int(items.label.nunique()),
+            "kept_concepts": int(len(per_concept)), "kept_images": int(len(kept)),
+            "kept_classes": int(kept.label.nunique()), "images_per_vendor": tally(items.domain),
+            "kept_concepts_per_class": tally(per_concept.label), "kept_concepts_per_split": tally(per_concept.split)}
 
 
 def _concept_table(roots: dict[str, Path]) -> pd.DataFrame:

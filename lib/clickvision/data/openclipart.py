@@ -35,7 +35,7 @@ from ..io import file_lock
 from . import manifest
 from .base import ImageSet, MissingSourceError
 from .build import (flatten_on_white, images_present, parallel_map, read_table, render_svg, save_png,
-                    up_to_date, write_image_index, write_table)
+                    staged_dir, up_to_date, write_image_index, write_table)
 from .splits import DEFAULT_FRACTIONS, grouped_stratified_split
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,9 @@ def _thumbnail_job(job: tuple[str, str, str, int, int, tuple[str, ...]]) -> dict
     else:
         try:
             with Image.open(src_png) as im:
-                im.thumbnail((size, size), Image.Resampling.LANCZOS)
+                if im.mode not in ("RGB", "RGBA", "L", "LA") or "transparency" in im.info:
+                    im = im.convert("RGBA")  # palette images would be resized with NEAREST
+                im.thumbnail((size, size), Image.Resampling.LANCZOS)  # RGBA: resized premultiplied
                 save_png(flatten_on_white(im), Path(dst))
             return result
         except Exception as exc:  # noqa: BLE001 - corrupt input of any kind: fall back
@@ -203,9 +205,10 @@ def build(force: bool = False, *, source_root: Path | None = None, out_dir: Path
         canon = deduplicate(tree)
         canon["key"] = canon.rel.str.removesuffix(".png")
         canon["path"] = "img/" + canon.rel
-        jobs = [(r.real, str(svg_root / (r.key + ".svg")), str(out_dir / r.path), size, max_png_pixels,
-                 tuple(drop_keywords)) for r in canon.itertuples()]
-        results = pd.DataFrame(parallel_map(_thumbnail_job, jobs, workers), index=canon.index)
+        with staged_dir(out_dir / "img") as stage:
+            jobs = [(r.real, str(svg_root / (r.key + ".svg")), str(stage / r.rel), size, max_png_pixels,
+                     tuple(drop_keywords)) for r in canon.itertuples()]
+            results = pd.DataFrame(parallel_map(_thumbnail_job, jobs, workers), index=canon.index)
         canon = canon.join(results)
         for r in canon[canon.route != "png"].itertuples():
             log.warning("openclipart: %s -> %s (%s)", r.rel, r.route, r.reason)
@@ -217,7 +220,8 @@ def build(force: bool = False, *, source_root: Path | None = None, out_dir: Path
         items["domain"] = NAME
         items["concept"] = items.sha256.str[:16]
         items["labels"] = ["|".join(k) for k in items.keywords]
-        items["text"] = [", ".join(dict.fromkeys([t.lower()] + k if t else k)) for t, k in zip(items.title, items.keywords)]
+        items["text"] = [", ".join(dict.fromkeys([t.lower(), *k] if t else k))
+                         for t, k in zip(items.title, items.keywords)]
         items["source_png"] = items.rel
         items["split"] = grouped_stratified_split(items["label"], items["concept"], fractions, seed)
         items = items[["key", "path", "label", "group", "domain", "concept", "title", "text", "labels", "folders",
