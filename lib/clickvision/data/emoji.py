@@ -284,8 +284,7 @@ def build(force: bool = False, *, package_roots: dict[str, Path] | None = None, 
             "licence": "; ".join(f"{v}: {LICENCES[v]}" for v in VENDORS), "simulated": False, "committed": False,
             "counts": _counts(items, kept),
             "params": params,
-            "sources": {v: sources.get(v, str(roots[v])) for v in VENDORS},
-            "build_seconds": round(time.perf_counter() - start, 2),
+            "sources": {v: sources.get(v, manifest._rel(roots[v])) for v in VENDORS},
             "notes": "Base emoji only (no skin tones). Images are 64 px RGB PNG on white. "
                      "Label = emoji-datasource subcategory for every vendor; kept_* = default class set.",
         }

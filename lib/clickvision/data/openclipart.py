@@ -244,7 +244,6 @@ def build(force: bool = False, *, source_root: Path | None = None, out_dir: Path
                        "metadata_problems": int((canon.meta_problem != "").sum()),
                        "images_per_class": {k: int(v) for k, v in sizes.sort_index().items()}},
             "params": params, "sources": {"png": str(png_root), "svg": str(svg_root)},
-            "build_seconds": round(time.perf_counter() - start, 2),
             "notes": "One row per distinct PNG content; label = folder of the canonical copy; thumbnails max side "
                      f"{size} px; PNGs over max_png_pixels or undecodable are rasterised from the SVG "
                      "(render_log.csv); kept_* = classes with >= min_images_per_class images.",
