@@ -10,7 +10,8 @@ the same run (absolute numbers move with the machine's load; ratios much less):
 
 Images are the real emoji PNGs when ``--images`` names a folder (e.g. data/processed/emoji),
 else synthetic 72 px RGBA PNGs (coloured discs on transparency, like emoji) in a temp folder.
-Configurations are interleaved over ``--repeats`` rounds and the best round is kept.
+Every shape is warmed up first; configurations are interleaved over ``--repeats`` rounds
+and the best round is kept (other processes on the machine only ever slow a round down).
 
     python bench/bench_backbone.py [--n 256] [--repeats 2] [--images DIR]
 """
@@ -58,7 +59,7 @@ def inference_rate(bb, size: int, channels_last: bool, n: int, batch_size: int) 
     bb.to(memory_format=fmt)
     x = torch.randn(batch_size, 3, size, size).contiguous(memory_format=fmt)
     with torch.inference_mode():
-        bb(x[:2])  # warm-up
+        bb(x)  # warm-up at the timed shape (oneDNN builds its kernels per shape)
         done, t0 = 0, time.perf_counter()
         while done < n:
             bb(x)
@@ -90,6 +91,10 @@ def main() -> None:
             files = synthetic_emoji(Path(tmp), args.n)
             source = f"{len(files)} synthetic 72 px RGBA PNGs"
         ims = image_set(files)
+        warm = ims.subset(np.arange(len(ims)) < args.batch_size)
+        for s in (128, 224):  # warm-up at the timed shapes, both memory formats
+            for cl in (False, True):
+                compute_features(warm, bb, image_size=s, batch_size=args.batch_size, channels_last=cl)
         infer_cfg = [(s, cl) for s in (128, 224) for cl in (False, True)]
         e2e_cfg = [(s, w) for s in (128, 224) for w in (0, 1)]
         infer = {c: 0.0 for c in infer_cfg}

@@ -51,3 +51,25 @@ def savefig(fig, name: str, pdf: bool = True) -> Path:
             fig.savefig(tmp, format="pdf", metadata={"Creator": None, "Producer": None,
                                                      "CreationDate": None})
     return png
+
+
+def image_grid(images, titles=None, ncols: int = 8, size: float = 1.1, title: str | None = None):
+    """A grid of PIL images (or arrays) with optional short titles; returns the figure."""
+    import math
+
+    n = len(images)
+    if n == 0:
+        raise ValueError("image_grid: no images")
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, img in enumerate(images):
+        ax = axes.flat[i]
+        ax.imshow(img, cmap="gray_r" if getattr(img, "ndim", 3) == 2 else None)
+        if titles is not None:
+            ax.set_title(str(titles[i])[:18], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
