@@ -12,7 +12,6 @@ with in-memory ``pixels``.
 from __future__ import annotations
 
 import gzip
-import subprocess
 import zlib
 from pathlib import Path
 from typing import Any, Iterable
@@ -44,13 +43,6 @@ IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def _debian_version(package: str) -> str:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                             capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
@@ -145,7 +137,7 @@ def build(force: bool = False, *, val_per_class: int | None = None, seed: int = 
         np.savez_compressed(tmp, images=np.concatenate([train_x, test_x]),
                             labels=np.concatenate([train_y, test_y]), split=split,
                             n_official_train=np.int64(len(train_y)))
-    version = _debian_version(DEBIAN_PACKAGE)
+    version = manifest.debian_version(DEBIAN_PACKAGE)
     counts = {name: int((split == code).sum()) for name, code in SPLIT_CODES.items()}
     entry = {"source": f"Debian {DEBIAN_PACKAGE} {version} ({SOURCE_DIR})", "version": version,
              "licence": LICENCE, "simulated": False, "committed": False,

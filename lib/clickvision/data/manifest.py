@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,13 @@ def is_built(name: str, params: dict[str, Any] | None = None) -> bool:
         if not p.exists() or sha256_file(p) != digest:
             return False
     return True
+
+
+def debian_version(package: str) -> str:
+    """Installed version of a Debian package (``dpkg-query``), or ``"unknown"``."""
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
+                             capture_output=True, text=True, check=False, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"

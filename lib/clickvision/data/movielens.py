@@ -27,7 +27,6 @@ import csv
 import gzip
 import lzma
 import re
-import subprocess
 import warnings
 import zlib
 from pathlib import Path
@@ -59,13 +58,6 @@ _TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 
 
 # --------------------------------------------------------------------------- R lazy-load store
-def _debian_version(package: str) -> str:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                             capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def _parse_r_serialized(data: bytes, origin: str) -> Any:
@@ -194,7 +186,7 @@ def build(force: bool = False) -> dict[str, Any]:
     for table, path in zip((events, items), artifacts):
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
-    version = _debian_version(DEBIAN_PACKAGE)
+    version = manifest.debian_version(DEBIAN_PACKAGE)
     entry = {
         "source": f"Debian {DEBIAN_PACKAGE} {version} (R object 'movielens' in {filebase}.rdb)",
         "version": version, "licence": LICENCE, "simulated": False, "committed": False,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -171,12 +170,6 @@ def _thumbnail_job(job: tuple[str, str, str, int, int, tuple[str, ...]]) -> dict
     return result
 
 
-def _debian_version(package: str) -> str:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, timeout=30)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def build(force: bool = False, *, source_root: Path | None = None, out_dir: Path | None = None, size: int = 128,
@@ -231,8 +224,8 @@ def build(force: bool = False, *, source_root: Path | None = None, out_dir: Path
         kept = sizes[sizes >= min_images_per_class]
         routes = canon.route.value_counts()
         entry = {
-            "source": f"Debian openclipart-png {_debian_version('openclipart-png')}, "
-                      f"openclipart-svg {_debian_version('openclipart-svg')}",
+            "source": f"Debian openclipart-png {manifest.debian_version('openclipart-png')}, "
+                      f"openclipart-svg {manifest.debian_version('openclipart-svg')}",
             "version": "0.18", "licence": LICENCE, "simulated": False, "committed": False,
             "counts": {"png_paths": int(len(tree)), "links": int(tree.is_link.sum()), "unique_images": int(len(canon)),
                        "images": int(len(items)), "classes": int(sizes.size), "kept_classes": int(kept.size),

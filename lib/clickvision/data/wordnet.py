@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +53,6 @@ LEXNAMES = (
 )
 
 
-def _debian_version(package: str) -> str:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                             capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def nltk_data_dir() -> Path:
@@ -107,7 +99,7 @@ def build(force: bool = False) -> dict[str, Any]:
         artifacts.append(atomic_write_text(out / "lexnames", lexnames_text()))
     if not (WORDNET_DIR / "index.sense").is_file():
         artifacts.append(atomic_write_text(out / "index.sense", ""))
-    version = _debian_version(DEBIAN_PACKAGE)
+    version = manifest.debian_version(DEBIAN_PACKAGE)
     counts = {f"synsets_{pos}": _count_synsets(out / f"data.{pos}") for pos in ("noun", "verb", "adj", "adv")}
     entry = {
         "source": f"Debian {DEBIAN_PACKAGE} {version} ({WORDNET_DIR}), plus lexnames "
