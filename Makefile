@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.clickvision-installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg
 
-.PHONY: setup sources data features workbook test unit nbval smoke bench lab help
+.PHONY: setup sources data features workbook site test unit nbval smoke bench lab help
 
 help:
 	@echo "make workbook  - set up, build data, run every notebook at profile default (in place)"
@@ -31,6 +31,10 @@ features: data
 
 workbook: features
 	$(VPY) -m clickvision.workbook run --profile default
+	$(VPY) -m clickvision.report
+
+site: setup
+	$(VPY) -m clickvision.report site
 
 # The README's test command: unit tests (including a papermill smoke run of every
 # notebook) and nbval over the committed notebooks, in one pytest run.

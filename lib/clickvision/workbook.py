@@ -28,10 +28,22 @@ from .nbrun import RunInfo, notebook_parameters, run_notebook
 TIMINGS = "timings.csv"
 
 
+def _runs_last(nb: Path) -> bool:
+    """Summary notebooks (metadata ``clickvision.run_last``) run after every other one."""
+    import json
+
+    try:
+        return bool(json.loads(nb.read_text())["metadata"].get("clickvision", {}).get("run_last"))
+    except (ValueError, KeyError):
+        return False
+
+
 def notebooks(only: str | None = None) -> list[Path]:
-    """Every notebook under ``notebooks/``, in workbook order (folder, then PP.SS name)."""
-    found = sorted(p for p in paths.NOTEBOOKS_DIR.rglob("*.ipynb")
-                   if ".ipynb_checkpoints" not in p.parts)
+    """Every notebook under ``notebooks/``, in workbook order (folder, then PP.SS name;
+    summaries that read the others' results last)."""
+    found = sorted((p for p in paths.NOTEBOOKS_DIR.rglob("*.ipynb")
+                    if ".ipynb_checkpoints" not in p.parts and not p.name.startswith(".")),
+                   key=lambda p: (_runs_last(p), p))
     return [p for p in found if not only or only in str(p.relative_to(paths.NOTEBOOKS_DIR))]
 
 
