@@ -38,7 +38,8 @@ def test_parameters_cell(nb):
     for line in src.splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
             assert "#" in line, f"{nb.name}: parameter line without a comment: {line!r}"
-    after = "".join(code[tagged[0] + 1]["source"])
+    rest = [c for c in code[tagged[0] + 1:] if "injected-parameters" not in c["metadata"].get("tags", [])]
+    after = "".join(rest[0]["source"]) if rest else ""
     before = "".join(code[tagged[0] - 1]["source"]) if tagged[0] else ""
     assert "params.watch()" in before and "params.check(" in after, (
         f"{nb.name}: call cv.params.watch() before and cv.params.check(globals()) after the parameters cell")

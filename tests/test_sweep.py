@@ -44,3 +44,9 @@ def test_failing_point_is_named_and_others_run(dirs):
 def test_unknown_parameter_is_named(dirs, capsys):
     with pytest.raises(SystemExit, match="unknown parameter 'y'.*accepts: fail, profile, x"):
         sweep.run_sweep(FIXTURE, {"y": [1]}, runs_dir=dirs / "runs")
+
+
+def test_notebook_parameters_are_python_values():
+    from clickvision.nbrun import notebook_parameters
+
+    assert notebook_parameters(FIXTURE) == {"profile": "smoke", "x": 1, "fail": False}

@@ -35,9 +35,17 @@ class RunInfo:
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:
     """Parameter names and defaults of a notebook's ``parameters`` cell (papermill's view)."""
+    import ast
+
     import papermill as pm
 
-    return {name: spec["default"] for name, spec in pm.inspect_notebook(str(path)).items()}
+    out = {}
+    for name, spec in pm.inspect_notebook(str(path)).items():
+        try:  # papermill reports the default as source text ('"default"'): evaluate the literal
+            out[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            out[name] = spec["default"]
+    return out
 
 
 def run_notebook(

@@ -30,6 +30,7 @@ import hashlib
 import io
 from collections import OrderedDict
 from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
