@@ -109,6 +109,23 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             yield lineno, line.rstrip("\r\n")
 
 
+def iter_fields(path: str | os.PathLike, names: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, fields)`` of a tab-separated file, skipping blank lines.
+
+    Every other line must have exactly ``len(names)`` fields, else :class:`DataError` names
+    ``path:line`` and the expected fields.
+    """
+    path = Path(path)
+    for lineno, line in iter_lines(path):
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(names):
+            raise DataError(f"{path}:{lineno}: expected {len(names)} tab-separated fields "
+                            f"({' / '.join(names)}), found {len(fields)}")
+        yield lineno, fields
+
+
 def _column_order(columns: Sequence[str]) -> tuple[int, int, int]:
     cols = tuple(columns)
     if len(cols) != 3 or set(cols) != _FIELDS:
@@ -138,13 +155,7 @@ def iter_click_log(path: str | os.PathLike,
     """
     iq, ik, ic = _column_order(columns)
     path = Path(path)
-    for lineno, line in iter_lines(path):
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3:
-            raise DataError(f"{path}:{lineno}: expected 3 tab-separated fields "
-                            f"({' / '.join(columns)}), found {len(fields)}")
+    for lineno, fields in iter_fields(path, columns):
         query, key, text = fields[iq], fields[ik], fields[ic]
         if not query or not key or query.isspace() or key.isspace():
             raise DataError(f"{path}:{lineno}: empty {'query' if not query.strip() else 'key'}")

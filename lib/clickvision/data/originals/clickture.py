@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...click.log import (CLICKTURE_COLUMNS, MSR_TRAIN_COLUMNS, ClickRecord,  # noqa: F401
-                          iter_click_log, iter_lines, read_click_log, write_click_log)
+                          iter_click_log, iter_fields, read_click_log, write_click_log)
 from ...io import atomic_write_bytes
 from ..base import DataError, ImageSet
 from ._common import as_root
@@ -71,13 +71,7 @@ def read_dev(path: str | os.PathLike, columns: Sequence[str] = DEV_COLUMNS) -> p
     path = Path(path)
     rows: list[tuple[str, str, int, str]] = []
     seen: dict[tuple[str, str], int] = {}
-    for lineno, line in iter_lines(path):
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3:
-            raise DataError(f"{path}:{lineno}: expected 3 tab-separated fields "
-                            f"({' / '.join(cols)}), found {len(fields)}")
+    for lineno, fields in iter_fields(path, cols):
         if lineno == 1 and fields[ij].strip().lower() in ("judgment", "judgement", "label", "relevance"):
             continue  # header line
         query, key = fields[iq], fields[ik]
@@ -100,13 +94,7 @@ def iter_image_bytes(path: str | os.PathLike) -> Iterator[tuple[int, str, bytes]
     fields, an empty key or invalid base64 raises DataError naming the file, line and key.
     """
     path = Path(path)
-    for lineno, line in iter_lines(path):
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise DataError(f"{path}:{lineno}: expected 2 tab-separated fields (key / base64 image), "
-                            f"found {len(fields)}")
+    for lineno, fields in iter_fields(path, ("key", "base64 image")):
         key, payload = fields[0].strip(), fields[1].strip()
         if not key:
             raise DataError(f"{path}:{lineno}: empty image key")
