@@ -69,6 +69,18 @@ def record_timing(info: RunInfo, profile: str) -> None:
             table.to_csv(tmp, index=False)
 
 
+def _relative_papermill_paths(executed: Path, nb: Path) -> None:
+    """papermill records absolute input/output paths (and our temporary name): keep the
+    committed notebook free of machine paths."""
+    import json
+
+    data = json.loads(executed.read_text())
+    meta = data.get("metadata", {}).get("papermill", {})
+    rel = str(nb.relative_to(paths.PROJ_ROOT))
+    meta.update({k: rel for k in ("input_path", "output_path") if k in meta})
+    executed.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
 def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 3600) -> list[RunInfo]:
     """Execute every notebook in place at ``profile``; stop at the first failure."""
     infos = []
@@ -82,6 +94,7 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
             print(f"FAILED {rel} after {info.wall_s:.0f} s (committed copy kept)\n{info.log_tail}")
             infos.append(info)
             return infos
+        _relative_papermill_paths(Path(tmp), nb)
         os.replace(tmp, nb)
         info.output = str(nb)
         record_timing(info, profile)
