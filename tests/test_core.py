@@ -90,3 +90,12 @@ def test_savefig_stable_bytes(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="paper/name"):
         plots.savefig(fig, "noslash")
     plt.close(fig)
+
+
+def test_click_submodules_load_lazily():
+    import subprocess
+    import sys
+
+    code = "import clickvision as cv; print(cv.click.build.__name__, cv.click.simulator.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["clickvision.click.build", "clickvision.click.simulator"]

@@ -87,6 +87,7 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
     for nb in notebooks(only):
         fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=nb.parent, prefix=f".{nb.stem}.")
         os.close(fd)
+        os.chmod(tmp, os.stat(nb).st_mode & 0o777)  # keep the notebook's mode (mkstemp makes 0600)
         info = run_notebook(nb, tmp, _params_for(nb, profile), timeout_s=timeout_s)
         rel = nb.relative_to(paths.PROJ_ROOT)
         if not info.ok:
