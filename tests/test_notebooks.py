@@ -50,7 +50,12 @@ def test_parameters_cell(nb):
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=IDS)
-def test_papermill_help_lists_parameters(nb):
+def test_papermill_sees_parameters(nb):
+    assert "profile" in workbook.notebook_parameters(nb)
+
+
+def test_papermill_help_lists_parameters():
+    nb = NOTEBOOKS[0]  # the CLI itself, once: the per-notebook view above is the same parser
     out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(nb)],
                          capture_output=True, text=True, check=True).stdout
     assert "profile" in out
@@ -62,3 +67,4 @@ def test_smoke_run(nb, tmp_path):
            "CLICKVISION_FIGURES_DIR": str(tmp_path / "figures")}
     info = run_notebook(nb, tmp_path / nb.name, {"profile": "smoke"}, env=env, timeout_s=600)
     assert info.ok, f"{nb.name} failed at profile smoke:\n{info.log_tail}"
+    assert info.cpu_s > 0 and info.peak_mb > 0  # the timing report's resource figures

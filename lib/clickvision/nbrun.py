@@ -27,6 +27,7 @@ class RunInfo:
     wall_s: float
     peak_mb: float
     log_tail: str
+    cpu_s: float = float("nan")  # user + system CPU of papermill and its kernel
 
     @property
     def ok(self) -> bool:
@@ -73,5 +74,6 @@ def run_notebook(
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     peak_mb = usage.ru_maxrss / 1024  # kB on Linux
+    cpu = usage.ru_utime + usage.ru_stime  # load-independent: compare runs on a shared machine
     tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-25:])
-    return RunInfo(str(notebook), str(output), proc.returncode, wall, peak_mb, tail)
+    return RunInfo(str(notebook), str(output), proc.returncode, wall, peak_mb, tail, cpu)

@@ -58,8 +58,8 @@ def record_timing(info: RunInfo, profile: str) -> None:
     path = paths.RESULTS_DIR / TIMINGS
     rel = str(Path(info.notebook).resolve().relative_to(paths.NOTEBOOKS_DIR))
     row = pd.DataFrame([{"notebook": rel, "profile": profile, "wall_s": round(info.wall_s, 1),
-                         "peak_mb": round(info.peak_mb), "date": time.strftime("%Y-%m-%d"),
-                         "cpus": os.cpu_count()}])
+                         "cpu_s": round(info.cpu_s, 1), "peak_mb": round(info.peak_mb),
+                         "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}])
     with file_lock(path):
         old = pd.read_csv(path) if path.exists() else pd.DataFrame()
         if len(old):
@@ -99,7 +99,8 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
         os.replace(tmp, nb)
         info.output = str(nb)
         record_timing(info, profile)
-        print(f"ok {rel}: {info.wall_s:.0f} s, peak {info.peak_mb:.0f} MB", flush=True)
+        print(f"ok {rel}: {info.wall_s:.0f} s ({info.cpu_s:.0f} CPU-s), peak {info.peak_mb:.0f} MB",
+              flush=True)
         infos.append(info)
     return infos
 
