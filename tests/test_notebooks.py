@@ -38,6 +38,8 @@ def test_parameters_cell(nb):
     for line in src.splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
             assert "#" in line, f"{nb.name}: parameter line without a comment: {line!r}"
+            assert "=" not in line.split("#", 1)[1], (  # papermill cannot parse it (warns, drops the help)
+                f"{nb.name}: '=' in a parameter's comment: {line!r}")
     rest = [c for c in code[tagged[0] + 1:] if "injected-parameters" not in c["metadata"].get("tags", [])]
     after = "".join(rest[0]["source"]) if rest else ""
     before = "".join(code[tagged[0] - 1]["source"]) if tagged[0] else ""

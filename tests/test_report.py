@@ -46,3 +46,33 @@ def test_site_has_index_and_pages(tmp_path):
     text = index.read_text()
     assert "00.01 Workbook tour" in text
     assert (tmp_path / "site" / "00-workbook" / "00.01-Workbook-Tour.html").exists()
+
+
+def test_slowest_cell_reads_papermill_durations(tmp_path):
+    import json
+
+    cells = [{"cell_type": "code", "source": src, "metadata": {"papermill": {"duration": d}}, "outputs": []}
+             for src, d in (["import x\n", 1.0], ["# fit\nmodel = fit(data)\n", 6.0], ["plot()", 3.0])]
+    nb = tmp_path / "n.ipynb"
+    nb.write_text(json.dumps({"cells": cells + [{"cell_type": "markdown", "source": "x", "metadata": {}}]}))
+    line, seconds, share = report.slowest_cell(nb)
+    assert (line, seconds) == ("model = fit(data)", 6.0) and share == pytest.approx(0.6)
+    assert report.slowest_cell(tmp_path / "missing.ipynb") is None
+
+
+def test_ledger_discussion_matches_committed_claims(committed_results):
+    assert report.stale_discussions() == [], (
+        "re-read the numbers and rewrite the ledger's discussion (00.03) for these papers")
+
+
+def test_stale_discussions_catches_moved_counts(tmp_path):
+    import json
+
+    md = "<!-- discussion of paper B: 1 of 2 held -->\nB text\n\n<!-- discussion of paper Z: 0 of 1 held -->"
+    nb = tmp_path / "ledger.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": md, "metadata": {}}]}))
+    claims = pd.DataFrame({"paper": ["A", "B", "B"], "held": [True, False, False]})
+    assert report.ledger_discussions(nb) == {"B": (1, 2), "Z": (0, 1)}
+    assert report.stale_discussions(claims, nb) == [
+        "paper A: no discussion", "paper B: discussion says 1 of 2 held, results say 0 of 2",
+        "paper Z: discussion but no claims"]

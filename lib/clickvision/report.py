@@ -58,6 +58,33 @@ def claims_summary(claims: pd.DataFrame | None = None) -> pd.DataFrame:
     return out.reset_index()
 
 
+DISCUSSION = re.compile(r"<!-- discussion of paper (\w): (\d+) of (\d+) held -->")
+"""Marker opening each paper's hand-written discussion in the ledger notebook: the counts it
+was written against, so a test sees when the results have moved and the text must be re-read."""
+
+
+def ledger_discussions(notebook: Path | None = None) -> dict[str, tuple[int, int]]:
+    """``{paper: (held, checked)}`` as stated by the ledger's discussion markers."""
+    import json
+
+    notebook = notebook or paths.NOTEBOOKS_DIR / "00-workbook" / "00.03-Claims-Ledger.ipynb"
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return {p: (int(h), int(n)) for p, h, n in DISCUSSION.findall(text)}
+
+
+def stale_discussions(claims: pd.DataFrame | None = None, notebook: Path | None = None) -> list[str]:
+    """Papers whose ledger discussion is missing or was written against other counts."""
+    s = claims_summary(claims).set_index("paper")
+    said = ledger_discussions(notebook)
+    out = [f"paper {p}: no discussion" for p in s.index if p not in said]
+    out += [f"paper {p}: discussion says {said[p][0]} of {said[p][1]} held, results say "
+            f"{int(s.loc[p, 'held'])} of {int(s.loc[p, 'checked'])}"
+            for p in s.index if p in said and said[p] != (int(s.loc[p, "held"]), int(s.loc[p, "checked"]))]
+    out += [f"paper {p}: discussion but no claims" for p in said if p not in s.index]
+    return out
+
+
 def notebook_link(stem: str) -> str:
     """Path (relative to notebooks/) of the notebook whose stem is ``stem``; the stem if not found."""
     found = sorted(paths.NOTEBOOKS_DIR.rglob(f"{stem}.ipynb"))
@@ -70,6 +97,26 @@ def load_timings(profile: str = "default") -> pd.DataFrame:
         return pd.DataFrame(columns=["notebook", "wall_s", "peak_mb"])
     t = pd.read_csv(path)
     return t[t["profile"] == profile].sort_values("notebook").reset_index(drop=True)
+
+
+def slowest_cell(notebook: str | Path) -> tuple[str, float, float] | None:
+    """What dominates a notebook's time: ``(first code line, seconds, share of the run)`` of its
+    slowest cell, from the per-cell durations papermill stored in the executed notebook."""
+    import json
+
+    path = Path(notebook)
+    path = path if path.is_absolute() else paths.NOTEBOOKS_DIR / path
+    if not path.exists():
+        return None
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    timed = [(c["metadata"].get("papermill", {}).get("duration") or 0.0, c) for c in cells]
+    total = sum(d for d, _ in timed)
+    if total <= 0:
+        return None
+    d, cell = max(timed, key=lambda t: t[0])
+    lines = [ln.strip() for ln in "".join(cell["source"]).splitlines()]
+    first = next((ln for ln in lines if ln and not ln.startswith(("#", "import ", "from "))), "")
+    return first, d, d / total
 
 
 def readme_block() -> str:
@@ -88,9 +135,15 @@ def readme_block() -> str:
         lines.append("No timed run yet: `make workbook` records them.")
     else:
         cpus = int(t["cpus"].max()) if "cpus" in t else "?"
-        lines += [f"| notebook | wall time (s, {cpus} CPU cores) | peak memory (MB) |", "|---|---|---|"]
-        lines += [f"| `{r.notebook}` | {r.wall_s:.0f} | {r.peak_mb:.0f} |" for r in t.itertuples()]
-        lines += [f"| total | {t.wall_s.sum():.0f} | |"]
+        cpu = t["cpu_s"] if "cpu_s" in t else pd.Series(float("nan"), index=t.index)
+        lines += [f"| notebook | wall time (s, {cpus} CPU cores) | CPU time (s) | peak memory (MB) | slowest cell |",
+                  "|---|---|---|---|---|"]
+        for r, c in zip(t.itertuples(), cpu):
+            slow = slowest_cell(r.notebook)
+            where = f"`{slow[0][:60]}` ({slow[2]:.0%})".replace("|", "\\|") if slow else ""
+            lines.append(f"| `{r.notebook}` | {r.wall_s:.0f} | {'' if pd.isna(c) else f'{c:.0f}'} | "
+                         f"{r.peak_mb:.0f} | {where} |")
+        lines += [f"| total | {t.wall_s.sum():.0f} | {cpu.sum():.0f} | | |"]
     lines += ["", END]
     return "\n".join(lines)
 
