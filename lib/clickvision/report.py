@@ -194,13 +194,13 @@ def build_site(out: Path | None = None) -> Path:
     summary = claims_summary()
     rows = "".join(f"<tr><td>{html.escape(PAPER_NAMES.get(r.paper, r.paper))}</td><td>{r.checked}</td>"
                    f"<td>{r.held}</td><td>{r._4}</td></tr>" for r in summary.itertuples())
-    parts, current = [], None
-    for folder, title, href in entries:
-        if folder != current:
-            parts.append(("</ul>" if current else "") + f"<h2>{html.escape(folder)}</h2><ul>")
-            current = folder
-        parts.append(f'<li><a href="{href}">{html.escape(title)}</a></li>')
-    parts.append("</ul>")
+    parts = []
+    for folder in sorted({f for f, _, _ in entries}):  # one section per folder, in the folders' order
+        paper = folder.split("-", 1)[0]
+        heading = "Workbook" if folder.startswith("00") else f"Paper {PAPER_NAMES.get(paper, folder)}"
+        items = sorted((href, title) for f, title, href in entries if f == folder)
+        parts.append(f"<h2>{html.escape(heading)}</h2><ul>"
+                     + "".join(f'<li><a href="{h}">{html.escape(t)}</a></li>' for h, t in items) + "</ul>")
     index = (f"<!doctype html><html><head><meta charset='utf-8'><title>clickvision workbook</title>"
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.2em 1em}</style>"
              "</head><body><h1>clickvision: the executed workbook</h1>"
