@@ -99,3 +99,13 @@ def test_click_submodules_load_lazily():
     code = "import clickvision as cv; print(cv.click.build.__name__, cv.click.simulator.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["clickvision.click.build", "clickvision.click.simulator"]
+
+
+def test_every_top_level_module_is_reachable_as_cv_attribute():
+    import pkgutil
+
+    import clickvision as cv
+
+    names = {m.name for m in pkgutil.iter_modules(cv.__path__) if not m.name.startswith("_")}
+    missing = names - cv._SUBMODULES
+    assert not missing, f"add {sorted(missing)} to clickvision._SUBMODULES (cv.<name> raises otherwise)"
