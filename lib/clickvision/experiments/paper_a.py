@@ -1,0 +1,294 @@
+"""Paper A (MTMDD-VM) on the embedded emoji: click TF-IDF and the TDL tables (III-A, III-B, IV-B1).
+
+One function per table or figure; each takes plain parameters and returns tidy DataFrames
+(``metric``, ``split``, ``value`` plus the configuration and ``seed``). The joint models of
+Tables VII and Fig. 12 are in :mod:`.paper_a_joint`, the gradient plots of Fig. 11 in
+:mod:`.paper_a_grad`, the click features of A.01 in :mod:`.paper_a_clicks`, the data in
+:mod:`.paper_a_data`, the training in :mod:`.paper_a_train`.
+
+Protocol (READING-NOTES): TDL tables (III-VI) train a click predictor on the source, then
+a recognizer per domain on the frozen predictions, so "Acc-S" is the source recognizer's
+test accuracy with the predicted click feature; hyper-parameters (B, T, tau) are selected
+on the validation split and test is reported; several seeds give the spread.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..losses import click as click_losses
+from .paper_a_data import PaperAData, load_paper_a_data, reduce_map_channels
+from .paper_a_train import (ClickLossSpec, HeadConfig, click_metrics, predict_clicks, recognition_accuracy,
+                            torch_threads, train_click_predictor)
+
+PROFILES: dict[str, HeadConfig] = {
+    "smoke": HeadConfig(hidden=64, conv_kernels=8, visual_hidden=0, epochs=2, recognizer_epochs=2, batch_size=64,
+                        recognizer_batch_size=64),
+    "default": HeadConfig(hidden=256, conv_kernels=64, visual_hidden=0, epochs=15, recognizer_epochs=20,
+                          batch_size=128),
+    "paper": HeadConfig(hidden=4096, conv_kernels=1024, visual_hidden=4096, epochs=60, recognizer_epochs=60,
+                        batch_size=128),
+}
+MAP_CHANNELS = {"smoke": 16, "default": 128, "paper": 0}  # 0: the full 1,280-channel conv map
+SMOKE_ROWS = {"train": 160, "val": 80, "test": 80}
+
+# The paper's numbers (percent), to print beside ours.
+PAPER_TABLE_III = pd.DataFrame({"FC": [63.0, 44.2], "biFC": [68.7, 54.0], "CONV+FC": [68.9, 51.6],
+                                "CONV+biFC": [70.3, 57.3]}, index=["Acc-S (%)", "Acc-T (%)"])
+PAPER_TABLE_IV = pd.DataFrame({10: [59.7, 43.6, 57.53], 1: [70.7, 58.3, 34.36], 0.1: [71.4, 58.4, 3.90],
+                               0.01: [71.5, 58.9, 0.27], 0.001: [69.5, 57.3, 0.04], 0.0001: [0.7, 1.5, 0.01]},
+                              index=["Acc-S (%)", "Acc-T (%)", "Ratio (%)"])
+PAPER_TABLE_V = pd.DataFrame({0: [70.3, 57.3, np.nan], 0.05: [71.5, 58.8, 0.31], 0.1: [71.5, 58.9, 0.99],
+                              0.15: [70.5, 57.9, 2.21], 0.2: [69.0, 56.3, 3.63], 0.4: [38.6, 29.3, 19.84],
+                              1: [11.8, 7.9, np.nan]}, index=["Acc-S (%)", "Acc-T (%)", "gd-ratio"])
+PAPER_TABLE_VI = pd.DataFrame({"V": [76.5, 70.7], "C[7]": [63.0, 44.2], "C_E": [70.3, 57.3], "C": [71.5, 58.9],
+                               "V+C[7]": [76.4, 71.3], "V+C_E": [76.6, 71.6], "V+C": [77.5, 72.2]},
+                              index=["Acc-S (%)", "Acc-T (%)"])
+EMBEDDING_NAMES = {"fc": "FC", "bifc": "biFC", "conv_fc": "CONV+FC", "conv_bifc": "CONV+biFC"}
+
+
+def head_config(profile: str, **changes) -> HeadConfig:
+    """The heads' sizes and training length of a profile, with ``changes`` applied."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
+    return PROFILES[profile].scaled(**changes)
+
+
+def load_data(profile: str, with_map: bool = True, map_channels: int | None = None, seed: int = 0) -> PaperAData:
+    """Paper A's data for a profile: conv maps reduced to ``MAP_CHANNELS`` (smoke: a subsample)."""
+    data = load_paper_a_data(with_map=with_map)
+    if profile == "smoke":
+        data = data.subsample(SMOKE_ROWS, seed)
+    if with_map:
+        data = reduce_map_channels(data, MAP_CHANNELS[profile] if map_channels is None else map_channels)
+    return data
+
+
+# --- TDL runs (Tables III-VI) --------------------------------------------------------------------
+
+def _rows(metrics: dict[str, float], **labels) -> list[dict]:
+    return [{**labels, "metric": m, "value": float(v)} for m, v in metrics.items()]
+
+
+def visual_baseline(data: PaperAData, cfg: HeadConfig, seed: int) -> list[dict]:
+    """V alone (no click feature): recognizers on each domain; shared by every table's V column."""
+    out = []
+    for dom, d in (("s", data.source), ("t", data.target)):
+        acc = recognition_accuracy(d, cfg, None, True, seed, len(data.classes))
+        out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation="V", seed=seed)
+    return out
+
+
+def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, kind: str | None = None,
+            representations: Sequence[str] = ("C",), gd_steps: set[int] | None = None,
+            keep: bool = False) -> tuple[list[dict], dict]:
+    """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
+
+    Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
+    and ``val_*``; for ``representation="click"``: ``rmse_s``, ``position_error`` (eq. 9),
+    ``ratio`` (Table IV) on source test/val rows with a non-zero truth) and extras (the
+    gd-ratio terms, and with ``keep`` the fit and the predictions).
+    """
+    fit = train_click_predictor(data, cfg, loss, seed, kind, gd_steps)
+    vs, vt = predict_clicks(fit.model, data.source), predict_clicks(fit.model, data.target)
+    s = data.source
+    out = []
+    for split in ("test", "val"):
+        rows = s.rows(split)
+        cm = click_metrics(s.clicks[rows], vs[rows], s.valid[rows], loss.bandwidth)
+        prefix = "" if split == "test" else "val_"
+        out += _rows({prefix + k: v for k, v in cm.items()}, representation="click", seed=seed)
+    for rep in representations:
+        for dom, d, vh in (("s", s, vs), ("t", data.target, vt)):
+            acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes))
+            out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep, seed=seed)
+    extras = {"grad_terms": fit.grad_terms}
+    if keep:
+        extras.update(fit=fit, v_source=vs, v_target=vt)
+    return out, extras
+
+
+def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """III-B: the linear TDL predictor [7] (eq. 2), V, V + C[7], and the ground-truth click ceiling.
+
+    Returns tidy rows (``representation`` C = C[7], V+C, V, "C (ground truth)",
+    "V+C (ground truth)"; the ground truth exists on the source only) and the first seed's
+    training history of the click predictor.
+    """
+    rows, history = [], None
+    n = len(data.classes)
+    with torch_threads(1):
+        for seed in seeds:
+            out, extras = tdl_run(data, cfg, ClickLossSpec(tau=0.0), seed, "fc", ("C", "V+C"), keep=history is None)
+            history = extras["fit"].history if history is None else history
+            rows += out + visual_baseline(data, cfg, seed)
+            for rep, use_visual in (("C (ground truth)", False), ("V+C (ground truth)", True)):
+                acc = recognition_accuracy(data.source, cfg, data.source.clicks, use_visual, seed, n)
+                rows += _rows({"acc_s": acc["test"], "val_acc_s": acc["val"]}, representation=rep, seed=seed)
+    return pd.DataFrame(rows), history
+
+
+def summarize(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Mean, sd and number of seeds of every metric per group ``by`` (tidy; sd is NaN for one seed)."""
+    g = rows.groupby([*by, "metric"], sort=False)["value"]
+    return g.agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "seeds"})
+
+
+def accuracy_table(summary: pd.DataFrame, column: str, order: Sequence, paper: pd.DataFrame | None = None,
+                   metrics: Sequence[tuple[str, str]] = (("acc_s", "Acc-S (%)"), ("acc_t", "Acc-T (%)")),
+                   percent: bool = True) -> pd.DataFrame:
+    """Rows = metrics ("ours mean", "ours sd", "paper"), columns = ``order`` of ``column``."""
+    rows = {}
+    for metric, label in metrics:
+        sub = summary[summary["metric"] == metric].set_index(column)
+        scale = 100.0 if percent else 1.0
+        rows[f"{label} ours"] = [scale * sub["mean"].get(c, np.nan) for c in order]
+        rows[f"{label} ours sd"] = [scale * sub["std"].get(c, np.nan) for c in order]
+        if paper is not None and label in paper.index:
+            rows[f"{label} paper"] = [paper.loc[label].get(c, np.nan) for c in order]
+    return pd.DataFrame(rows, index=list(order)).T
+
+
+def embedding_ablation(data: PaperAData, cfg: HeadConfig, kinds: Sequence[str], seeds: Sequence[int],
+                       loss: ClickLossSpec | None = None) -> pd.DataFrame:
+    """Table III: recognition with the predicted click feature alone, per word embedding."""
+    rows = []
+    with torch_threads(1):
+        for seed in seeds:
+            for kind in kinds:
+                out, _ = tdl_run(data, cfg, loss or ClickLossSpec(tau=0.0), seed, kind)
+                rows += [{**r, "embedding": EMBEDDING_NAMES[kind]} for r in out]
+    return pd.DataFrame(rows)
+
+
+def kernel_grid(data: PaperAData, cfg: HeadConfig, sizes: Sequence[int], counts: Sequence[int],
+                seeds: Sequence[int], kind: str = "conv_bifc", reuse: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Fig. 9: the CONV transformation's kernel size x number of kernels (predicted click alone).
+
+    ``reuse``: rows of an :func:`embedding_ablation` run of ``kind`` with ``cfg``; the grid
+    cell of ``cfg``'s own kernel size and number takes them instead of training again.
+    """
+    rows = []
+    with torch_threads(1):
+        for seed in seeds:
+            for size in sizes:
+                for count in counts:
+                    c = cfg.scaled(conv_size=int(size), conv_kernels=int(count))
+                    same = c == cfg and reuse is not None and (reuse["seed"] == seed).any()
+                    if same:
+                        out = reuse[reuse["seed"] == seed].drop(columns="embedding").to_dict("records")
+                    else:
+                        out, _ = tdl_run(data, c, ClickLossSpec(tau=0.0), seed, kind)
+                    rows += [{**r, "kernel_size": int(size), "kernels": int(count)} for r in out]
+    return pd.DataFrame(rows)
+
+
+# --- A.04: the position-sensitive loss (Fig. 7, Tables IV-V, Fig. 10) ---------------------------------
+
+def binarizer_curves(settings: Sequence[tuple[float, float]], x: np.ndarray | None = None) -> pd.DataFrame:
+    """Fig. 7: the indicator (a) and the smooth binariser of eq. (11) (b) for (B, T) settings."""
+    import torch
+
+    x = np.linspace(-0.05, 0.1, 601) if x is None else np.asarray(x, dtype=float)
+    xt = torch.from_numpy(x)
+    rows = [pd.DataFrame({"x": x, "value": click_losses.indicator_binarize(xt).numpy(), "curve": "indicator"})]
+    for b, t in settings:
+        rows.append(pd.DataFrame({"x": x, "value": click_losses.smooth_binarize(xt, b, t).numpy(),
+                                  "curve": f"sigmoid B={b:g}, T={t:g}"}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[int], column: str,
+               gd_fraction: float | None = None, keep_seed: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """TDL runs for each ``specs[value] = ClickLossSpec`` (Tables IV, V): tidy rows and extras.
+
+    ``gd_fraction``: record each weighted term's gradient norm at that fraction of the run
+    (footnote 7: iteration 1,500 of 10,000). ``keep_seed``: keep that seed's predictions.
+    """
+    steps_per_epoch = -(-len(data.source.rows("train")) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    gd_step = max(1, round(gd_fraction * total)) if gd_fraction else None
+    rows, kept = [], {}
+    with torch_threads(1):
+        for seed in seeds:
+            for value, spec in specs.items():
+                out, extras = tdl_run(data, cfg, spec, seed, gd_steps={gd_step} if gd_step else None,
+                                      keep=seed == keep_seed)
+                rows += [{**r, column: value} for r in out]
+                g = extras["grad_terms"]
+                if gd_step and {"count", "position"} <= set(g.get("term", [])):
+                    norms = g.set_index("term")["grad_norm"]
+                    rows.append({"representation": "click", "seed": seed, "metric": "gd_ratio",
+                                 "value": float(norms["position"] / norms["count"]), column: value})
+                if seed == keep_seed:
+                    kept[value] = extras
+    return pd.DataFrame(rows), {"kept": kept, "gd_step": gd_step, "total_steps": total}
+
+
+def select_on_validation(summary: pd.DataFrame, column: str, metric: str = "val_acc_t",
+                         also: str | None = "val_acc_s") -> object:
+    """The ``column`` value with the best mean validation ``metric`` (ties: ``also``, then first)."""
+    sub = summary[summary["metric"] == metric].set_index(column)["mean"]
+    if also is not None:
+        tie = summary[summary["metric"] == also].set_index(column)["mean"].reindex(sub.index).fillna(0)
+        key = sub.round(10) * 1e3 + tie
+        return key.idxmax()
+    return sub.idxmax()
+
+
+def position_examples(v_true: np.ndarray, predictions: dict[str, np.ndarray], rows: Sequence[int],
+                      n_words: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Fig. 10: ground truth and predicted click features on ``n_words`` random vocabulary words.
+
+    The words are drawn among those nonzero in the chosen rows' truth (so the truth shows),
+    topped up at random. Returns tidy ``row, word, source, value`` and the word indices.
+    """
+    rng = np.random.default_rng(seed)
+    present = np.flatnonzero(np.abs(v_true[list(rows)]).sum(0) > 0)
+    words = rng.choice(present, size=min(n_words // 2, len(present)), replace=False)
+    rest = np.setdiff1d(np.arange(v_true.shape[1]), words)
+    words = np.sort(np.concatenate([words, rng.choice(rest, size=n_words - len(words), replace=False)]))
+    out = []
+    for r in rows:
+        out.append(pd.DataFrame({"row": r, "word": words, "source": "ground truth", "value": v_true[r, words]}))
+        for name, pred in predictions.items():
+            out.append(pd.DataFrame({"row": r, "word": words, "source": name, "value": pred[r, words]}))
+    return pd.concat(out, ignore_index=True), words
+
+
+# --- A.06: visual + click features (Table VI) ----------------------------------------------------------
+
+def visual_click_table(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], position: ClickLossSpec,
+                       kind: str = "conv_bifc") -> pd.DataFrame:
+    """Table VI: V, C[7] (linear, eq. 2), C_E (nonlinear, eq. 2), C (nonlinear, eq. 12), and V + each."""
+    names = {"C[7]": ("fc", ClickLossSpec(tau=0.0)), "C_E": (kind, ClickLossSpec(tau=0.0)), "C": (kind, position)}
+    rows = []
+    with torch_threads(1):
+        for seed in seeds:
+            rows += [{**r, "features": "V"} for r in visual_baseline(data, cfg, seed)]
+            for name, (k, spec) in names.items():
+                out, _ = tdl_run(data, cfg, spec, seed, k, representations=("C", "V+C"))
+                for r in out:
+                    rep = r["representation"]
+                    label = name if rep in ("C", "click") else f"V+{name}"
+                    rows.append({**r, "features": label})
+    return pd.DataFrame(rows)
+
+
+# --- claims ------------------------------------------------------------------------------------------
+
+def _mean(summary: pd.DataFrame, column: str, value, metric: str) -> float:
+    sub = summary[(summary[column] == value) & (summary["metric"] == metric)]
+    return float(sub["mean"].iloc[0]) if len(sub) else float("nan")
+
+
+def _sd(summary: pd.DataFrame, column: str, value, metric: str) -> float:
+    sub = summary[(summary[column] == value) & (summary["metric"] == metric)]
+    return float(sub["std"].iloc[0]) if len(sub) else float("nan")
+
+
+def fmt_pct(summary: pd.DataFrame, column: str, value, metric: str) -> str:
+    """``"57.3 +- 1.2"`` (percent, mean +- sd over seeds)."""
+    return f"{100 * _mean(summary, column, value, metric):.1f} +- {100 * _sd(summary, column, value, metric):.1f}"

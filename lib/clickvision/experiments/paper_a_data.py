@@ -1,0 +1,249 @@
+"""Paper A's data on the embedded emoji: source (Google, SIMULATED clicks) and target (Twitter).
+
+* **Source domain** = the Google emoji (``cv.data.load_emoji()`` rows with domain
+  ``google``) with the **simulated** click log ``emoji-google`` (keys ``google:<code>``;
+  its queries come from the training split's text only). Its ground-truth click feature
+  ``v`` is the click TF-IDF of eq. (1) over the vocabulary of the K words with most clicks
+  on training images (:mod:`clickvision.click.features`).
+* **Target domain** = the Twitter emoji: the same 40 Unicode-subgroup classes, no clicks.
+* Splits are the data set's own (grouped by concept: no emoji's twin crosses splits).
+* Backbone features: ``extract_features(emoji, 128 px, 'pooled' | 'map')`` on the full
+  default emoji set (the cache ``make features`` fills), then rows indexed.
+
+The simulated clicks carry the label, as real queries do (a query names the breed): the
+ground-truth click feature is a near-ceiling for recognition; see notebook A.01.
+The word click matrix is cached on disk (keyed by the log's sha256 and the parameters),
+so notebooks after A.01 do not reload WordNet.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .. import paths
+from ..click import build as click_build
+from ..click.features import ClickTfidf, WordClickMatrix, click_tfidf, word_click_matrix
+from ..data.manifest import sha256_file
+from ..io import atomic_path, file_lock
+
+SOURCE_VENDOR, TARGET_VENDOR = "google", "twitter"
+LOG_NAME = "emoji-google"
+IMAGE_SIZE = 128
+
+
+class torch_threads:  # noqa: N801 - a context manager used like a function
+    """Run the enclosed code with ``n`` intra-op threads, then restore the previous count.
+
+    The heads are small: one thread is faster than two on shared cores and gives the same
+    numbers on any machine, so CPU runs stay bit-reproducible across core counts. BLAS
+    (NumPy, scikit-learn) is limited the same way with ``threadpoolctl``.
+    """
+
+    def __init__(self, n: int = 1) -> None:
+        self.n = n
+
+    def __enter__(self) -> "torch_threads":
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+        self.blas = threadpool_limits(self.n)  # NumPy / scikit-learn BLAS too
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        self.blas.restore_original_limits()
+        torch.set_num_threads(self.before)
+
+
+@dataclass
+class DomainData:
+    """One domain's rows: items, labels, split, backbone features and (source) click features."""
+
+    name: str
+    items: pd.DataFrame
+    y: np.ndarray
+    split: np.ndarray
+    phi: np.ndarray  # pooled backbone vector, float32 (n, C)
+    omega: np.ndarray | None  # last conv map, float16 (n, C, h, w)
+    clicks: np.ndarray | None = None  # ground-truth click feature v, float32 (n, K)
+    valid: np.ndarray | None = None  # v is not a zero row
+    noisy: np.ndarray | None = None  # SIMULATED label noise: clicks of another class
+
+    def rows(self, split: str) -> np.ndarray:
+        """Row indices of ``split`` ('train' / 'val' / 'test')."""
+        out = np.flatnonzero(self.split == split)
+        if not len(out):
+            raise ValueError(f"domain {self.name!r} has no rows in split {split!r}")
+        return out
+
+    def subset(self, rows: np.ndarray) -> "DomainData":
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return DomainData(self.name, self.items.iloc[rows].reset_index(drop=True), self.y[rows], self.split[rows],
+                          self.phi[rows], pick(self.omega), pick(self.clicks), pick(self.valid), pick(self.noisy))
+
+
+@dataclass
+class PaperAData:
+    """Source and target domains with the click vocabulary and the eq. (1) features."""
+
+    source: DomainData
+    target: DomainData
+    classes: list[str]
+    vocabulary: list[str]
+    word_clicks: WordClickMatrix
+    tfidf: ClickTfidf
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.source.phi.shape[1])
+
+    @property
+    def map_channels(self) -> int | None:
+        return None if self.source.omega is None else int(self.source.omega.shape[1])
+
+    def subsample(self, per_split: dict[str, int], seed: int = 0) -> "PaperAData":
+        """At most ``per_split[s]`` rows of each split in each domain (a quick run), stratified-ish."""
+        rng = np.random.default_rng(seed)
+
+        def cut(d: DomainData) -> DomainData:
+            keep = []
+            for s in ("train", "val", "test"):
+                rows = d.rows(s)
+                n = per_split.get(s, len(rows))
+                keep.append(np.sort(rng.choice(rows, size=min(n, len(rows)), replace=False)))
+            return d.subset(np.concatenate(keep))
+
+        return PaperAData(cut(self.source), cut(self.target), self.classes, self.vocabulary, self.word_clicks,
+                          self.tfidf, {**self.meta, "subsample": dict(per_split)})
+
+
+def reduce_map_channels(data: PaperAData, n_channels: int) -> PaperAData:
+    """Project every conv map's channels onto the top ``n_channels`` principal components.
+
+    A fixed 1x1 projection (centred PCA over the channel vectors of the source training
+    maps, every position), shared by both domains: the CONV transformation E1 then costs
+    ``n_channels / C`` as much on the CPU, its filters restricted to the principal subspace.
+    ``n_channels = 0`` returns ``data`` unchanged (the full map).
+    """
+    if n_channels == 0:
+        return data
+    with torch_threads(1):
+        return _reduce_map_channels(data, n_channels)
+
+
+def _reduce_map_channels(data: PaperAData, n_channels: int) -> PaperAData:
+    src = data.source
+    if src.omega is None:
+        raise ValueError("reduce_map_channels: the data has no conv maps (load with with_map=True)")
+    c = src.omega.shape[1]
+    if not 0 < n_channels <= c:
+        raise ValueError(f"reduce_map_channels: n_channels must be in 1..{c} (or 0), got {n_channels}")
+    import torch
+
+    train_maps = np.ascontiguousarray(src.omega[src.rows("train")])
+    digest = hashlib.sha256(train_maps.tobytes() + f"|{n_channels}|v1".encode()).hexdigest()[:16]
+    path = paths.CACHE_DIR / "paper_a" / f"map-pca-{digest}.npz"
+    with file_lock(path):
+        if path.exists():
+            z = np.load(path)
+            mean, basis, kept = torch.from_numpy(z["mean"]), torch.from_numpy(z["basis"]), float(z["kept"])
+        else:
+            vectors = torch.from_numpy(train_maps).float().permute(0, 2, 3, 1).reshape(-1, c)
+            mean = vectors.double().mean(dim=0).float()
+            centred = vectors - mean
+            eigval, eigvec = torch.linalg.eigh((centred.T @ centred).double())  # ascending eigenvalues
+            basis = eigvec.flip(1)[:, :n_channels].float().contiguous()
+            kept = float(eigval.flip(0)[:n_channels].sum() / eigval.sum())
+            with atomic_path(path, suffix=".npz") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, mean=mean.numpy(), basis=basis.numpy(), kept=np.float64(kept))
+
+    def project(d: DomainData) -> DomainData:
+        om = torch.from_numpy(d.omega).float().permute(0, 2, 3, 1) - mean
+        red = (om @ basis).permute(0, 3, 1, 2).numpy()
+        return DomainData(d.name, d.items, d.y, d.split, d.phi, np.ascontiguousarray(red), d.clicks, d.valid,
+                          d.noisy)
+
+    return PaperAData(project(src), project(data.target), data.classes, data.vocabulary, data.word_clicks,
+                      data.tfidf, {**data.meta, "map_channels": n_channels, "map_variance_kept": round(kept, 4)})
+
+
+def _cache_file(log_path: Path, keys: list[str], train_keys: list[str], k: int) -> Path:
+    blob = json.dumps({"log": sha256_file(log_path), "keys": hashlib.sha256("\0".join(keys).encode()).hexdigest(),
+                       "train": hashlib.sha256("\0".join(train_keys).encode()).hexdigest(), "k": k,
+                       "version": 1}, sort_keys=True)
+    return paths.CACHE_DIR / "paper_a" / f"word-clicks-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npz"
+
+
+def cached_word_clicks(log_path: Path, keys: list[str], train_keys: list[str], k: int = 1000) -> WordClickMatrix:
+    """:func:`word_click_matrix` of a log, cached under ``data/cache/paper_a`` (atomic, locked)."""
+    path = _cache_file(Path(log_path), keys, train_keys, k)
+    with file_lock(path):
+        if path.exists():
+            z = np.load(path, allow_pickle=False)
+            counts = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+            stats = json.loads(str(z["stats"]))
+            return WordClickMatrix(counts, z["keys"].astype(object), z["vocabulary"].tolist(), z["word_clicks"],
+                                   z["train"], stats)
+        wc = word_click_matrix(log_path, keys=keys, train_keys=train_keys, k=k)
+        with atomic_path(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, data=wc.counts.data, indices=wc.counts.indices, indptr=wc.counts.indptr,
+                         shape=np.array(wc.counts.shape), keys=np.array(wc.keys.tolist(), dtype=str),
+                         vocabulary=np.array(wc.vocabulary, dtype=str), word_clicks=wc.word_clicks,
+                         train=wc.train, stats=json.dumps(wc.stats))
+        return wc
+
+
+def load_paper_a_data(k: int = 1000, tfidf_variant: str = "paper", with_map: bool = True,
+                      image_size: int = IMAGE_SIZE) -> PaperAData:
+    """Source (Google + SIMULATED clicks) and target (Twitter) domains of paper A on emoji."""
+    from ..data import load_emoji
+    from ..features import extract_features
+
+    emoji = load_emoji()
+    items = emoji.items
+    classes = sorted(items["label"].unique())
+    label_id = {c: i for i, c in enumerate(classes)}
+    phi_all = extract_features(emoji, image_size=image_size, kind="pooled")
+    omega_all = extract_features(emoji, image_size=image_size, kind="map") if with_map else None
+
+    def domain(vendor: str) -> tuple[np.ndarray, pd.DataFrame]:
+        rows = np.flatnonzero((items["domain"] == vendor).to_numpy())
+        if not len(rows):
+            raise ValueError(f"the emoji set has no rows of vendor {vendor!r}")
+        return rows, items.iloc[rows].reset_index(drop=True)
+
+    s_rows, s_items = domain(SOURCE_VENDOR)
+    t_rows, t_items = domain(TARGET_VENDOR)
+    keys = s_items["key"].astype(str).tolist()
+    train_keys = s_items.loc[s_items["split"] == "train", "key"].astype(str).tolist()
+    wc = cached_word_clicks(click_build.click_log_path(LOG_NAME), keys, train_keys, k)
+    tfidf = click_tfidf(wc, variant=tfidf_variant)
+    noise = click_build.load_label_noise(LOG_NAME).set_index("key")["noisy"]
+    noisy = s_items["key"].map(noise).fillna(False).astype(bool).to_numpy()
+
+    def make(name: str, rows: np.ndarray, frame: pd.DataFrame, clicks=None, valid=None, noisy=None) -> DomainData:
+        return DomainData(name, frame, frame["label"].map(label_id).to_numpy(np.int64),
+                          frame["split"].astype(str).to_numpy(), phi_all[rows],
+                          None if omega_all is None else omega_all[rows], clicks, valid, noisy)
+
+    source = make("source", s_rows, s_items, tfidf.dense(), tfidf.valid, noisy)
+    target = make("target", t_rows, t_items)
+    meta = {"log": LOG_NAME, "k": wc.k, "tfidf_variant": tfidf_variant, "image_size": image_size,
+            "zero_rows": tfidf.n_zero_rows, "zero_train_rows": tfidf.n_zero_train_rows, **wc.stats}
+    return PaperAData(source, target, classes, list(wc.vocabulary), wc, tfidf, meta)

@@ -1,0 +1,322 @@
+"""Training and evaluation of paper A's heads on cached backbone features (CPU).
+
+Every model goes through the one :class:`clickvision.train.Trainer` (Adam, fixed number
+of epochs as the paper's fixed 10k iterations; no early stopping). Three steps build
+every table of section IV-B:
+
+* :func:`train_click_predictor` -- a word embedding trained on the source by eq. (2) or
+  the combined loss eq. (12) (TDL's first stage, Fig. 3a);
+* :func:`train_recognizer` -- a classifier on ``[N(psi(phi)), N(v_hat)]`` (eq. 7) with the
+  click predictor frozen (TDL's second stage; per domain: Acc-S / Acc-T);
+* :func:`train_joint` -- one network on both domains with eq. (13)-(15) (MTTDL when the
+  target is left out, MDD-VM / MTMDD-VM / MTMDD-VM*).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .. import metrics, runtime
+from ..losses import click as click_losses
+from ..models.mtmdd import SOURCE, TARGET, MTMDDNet, RecognitionHead, WordEmbedding
+from ..train import Callback, TrainConfig, Trainer, grad_norms_of_terms
+from .paper_a_data import DomainData, PaperAData, torch_threads  # noqa: F401 (re-exported)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Sizes and optimisation of the heads (one place; profiles scale ``epochs``)."""
+
+    embedding: str = "conv_bifc"
+    hidden: int = 512  # biFC width (paper / authors' code: 4096)
+    conv_kernels: int = 64  # CONV filters (paper Fig. 9 best: 1,024; authors' code: 256)
+    conv_size: int = 3
+    pool: int = 2
+    output_relu: bool = False
+    visual_hidden: int = 512  # trainable visual layer psi (0: the pooled vector itself)
+    dropout: float = 0.5
+    epochs: int = 30  # click predictor / joint network
+    recognizer_epochs: int = 30
+    batch_size: int = 64  # click predictor / joint network, per domain
+    recognizer_batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        from ..models.mtmdd import EMBEDDINGS
+
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"HeadConfig.embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        for name in ("hidden", "conv_kernels", "conv_size", "pool", "epochs", "recognizer_epochs", "batch_size",
+                     "recognizer_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"HeadConfig.{name} must be a positive integer, got {value!r}")
+        if self.visual_hidden < 0 or not 0 <= self.dropout < 1 or not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(f"HeadConfig: need visual_hidden >= 0, 0 <= dropout < 1, lr > 0, weight_decay >= 0; "
+                             f"got {self.visual_hidden}, {self.dropout}, {self.lr}, {self.weight_decay}")
+
+    def scaled(self, **changes) -> "HeadConfig":
+        """A copy with ``changes`` (validated again)."""
+        return replace(self, **changes)
+
+
+class Batches:
+    """Re-iterable mini-batches of row-aligned tensors, reshuffled every pass (torch's RNG).
+
+    A last batch of one row is dropped (batch norm needs two).
+    """
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor], batch_size: int, shuffle: bool = True) -> None:
+        sizes = {len(t) for t in tensors.values()}
+        if len(sizes) != 1 or not sizes or 0 in sizes:
+            raise ValueError(f"Batches: tensors must be non-empty and row-aligned, got sizes {sizes}")
+        self.tensors, self.batch_size, self.shuffle = dict(tensors), int(batch_size), shuffle
+        self.n = sizes.pop()
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (rest >= 2)
+
+    def __iter__(self):
+        tensors = self.tensors
+        if self.shuffle:
+            order = torch.randperm(self.n)
+            tensors = {k: t[order] for k, t in tensors.items()}
+        for i in range(len(self)):
+            yield {k: t[i * self.batch_size:(i + 1) * self.batch_size] for k, t in tensors.items()}
+
+
+def domain_tensors(d: DomainData, rows: np.ndarray, with_map: bool, domain: int,
+                   v_hat: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of ``rows``: phi, omega (if needed), y, domain, v and valid (source), v_hat (given)."""
+    out = {"phi": torch.from_numpy(np.ascontiguousarray(d.phi[rows])),
+           "y": torch.from_numpy(d.y[rows]), "domain": torch.full((len(rows),), domain, dtype=torch.long)}
+    if with_map:
+        if d.omega is None:
+            raise ValueError("a CONV embedding needs the conv map: load the data with with_map=True")
+        out["omega"] = torch.from_numpy(np.ascontiguousarray(d.omega[rows]))
+    if d.clicks is not None:
+        out["v"] = torch.from_numpy(d.clicks[rows])
+        out["valid"] = torch.from_numpy(d.valid[rows])
+    if v_hat is not None:
+        out["v_hat"] = torch.from_numpy(np.ascontiguousarray(v_hat[rows]))
+    return out
+
+
+def make_embedding(cfg: HeadConfig, data: PaperAData, kind: str | None = None) -> WordEmbedding:
+    """The word embedding ``cfg`` (or ``kind``) asks for, sized for ``data``'s features."""
+    return WordEmbedding(kind or cfg.embedding, data.feature_dim, data.k, cfg.hidden, cfg.conv_kernels,
+                         cfg.conv_size, cfg.pool, cfg.dropout, cfg.output_relu, data.map_channels)
+
+
+def _train_config(cfg: HeadConfig, epochs: int, seed: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, optimizer="adam", lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed,
+                       device=cfg.device, progress=False)
+
+
+class TermGradNorms(Callback):
+    """Gradient l2 norm of each weighted loss term at given steps (Table V's gd-ratio, fn. 7)."""
+
+    def __init__(self, steps: set[int]) -> None:
+        self.steps, self.rows = set(steps), []
+
+    def on_before_backward(self, trainer: Trainer, step: int, loss: torch.Tensor, terms) -> None:
+        if step in self.steps:
+            grad_terms = {k: v for k, v in terms.items() if isinstance(v, torch.Tensor) and v.requires_grad}
+            norms = grad_norms_of_terms(trainer.model, grad_terms)
+            self.rows += [(step, k, v) for k, v in norms.items()]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["step", "term", "grad_norm"])
+
+
+@dataclass
+class ClickLossSpec:
+    """Which click loss: eq. (2) (``tau = 0``) or eq. (12), with the binariser's B and T."""
+
+    tau: float = 0.0
+    bandwidth: float = 0.01
+    threshold: float = 0.16
+    variant: str = "paper"
+
+    def __call__(self, v: torch.Tensor, v_hat: torch.Tensor, valid: torch.Tensor):
+        return click_losses.combined_click_loss(v, v_hat, self.tau, self.bandwidth, self.threshold, valid,
+                                                self.variant)
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: pd.DataFrame
+    grad_terms: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def seeded(seed: int) -> None:
+    runtime.seed_everything(seed)
+
+
+def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int = 0,
+                          kind: str | None = None, gd_steps: set[int] | None = None) -> FitResult:
+    """First stage of TDL (Fig. 3a): a word embedding on the source training rows."""
+    seeded(seed)
+    emb = make_embedding(cfg, data, kind)
+    net = MTMDDNet(emb, None)
+    src = data.source
+    batches = Batches(domain_tensors(src, src.rows("train"), emb.reads_map, SOURCE), cfg.batch_size)
+
+    def loss_fn(model, b):
+        out = loss(b["v"], model(b["phi"], b.get("omega"))["click"], b["valid"])
+        return out.total, out.terms
+
+    grads = TermGradNorms(gd_steps or set())
+    history = Trainer(net, loss_fn, _train_config(cfg, cfg.epochs, seed), callbacks=[grads]).fit(batches)
+    return FitResult(net, history, grads.to_frame())
+
+
+@torch.no_grad()
+def predict_clicks(net: MTMDDNet, d: DomainData, chunk: int = 512) -> np.ndarray:
+    """Predicted click features ``v_hat`` of every row of a domain (eval mode)."""
+    was = net.training
+    net.eval()
+    try:
+        reads_map = net.embedding.reads_map
+        outs = []
+        for i in range(0, len(d.y), chunk):
+            phi = torch.from_numpy(d.phi[i:i + chunk])
+            omega = torch.from_numpy(d.omega[i:i + chunk]) if reads_map else None
+            outs.append(net.embedding(phi, omega))
+        return torch.cat(outs).numpy()
+    finally:
+        net.train(was)
+
+
+def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, use_visual: bool, seed: int = 0,
+                     n_classes: int | None = None) -> RecognitionHead:
+    """Second stage of TDL (eq. 4-5): a classifier on ``[N(psi(phi)), N(v_hat)]``, predictor frozen."""
+    seeded(seed)
+    n_classes = n_classes or int(d.y.max()) + 1
+    use_click = v_hat is not None
+    head = RecognitionHead(d.phi.shape[1], v_hat.shape[1] if use_click else 1, n_classes, use_visual, use_click,
+                           cfg.visual_hidden, True, cfg.dropout)
+    batches = Batches(domain_tensors(d, d.rows("train"), False, SOURCE, v_hat), cfg.recognizer_batch_size)
+
+    def loss_fn(model, b):
+        return nn.functional.cross_entropy(model(b["phi"], b.get("v_hat")), b["y"])
+
+    Trainer(head, loss_fn, _train_config(cfg, cfg.recognizer_epochs, seed)).fit(batches)
+    return head
+
+
+@torch.no_grad()
+def head_scores(head: RecognitionHead, d: DomainData, v_hat: np.ndarray | None, rows: np.ndarray,
+                domain: int = SOURCE) -> np.ndarray:
+    was = head.training
+    head.eval()
+    try:
+        phi = torch.from_numpy(d.phi[rows])
+        vh = None if v_hat is None else torch.from_numpy(v_hat[rows])
+        return head(phi, vh, domain).numpy()
+    finally:
+        head.train(was)
+
+
+def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, use_visual: bool, seed: int,
+                         n_classes: int) -> dict[str, float]:
+    """Train a recognizer on the domain's training rows; accuracy on ``val`` and ``test``."""
+    head = train_recognizer(d, cfg, v_hat, use_visual, seed, n_classes)
+    out = {}
+    for split in ("val", "test"):
+        rows = d.rows(split)
+        out[split] = metrics.accuracy(d.y[rows], head_scores(head, d, v_hat, rows))
+    return out
+
+
+
+def click_metrics(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, bandwidth: float = 0.01) -> dict:
+    """RMSE-S (READING-NOTES pin), eq. (9) errors and Table IV's Ratio on rows with a non-zero truth."""
+    rows = np.flatnonzero(valid)
+    vt, vp = torch.from_numpy(v_true[rows]), torch.from_numpy(v_hat[rows])
+    z = click_losses.sigmoid_input(vp.double()).numpy()
+    return {"rmse_s": metrics.rmse_normalized(v_true[rows], v_hat[rows]),
+            "position_error": float(click_losses.position_error(vt, vp.clamp(min=0)).double().mean()),
+            "ratio": float(np.mean((z >= 0) & (z <= bandwidth)))}
+
+
+# --- the joint network (eq. 13-15) ----------------------------------------------------------------
+
+@dataclass
+class JointSpec:
+    """Eq. (15): lambda, mu, the click loss; ``shared`` classifier; ``two_domain`` (False: MTTDL)."""
+
+    lam: float = 0.4
+    mu: float = 1.0
+    click: ClickLossSpec = field(default_factory=lambda: ClickLossSpec(tau=0.1))
+    shared: bool = True
+    two_domain: bool = True
+
+
+def build_joint_net(data: PaperAData, cfg: HeadConfig, spec: JointSpec) -> MTMDDNet:
+    emb = make_embedding(cfg, data)
+    head = RecognitionHead(data.feature_dim, data.k, len(data.classes), True, True, cfg.visual_hidden,
+                           spec.shared, cfg.dropout)
+    return MTMDDNet(emb, head)
+
+
+def joint_loss(model: MTMDDNet, batch: Mapping, spec: JointSpec, reads_map: bool) -> click_losses.ClickLossTerms:
+    """Eq. (15) on one step's ``{"source": ..., "target": ...}`` batch (eq. 13/14 without a target).
+
+    Source and target rows go through one forward (the batch norms of eq. 7 see both); the
+    click loss reads only the source rows' predictions: target rows have no ground truth.
+    """
+    c = spec.click
+    s, t = batch["source"], batch.get("target")
+    if t is None:
+        out = model(s["phi"], s.get("omega"), SOURCE)
+        return click_losses.multidomain_loss(out["logits"], s["y"], s["v"], out["click"], None, None, spec.lam,
+                                             spec.mu, c.tau, c.bandwidth, c.threshold, s["valid"], c.variant)
+    n = len(s["y"])
+    keys = ("phi", "omega") if reads_map else ("phi",)
+    cat = {k: torch.cat([s[k], t[k]]) for k in keys}
+    out = model(cat["phi"], cat.get("omega"), torch.cat([s["domain"], t["domain"]]))
+    logits, v_hat = out["logits"], out["click"]
+    return click_losses.multidomain_loss(logits[:n], s["y"], s["v"], v_hat[:n], logits[n:], t["y"], spec.lam,
+                                         spec.mu, c.tau, c.bandwidth, c.threshold, s["valid"], c.variant)
+
+
+def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 0) -> FitResult:
+    """One network on source (+ target) by eq. (13)/(14)/(15); target rows get no click loss."""
+    seeded(seed)
+    net = build_joint_net(data, cfg, spec)
+    reads_map = net.embedding.reads_map
+    src = Batches(domain_tensors(data.source, data.source.rows("train"), reads_map, SOURCE), cfg.batch_size)
+    if spec.two_domain:
+        tgt = Batches(domain_tensors(data.target, data.target.rows("train"), reads_map, TARGET), cfg.batch_size)
+        train_data = {"source": src, "target": tgt}
+    else:
+        train_data = {"source": src}
+
+    def loss_fn(model, b):
+        return joint_loss(model, b, spec, reads_map)
+
+    history = Trainer(net, loss_fn, _train_config(cfg, cfg.epochs, seed)).fit(train_data)
+    return FitResult(net, history)
+
+
+@torch.no_grad()
+def joint_outputs(net: MTMDDNet, d: DomainData, rows: np.ndarray, domain: int) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, v_hat) of ``rows`` through the joint network, one domain, eval mode."""
+    was = net.training
+    net.eval()
+    try:
+        omega = torch.from_numpy(d.omega[rows]) if net.embedding.reads_map else None
+        out = net(torch.from_numpy(d.phi[rows]), omega, domain)
+        return out["logits"].numpy(), out["click"].numpy()
+    finally:
+        net.train(was)

@@ -1,0 +1,379 @@
+"""Collaborative-filtering models of paper D (section 3.3, Table 3): most-popular, BPR, Mult-VAE.
+
+Phase one of paper D turns the binary user-item matrix ``M`` into fixed-size item vectors
+``q_i`` (the *CF vectors*). Three recommenders, all in PyTorch (GPU when present) and all
+trained through the one :class:`clickvision.train.Trainer`:
+
+* :class:`MostPopular` -- non-personalised: every user gets the items by training count.
+* :class:`BPR` -- Rendle et al. (2009): ``s(u, i) = p_u . q_i + b_i``, the pairwise loss
+  ``-log sigmoid(s(u, i) - s(u, j))`` over (user, positive, sampled negative) triples with an
+  l2 penalty. CF vector = ``[q_i, b_i]``.
+* :class:`MultVAE` -- Liang et al. (2018) Mult-VAE: l2-normalised input with dropout, tanh
+  encoder ``items -> hidden -> 2 x latent``, decoder ``latent -> hidden -> items``, the
+  multinomial log-likelihood and a KL term annealed linearly to ``beta_max``. The last decoder
+  layer carries the item bias (paper D, 4.1.3: "supplemented with bias terms") and, after
+  Press and Wolf, serves as the item embedding: CF vector = ``[W_i, b_i]`` (hidden + 1).
+  This follows Liang et al.; Cornac's ``VAECF`` (the authors' base) has a fixed beta, no KL
+  annealing and no input dropout -- ``beta_max=1, anneal_epochs=0, input_dropout=0`` give it.
+  Both biases start at the log item popularity (``popularity_init``), so a short CPU run
+  starts from the most-popular ranking instead of relearning it.
+
+:func:`heldout_auc` is Table 3's metric: per-user AUC of held-out interactions over the items
+seen in training (:func:`fast_interaction_auc`, equal to :func:`clickvision.metrics.interaction_auc`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..train import TrainConfig, Trainer
+
+
+@dataclass
+class InteractionMatrix:
+    """A binary user-item matrix (CSR, float32) with the ids of its rows and columns."""
+
+    matrix: sp.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+
+def interaction_matrix(events: pd.DataFrame, item_ids: np.ndarray | None = None) -> InteractionMatrix:
+    """Binarise ``events`` (columns ``user``, ``item``) into ``M`` (paper D, 3.3).
+
+    ``item_ids`` fixes the columns and their order; events on other items are dropped (cold
+    items lose their interactions). Users left with no event are dropped.
+    """
+    for col in ("user", "item"):
+        if col not in events.columns:
+            raise ValueError(f"interaction_matrix: events lack column {col!r}")
+    if item_ids is None:
+        item_ids = np.sort(events["item"].unique())
+    item_ids = np.asarray(item_ids)
+    col_of = pd.Series(np.arange(len(item_ids)), index=pd.Index(item_ids))
+    if not col_of.index.is_unique:
+        raise ValueError("interaction_matrix: item_ids contain duplicates")
+    cols = events["item"].map(col_of)
+    kept = events[cols.notna().to_numpy()]
+    cols = cols[cols.notna()].to_numpy(dtype=np.int64)
+    user_ids, rows = np.unique(kept["user"].to_numpy(), return_inverse=True)
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(user_ids), len(item_ids)))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return InteractionMatrix(m, user_ids, item_ids)
+
+
+def split_heldout(matrix: sp.csr_matrix, fraction: float = 0.2, seed: int = 0) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(train, held-out): a random ``fraction`` of all interactions held out (paper D, 4.1.5)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
+    coo = matrix.tocoo()
+    held = np.random.default_rng(seed).random(coo.nnz) < fraction
+    make = lambda keep: sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape)  # noqa: E731
+    return make(~held), make(held)
+
+
+class MostPopular(nn.Module):
+    """Non-personalised baseline (Table 3 "Most popular"): score = training interactions."""
+
+    def __init__(self, train: sp.csr_matrix) -> None:
+        super().__init__()
+        self.register_buffer("counts", torch.from_numpy(np.asarray(train.sum(axis=0)).ravel().astype(np.float32)))
+
+    def score_users(self, train: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        return np.tile(self.counts.cpu().numpy(), (len(users), 1))
+
+
+class BPR(nn.Module):
+    """BPR matrix factorisation with an item bias: ``s(u, i) = p_u . q_i + b_i``."""
+
+    def __init__(self, n_users: int, n_items: int, k: int = 64, init_std: float = 0.01) -> None:
+        super().__init__()
+        self.user = nn.Parameter(init_std * torch.randn(n_users, k))
+        self.item = nn.Parameter(init_std * torch.randn(n_items, k))
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+
+    def pair_score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (self.user[users] * self.item[items]).sum(-1) + self.item_bias[items]
+
+    def score_users(self, train: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            u = torch.as_tensor(users, device=self.user.device)
+            return (self.user[u] @ self.item.T + self.item_bias).cpu().numpy()
+
+    def item_vectors(self) -> np.ndarray:
+        """CF vectors ``[q_i, b_i]``, shape (n_items, k + 1)."""
+        return torch.cat([self.item, self.item_bias[:, None]], 1).detach().cpu().numpy()
+
+
+def bpr_loss(model: BPR, batch: tuple[torch.Tensor, ...], reg: float = 1e-4) -> tuple[torch.Tensor, dict]:
+    """``-mean log sigmoid(s(u,i) - s(u,j)) + reg * mean ||theta||^2`` over the triples."""
+    u, i, j = batch
+    pu, qi, qj = F.embedding(u, model.user), F.embedding(i, model.item), F.embedding(j, model.item)
+    bi, bj = model.item_bias[i], model.item_bias[j]
+    x = (pu * (qi - qj)).sum(-1) + bi - bj
+    penalty = (pu.square().sum(-1) + qi.square().sum(-1) + qj.square().sum(-1) + bi.square() + bj.square()).mean()
+    rank = -F.logsigmoid(x).mean()
+    return rank + reg * penalty, {"rank": rank}
+
+
+def bpr_triples(train: sp.csr_matrix, batch_size: int, device: torch.device):
+    """A factory of one epoch's batches: every training pair once, a uniform negative each.
+
+    Negatives that hit one of the user's positives are redrawn (up to 10 times). Uses the
+    torch random stream (seeded by the Trainer), so an epoch's triples are reproducible.
+    """
+    coo = train.tocoo()
+    users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    n_items = train.shape[1]
+    known = np.sort(users * n_items + items)
+
+    def epoch():
+        order = torch.randperm(len(users)).numpy()
+        neg = torch.randint(0, n_items, (len(users),)).numpy()
+        for _ in range(10):
+            codes = users[order] * n_items + neg
+            pos = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+            hit = known[pos] == codes
+            if not hit.any():
+                break
+            neg[hit] = torch.randint(0, n_items, (int(hit.sum()),)).numpy()
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            yield tuple(torch.from_numpy(a).to(device) for a in (users[idx], items[idx], neg[s:s + batch_size]))
+    return epoch
+
+
+class MultVAE(nn.Module):
+    """Mult-VAE (Liang et al. 2018) with the item bias in the last decoder layer.
+
+    Batches are sparse user rows (:class:`UserRows`): the first encoder layer is an
+    ``embedding_bag`` over the user's items, so no dense ``users x items`` input is built.
+    """
+
+    def __init__(self, n_items: int, latent: int = 32, hidden: int = 64, input_dropout: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout!r}")
+        self.latent, self.input_dropout = latent, input_dropout
+        bound = 1 / math.sqrt(n_items)
+        self.enc_items = nn.Parameter(torch.empty(n_items, hidden).uniform_(-bound, bound))
+        self.enc_bias = nn.Parameter(torch.zeros(hidden))
+        self.enc_out = nn.Linear(hidden, 2 * latent)
+        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(), nn.Linear(hidden, n_items))
+
+    def forward(self, rows: UserRows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(item logits, mu, logvar) of a batch of binary user rows."""
+        weight = rows.norm_weights().to(self.enc_items.dtype)  # l2-normalised binary input
+        if self.training and self.input_dropout > 0:
+            keep = (torch.rand_like(weight) >= self.input_dropout).to(weight.dtype)
+            weight = weight * keep / (1 - self.input_dropout)
+        h = F.embedding_bag(rows.items, self.enc_items, rows.offsets, mode="sum", per_sample_weights=weight)
+        mu, logvar = self.enc_out(torch.tanh(h + self.enc_bias)).chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decoder(z), mu, logvar
+
+    def score_users(self, train: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        device = next(self.parameters()).device
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            out = self(UserRows.of(train, users, device))[0].cpu().numpy()
+        self.train(was)
+        return out
+
+    def item_vectors(self) -> np.ndarray:
+        """CF vectors ``[W_i, b_i]`` of the last decoder layer, shape (n_items, hidden + 1)."""
+        last = self.decoder[-1]
+        return torch.cat([last.weight, last.bias[:, None]], 1).detach().cpu().numpy()
+
+
+@dataclass
+class UserRows:
+    """A batch of binary user rows in CSR form: item indices, row offsets, row ids."""
+
+    items: torch.Tensor  # (nnz,) item index of each interaction
+    offsets: torch.Tensor  # (B,) start of each row in ``items``
+    row_of: torch.Tensor  # (nnz,) batch row of each interaction
+
+    @classmethod
+    def of(cls, matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> "UserRows":
+        sub = matrix[rows]
+        counts = np.diff(sub.indptr)
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device)  # noqa: E731
+        return cls(as_t(sub.indices), as_t(sub.indptr[:-1]), as_t(np.repeat(np.arange(len(rows)), counts)))
+
+    def counts(self) -> torch.Tensor:
+        return torch.bincount(self.row_of, minlength=len(self.offsets)).to(torch.float32)
+
+    def norm_weights(self) -> torch.Tensor:
+        return self.counts().clamp(min=1).rsqrt()[self.row_of]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+def vae_loss(model: MultVAE, rows: UserRows, beta: float) -> tuple[torch.Tensor, dict]:
+    """Negative ELBO: ``-sum_i x_i log softmax(logits)_i + beta * KL``, mean over users.
+
+    For binary ``x``: ``n_u * logsumexp(logits_u) - sum of the user's item logits``.
+    """
+    logits, mu, logvar = model(rows)
+    picked = logits[rows.row_of, rows.items]
+    nll = (rows.counts() * torch.logsumexp(logits, 1)).sum() - picked.sum()
+    nll = nll / len(rows)
+    kl = (-0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1)).mean()
+    return nll + beta * kl, {"nll": nll, "kl": kl}
+
+
+def user_batches(train: sp.csr_matrix, batch_size: int, device: torch.device):
+    """A factory of one epoch's :class:`UserRows` batches in a random order (users with events)."""
+    active = np.flatnonzero(np.diff(train.indptr) > 0)
+
+    def epoch():
+        order = active[torch.randperm(len(active)).numpy()]
+        for s in range(0, len(order), batch_size):
+            yield UserRows.of(train, order[s:s + batch_size], device)
+    return epoch
+
+
+def _auc_val_fn(val: sp.csr_matrix | None, train: sp.csr_matrix, max_users: int, seed: int):
+    if val is None:
+        return None
+    return lambda m: {"auc": heldout_auc(m, train, val, max_users=max_users, seed=seed)}
+
+
+def log_popularity(train: sp.csr_matrix) -> torch.Tensor:
+    """``log((n_i + 1) / sum_j (n_j + 1))``: the log prior of each item (add-one smoothed)."""
+    counts = np.asarray(train.sum(axis=0)).ravel() + 1.0
+    return torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32))
+
+
+def fit_bpr(train: sp.csr_matrix, k: int = 64, epochs: int = 20, lr: float = 0.01, reg: float = 1e-4,
+            batch_size: int = 4096, seed: int = 0, device: str = "auto", val: sp.csr_matrix | None = None,
+            patience: int | None = None, max_val_users: int = 2000,
+            popularity_init: bool = True, min_delta: float = 0.0) -> tuple[BPR, pd.DataFrame]:
+    """Train :class:`BPR` with Adam; with ``val`` (held-out interactions) keep the epoch of best
+    validation AUC (an epoch counts as better when it gains more than ``min_delta``).
+    ``popularity_init`` starts the item bias at the centred log popularity (the
+    most-popular ranking), so a short CPU run starts from the baseline instead of relearning it.
+    Returns (model, Trainer History)."""
+    torch.manual_seed(seed)
+    model = BPR(*train.shape, k=k)
+    if popularity_init:
+        with torch.no_grad():
+            prior = log_popularity(train)
+            model.item_bias.copy_(prior - prior.mean())
+    cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, seed=seed, device=device, log_every=50,
+                      monitor="auc" if val is not None else None, mode="max", patience=patience,
+                      min_delta=min_delta)
+    trainer = Trainer(model, lambda m, b: bpr_loss(m, b, reg), cfg)
+    history = trainer.fit(bpr_triples(train, batch_size, trainer.device),
+                          val_fn=_auc_val_fn(val, train, max_val_users, seed))
+    return model, history
+
+
+def fit_vae(train: sp.csr_matrix, latent: int = 32, hidden: int = 64, epochs: int = 50, lr: float = 0.01,
+            batch_size: int = 128, beta_max: float = 0.2, anneal_epochs: float = 5.0, input_dropout: float = 0.5,
+            seed: int = 0, device: str = "auto", val: sp.csr_matrix | None = None, patience: int | None = None,
+            max_val_users: int = 2000, popularity_init: bool = True, min_delta: float = 0.0
+            ) -> tuple[MultVAE, pd.DataFrame]:
+    """Train :class:`MultVAE` with Adam, beta annealed linearly 0 -> ``beta_max`` over the first
+    ``anneal_epochs`` epochs (Liang et al.; ``anneal_epochs=0``: constant ``beta_max``, as Cornac).
+    ``popularity_init`` starts the item bias (last decoder bias) at the log item prior."""
+    torch.manual_seed(seed)
+    model = MultVAE(train.shape[1], latent, hidden, input_dropout)
+    if popularity_init:
+        with torch.no_grad():
+            model.decoder[-1].bias.copy_(log_popularity(train))
+    cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, seed=seed, device=device, log_every=50,
+                      monitor="auc" if val is not None else None, mode="max", patience=patience,
+                      min_delta=min_delta)
+    state = {"step": 0}
+    active = int((np.diff(train.indptr) > 0).sum())
+    anneal_steps = anneal_epochs * math.ceil(active / batch_size)
+
+    def loss_fn(m, x):
+        if m.training:
+            state["step"] += 1
+        beta = beta_max if anneal_steps <= 0 else beta_max * min(1.0, state["step"] / anneal_steps)
+        return vae_loss(m, x, beta)
+
+    trainer = Trainer(model, loss_fn, cfg)
+    history = trainer.fit(user_batches(train, batch_size, trainer.device),
+                          val_fn=_auc_val_fn(val, train, max_val_users, seed))
+    return model, history
+
+
+def heldout_auc(model: nn.Module, train: sp.csr_matrix, heldout: sp.csr_matrix, max_users: int | None = None,
+                seed: int = 0, ties: str = "half", block: int = 512, per_user: bool = False) -> float | np.ndarray:
+    """Table 3's AUC: mean over users of P(held-out item scored above a non-interacted item).
+
+    Candidates are the items with a training interaction (unknown items cannot be scored;
+    held-out events on them are dropped, like Cornac's ``exclude_unknowns``); a user's
+    training items are excluded. ``max_users`` scores a seeded random subset of the users
+    with a held-out item (to bound time on large sets). ``model`` has ``score_users``.
+    ``per_user``: return the per-user AUCs (NaN where undefined; the same users for every model
+    given the same matrices and seed), for paired tests over users.
+    """
+    known = np.asarray(train.sum(axis=0)).ravel() > 0
+    tr, ho = train[:, known], heldout[:, known]
+    users = np.flatnonzero(np.diff(ho.indptr) > 0)
+    if max_users is not None and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    if len(users) == 0:
+        raise ValueError("heldout_auc: no user has a held-out interaction on a known item")
+    values_by_block = []
+    for s in range(0, len(users), block):
+        u = users[s:s + block]
+        scores = model.score_users(train, u)[:, known]
+        values_by_block.append(fast_interaction_auc(scores, ho[u].toarray() > 0, tr[u].toarray() > 0, ties))
+    values = np.concatenate(values_by_block)
+    return values if per_user else float(np.nanmean(values))
+
+
+def fast_interaction_auc(scores: np.ndarray, heldout: np.ndarray, exclude: np.ndarray,
+                         ties: str = "half") -> np.ndarray:
+    """Per-user AUC as :func:`clickvision.metrics.interaction_auc` (NaN where undefined), by
+    sorting each user's negatives once and binary-searching the positives (several times
+    faster than ranking; tested against it)."""
+    if ties not in ("half", "zero"):
+        raise ValueError(f"ties must be 'half' or 'zero', got {ties!r}")
+    scores = np.asarray(scores, dtype=np.float64)
+    neg = np.where(heldout | exclude, np.inf, scores)
+    n_neg = (~(heldout | exclude)).sum(1)
+    neg.sort(axis=1)
+    out = np.full(len(scores), np.nan)
+    for r in range(len(scores)):
+        pos = scores[r, heldout[r]]
+        if len(pos) == 0 or n_neg[r] == 0:
+            continue
+        row = neg[r, :n_neg[r]]
+        below = np.searchsorted(row, pos, "left")
+        wins = below.sum() + (0.5 * (np.searchsorted(row, pos, "right") - below).sum() if ties == "half" else 0.0)
+        out[r] = wins / (len(pos) * n_neg[r])
+    return out
+
+
+def timed(fn, *args, **kwargs):
+    """(result, wall seconds) of ``fn(*args, **kwargs)`` -- for the side-by-side timing tables."""
+    import time
+
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+__all__ = ["InteractionMatrix", "interaction_matrix", "split_heldout", "MostPopular", "BPR", "bpr_loss",
+           "MultVAE", "vae_loss", "fit_bpr", "fit_vae", "heldout_auc", "fast_interaction_auc", "timed"]
