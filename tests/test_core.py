@@ -109,3 +109,17 @@ def test_every_top_level_module_is_reachable_as_cv_attribute():
     names = {m.name for m in pkgutil.iter_modules(cv.__path__) if not m.name.startswith("_")}
     missing = names - cv._SUBMODULES
     assert not missing, f"add {sorted(missing)} to clickvision._SUBMODULES (cv.<name> raises otherwise)"
+
+
+def test_lazy_submodules_missing_is_attribute_error_and_aliases_resolve():
+    import pytest
+
+    import clickvision as cv
+    from clickvision._lazy import submodule_getattr
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cv.losses.nope
+    assert cv.data.load_emoji.__module__ == "clickvision.data.emoji"
+    getattr_ = submodule_getattr("clickvision", {"sha": "io"})
+    with pytest.raises(AttributeError):  # the alias names a submodule that has no such attribute
+        getattr_("sha")

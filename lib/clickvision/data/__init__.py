@@ -8,8 +8,7 @@ objects loaders return. Loaders, one import away::
 """
 from __future__ import annotations
 
-import importlib
-
+from .._lazy import submodule_getattr
 from .base import DataError, ImageSet, Interactions, MissingSourceError  # noqa: F401
 
 _LOADERS = {
@@ -21,12 +20,4 @@ _LOADERS = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LOADERS:
-        return getattr(importlib.import_module(f"{__name__}.{_LOADERS[name]}"), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__name__}.{name}":
-            raise AttributeError(f"module 'clickvision.data' has no attribute {name!r}") from None
-        raise
+__getattr__ = submodule_getattr(__name__, _LOADERS)
