@@ -14,12 +14,7 @@ from clickvision.losses import mmd as M
 from clickvision.losses import unseen as U
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SPACES = U.LabelSpaces(source=("cat", "dog", "owl"), target=("dog", "fox", "cat", "eel"))

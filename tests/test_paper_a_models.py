@@ -17,13 +17,7 @@ from clickvision.models.mtmdd import (EMBEDDINGS, SOURCE, TARGET, BackboneSplit,
 C, H, W, K, N_CLASSES = 12, 3, 3, 7, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster (and the numbers identical) on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _inputs(n: int = 8, seed: int = 0):

@@ -17,13 +17,7 @@ from clickvision.metrics import interaction_auc
 from clickvision.models import cf
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models: one thread is faster and immune to a busy machine's thread thrashing."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planted_events(n_users=240, n_items=80, n_groups=4, per_user=10, seed=0):

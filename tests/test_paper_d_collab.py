@@ -9,13 +9,7 @@ from clickvision.experiments import paper_d as D
 from clickvision.models import collab
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models: one thread is faster and immune to a busy machine's thread thrashing."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_task(n=240, d=12, c=4, cf_dim=5, seed=0):
