@@ -4,44 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from clickvision import cleaning
-from clickvision.click.features import WordClickMatrix, click_tfidf
 from clickvision.experiments import paper_a_cleaning as AC
-from clickvision.experiments.paper_a_data import DomainData, PaperAData
 from clickvision.experiments.paper_a_train import ClickLossSpec, HeadConfig, JointSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N_CLASSES, PER_CLASS, K, C = 3, 20, 9, 6
 
 
-def synthetic(seed: int = 0) -> PaperAData:
+@pytest.fixture()
+def synthetic(paper_a_synth):
     """Clicks name the class (3 words per class); every 5th image gets the next class's clicks."""
-    rng = np.random.default_rng(seed)
-    n = N_CLASSES * PER_CLASS
-    y = np.repeat(np.arange(N_CLASSES), PER_CLASS)
-    noisy = np.arange(n) % 5 == 0
-    click_y = np.where(noisy, (y + 1) % N_CLASSES, y)
-    v = rng.random((n, K)) * 0.1
-    for i, c in enumerate(click_y):
-        v[i, 3 * c:3 * c + 3] += 1.0
-    v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
-    split = np.array(["train", "train", "val", "test"] * (n // 4))
-
-    def domain(name: str, clicks: bool) -> DomainData:
-        phi = (rng.normal(size=(n, C)) + y[:, None]).astype(np.float32)
-        items = pd.DataFrame({"key": [f"{name}{i}" for i in range(n)], "label": y.astype(str)})
-        return DomainData(name, items, y.astype(np.int64), split, phi, None, v if clicks else None,
-                          v.sum(1) > 0 if clicks else None, noisy if clicks else None)
-
-    src, tgt = domain("source", True), domain("target", False)
-    wc = WordClickMatrix(sp.csr_matrix(v, dtype=np.float64), src.items["key"].to_numpy(object),
-                         [f"w{j}" for j in range(K)], np.ones(K), split == "train")
-    return PaperAData(src, tgt, [str(c) for c in range(N_CLASSES)], wc.vocabulary, wc, click_tfidf(wc, variant="code"))
+    return lambda seed=0: paper_a_synth(N_CLASSES, PER_CLASS, K, C, seed)
 
 
-def test_click_scorer_sees_click_noise_and_picks_c_by_log_loss():
+def test_click_scorer_sees_click_noise_and_picks_c_by_log_loss(synthetic):
     data = synthetic()
     p, table = AC.own_label_scores(data, "click", cs=(0.1, 10.0), n_splits=4)
     noisy = data.source.noisy
@@ -56,7 +34,7 @@ def test_click_scorer_sees_click_noise_and_picks_c_by_log_loss():
         AC.own_label_scores(data, "click", n_splits=PER_CLASS + 1)
 
 
-def test_visual_scorer_cannot_see_click_noise():
+def test_visual_scorer_cannot_see_click_noise(synthetic):
     data = synthetic()
     p, table = AC.own_label_scores(data, "visual", cs=(1.0,), n_splits=4, visual_dims=3)
     noisy = data.source.noisy
@@ -66,7 +44,7 @@ def test_visual_scorer_cannot_see_click_noise():
         AC.own_label_scores(data, "visual", cs=(1.0,), n_splits=4, visual_dims=C + 1)
 
 
-def test_keep_masks_per_arm():
+def test_keep_masks_per_arm(synthetic):
     data = synthetic()
     s = data.source
     keep = np.ones(len(s.y), bool)
@@ -85,7 +63,7 @@ def test_keep_masks_per_arm():
         AC.train_keep_masks(data, keep, ["bogus"], 0)
 
 
-def test_cleaning_summary_counts_agree_with_scores():
+def test_cleaning_summary_counts_agree_with_scores(synthetic):
     data = synthetic()
     s = data.source
     p = np.where(s.noisy, 0.05, 0.9)
@@ -100,7 +78,7 @@ def test_cleaning_summary_counts_agree_with_scores():
     assert stages["noisy"].iloc[:-1].sum() == total["noisy"]
 
 
-def test_cleaning_accuracy_runs_every_arm_on_tiny_data():
+def test_cleaning_accuracy_runs_every_arm_on_tiny_data(synthetic):
     data = synthetic()
     keep = ~data.source.noisy
     cfg = HeadConfig(embedding="bifc", hidden=8, visual_hidden=4, epochs=1, recognizer_epochs=1, batch_size=16)
@@ -116,7 +94,7 @@ def test_cleaning_accuracy_runs_every_arm_on_tiny_data():
     assert {"acc_s", "acc_t", "val_acc_t"} <= set(m.index)
 
 
-def test_image_click_counts_sum_the_log(tmp_path, monkeypatch):
+def test_image_click_counts_sum_the_log(synthetic, tmp_path, monkeypatch):
     data = synthetic()
     log = tmp_path / "log.tsv"
     log.write_text("a b\tsource0\t3\nc\tsource0\t2\nd\tsource2\t7\n")

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-from clickvision.click.features import (QueryFormer, WordClickMatrix, click_tfidf, top_words,
+from clickvision.click.features import (QueryFormer, WordClickMatrix, click_tfidf, reselect_vocabulary, top_words,
                                         word_click_matrix)
 from clickvision.click.log import write_click_log
 from clickvision.data.base import DataError
@@ -133,6 +133,29 @@ def test_chunked_streaming_gives_the_same_matrix(former):
                               former=QueryFormer(lemmatizer=DictLemmatizer(), stop_words=STOP))
     assert big.vocabulary == small.vocabulary
     assert (big.counts != small.counts).nnz == 0
+
+
+@pytest.mark.parametrize("subset", [["a", "c", "d"], ["b", "d", "e"], ["c"], ["a", "b", "c", "d", "e"]])
+@pytest.mark.parametrize("k", [1, 2, 10])
+def test_reselect_vocabulary_equals_a_rebuild_on_the_subset(former, subset, k):
+    full = word_click_matrix(LOG, keys=KEYS, train_keys=TRAIN, k=100, former=former)
+    rows = [KEYS.index(x) for x in subset]
+    got = reselect_vocabulary(full, rows, k)
+    want = word_click_matrix(LOG, keys=subset, train_keys=[x for x in subset if x in TRAIN], k=k,
+                             former=QueryFormer(lemmatizer=DictLemmatizer(), stop_words=STOP))
+    assert got.vocabulary == want.vocabulary
+    np.testing.assert_allclose(got.counts.toarray(), want.counts.toarray())
+    np.testing.assert_allclose(got.word_clicks, want.word_clicks)
+    assert list(got.keys) == subset and list(got.train) == list(want.train)
+
+
+def test_reselect_vocabulary_refuses_a_truncated_matrix(former):
+    truncated = word_click_matrix(LOG, keys=KEYS, train_keys=TRAIN, k=2, former=former)
+    with pytest.raises(ValueError, match="build it with k >= 5"):
+        reselect_vocabulary(truncated, [0, 1], 2)
+    full = word_click_matrix(LOG, keys=KEYS, train_keys=TRAIN, k=100, former=former)
+    with pytest.raises(ValueError, match="rows must be"):
+        reselect_vocabulary(full, [0, 9], 2)
 
 
 def test_keys_default_to_first_appearance_and_file_input(tmp_path, former):

@@ -282,6 +282,39 @@ def word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], keys: Sequ
                            train, stats)
 
 
+def reselect_vocabulary(wc: WordClickMatrix, rows: Sequence[int] | np.ndarray, k: int) -> WordClickMatrix:
+    """Rows ``rows`` of ``wc`` with the vocabulary re-ranked on *their* training rows (top ``k``).
+
+    Equals :func:`word_click_matrix` rebuilt from the log on those rows' keys when ``wc``
+    holds every word clicked on a training image (build it with ``k`` >= its ``train_words``), so
+    a class subset gets its own vocabulary (paper A Fig. 13, Table IX) without re-reading and
+    re-lemmatising the log. Ties keep the log build's order (more clicks first, then the word).
+    """
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"reselect_vocabulary: k must be a positive integer, got {k!r}")
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or (len(rows) and (rows.min() < 0 or rows.max() >= wc.n_images)):
+        raise ValueError(f"reselect_vocabulary: rows must be a 1-D list of indices in [0, {wc.n_images})")
+    n_words = wc.stats.get("train_words", len(wc.vocabulary))
+    if n_words > len(wc.vocabulary):
+        raise ValueError(f"reselect_vocabulary: the matrix keeps {len(wc.vocabulary)} of the {n_words} words "
+                         f"clicked on training images; build it with k >= {n_words} so a subset can re-rank "
+                         "every word")
+    counts = wc.counts[rows].tocsr()
+    train = wc.train[rows]
+    totals = np.asarray(counts[train].sum(axis=0)).ravel()
+    clicked = np.flatnonzero(totals > 0)
+    order = np.array(sorted(clicked.tolist(), key=lambda j: (-totals[j], wc.vocabulary[j]))[:k], dtype=np.int64)
+    sub = counts[:, order].tocsr() if len(order) else sp.csr_matrix((len(rows), 0))
+    sub.sort_indices()
+    stats = {**wc.stats, "images": len(rows), "train_images": int(train.sum()), "vocabulary": len(order),
+             "train_words": int(len(clicked)), "train_word_clicks": float(totals.sum()),
+             "train_word_clicks_in_vocabulary": float(totals[order].sum()) if len(order) else 0.0,
+             "reselected_from": len(wc.vocabulary)}
+    return WordClickMatrix(sub, wc.keys[rows], [wc.vocabulary[j] for j in order],
+                           totals[order].astype(np.float64), train, stats)
+
+
 @dataclass
 class ClickTfidf:
     """Click features: ``features`` CSR ``(n_images, K)``; ``valid`` rows are non-zero.

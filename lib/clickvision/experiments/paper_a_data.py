@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from .. import paths
 from ..click import build as click_build
-from ..click.features import ClickTfidf, WordClickMatrix, click_tfidf, word_click_matrix
+from ..click.features import ClickTfidf, WordClickMatrix, click_tfidf, reselect_vocabulary, word_click_matrix
 from ..data.manifest import sha256_file
 from ..io import atomic_path, file_lock
 
@@ -110,6 +110,18 @@ class PaperAData:
     @property
     def feature_dim(self) -> int:
         return int(self.source.phi.shape[1])
+
+    @property
+    def source_columns(self) -> np.ndarray | None:
+        """Class columns of the source softmax (eq. 16); ``None``: every class (eq. 15)."""
+        cols = self.meta.get("source_columns")
+        return None if cols is None else np.asarray(cols, dtype=np.int64)
+
+    @property
+    def target_columns(self) -> np.ndarray | None:
+        """Class columns of the target softmax (eq. 16); ``None``: every class (eq. 15)."""
+        cols = self.meta.get("target_columns")
+        return None if cols is None else np.asarray(cols, dtype=np.int64)
 
     @property
     def map_channels(self) -> int | None:
@@ -247,3 +259,63 @@ def load_paper_a_data(k: int = 1000, tfidf_variant: str = "paper", with_map: boo
     meta = {"log": LOG_NAME, "k": wc.k, "tfidf_variant": tfidf_variant, "image_size": image_size,
             "zero_rows": tfidf.n_zero_rows, "zero_train_rows": tfidf.n_zero_train_rows, **wc.stats}
     return PaperAData(source, target, classes, list(wc.vocabulary), wc, tfidf, meta)
+
+
+#: ``k`` large enough for the full word click matrix (every word clicked on a training image).
+ALL_WORDS = 10**9
+
+
+def with_label_sets(data: PaperAData, source_classes, target_classes, k: int | None = None,
+                    full: WordClickMatrix | None = None) -> PaperAData:
+    """Paper A with separate source and target label sets (eq. 16; Fig. 13, Table IX).
+
+    The source keeps only images of ``source_classes``, the target only images of
+    ``target_classes`` (names from ``data.classes``). Classes are re-indexed in
+    :class:`~clickvision.losses.unseen.LabelSpaces` union order (target classes first, then
+    source-only ones); ``source_columns`` / ``target_columns`` name each domain's softmax
+    columns. The click vocabulary is **rebuilt on the kept source training images** (the K
+    words with most clicks on them, as eq. 1 asks; READING-NOTES Fig. 13) and the eq. (1)
+    features recomputed, so a class subset never sees words learnt from classes it lacks.
+    ``k``: vocabulary size (default: the current one). ``full``: the source's word click
+    matrix over every training-clicked word, row-aligned with ``data.source`` (default:
+    :func:`full_word_clicks`, read from the SIMULATED log and cached).
+    """
+    from ..losses.unseen import LabelSpaces
+
+    known = set(data.classes)
+    for name, chosen in (("source_classes", source_classes), ("target_classes", target_classes)):
+        unknown = sorted({str(c) for c in chosen} - known)
+        if unknown:
+            raise ValueError(f"with_label_sets: {name} {unknown[:5]} are not classes of the data "
+                             f"({len(data.classes)} classes)")
+    spaces = LabelSpaces(tuple(str(c) for c in source_classes), tuple(str(c) for c in target_classes))
+    names = np.array(data.classes, dtype=object)
+
+    def keep(d: DomainData, chosen: tuple[str, ...], role: str) -> DomainData:
+        rows = np.flatnonzero(np.isin(names[d.y], chosen))
+        sub = d.subset(rows)
+        missing = sorted(set(chosen) - set(names[sub.y]))
+        if missing:
+            raise ValueError(f"with_label_sets: {role} classes {missing[:5]} have no {role} images")
+        sub.y = spaces.encode(names[sub.y], "union")
+        return sub, rows
+
+    source, s_rows = keep(data.source, spaces.source, "source")
+    target, _ = keep(data.target, spaces.target, "target")
+    meta = dict(data.meta)
+    full = full_word_clicks(data) if full is None else full
+    wc = reselect_vocabulary(full, s_rows, int(k or data.k))
+    tfidf = click_tfidf(wc, variant=meta.get("tfidf_variant", "paper"))
+    source.clicks, source.valid = tfidf.dense(), tfidf.valid
+    meta.update(k=wc.k, zero_rows=tfidf.n_zero_rows, zero_train_rows=tfidf.n_zero_train_rows,
+                source_classes=list(spaces.source), target_classes=list(spaces.target),
+                source_columns=spaces.source_columns.tolist(), target_columns=spaces.target_columns.tolist())
+    return PaperAData(source, target, list(spaces.union), list(wc.vocabulary), wc, tfidf, meta)
+
+
+def full_word_clicks(data: PaperAData) -> WordClickMatrix:
+    """The source's word click matrix over every word clicked on a training image (cached)."""
+    items = data.source.items
+    keys = items["key"].astype(str).tolist()
+    train_keys = items.loc[items["split"] == "train", "key"].astype(str).tolist()
+    return cached_word_clicks(click_build.click_log_path(data.meta.get("log", LOG_NAME)), keys, train_keys, ALL_WORDS)

@@ -19,7 +19,7 @@ from .. import metrics
 from ..models.mtmdd import SOURCE, TARGET
 from .paper_a import summarize
 from .paper_a_data import PaperAData, torch_threads
-from .paper_a_train import (ClickLossSpec, HeadConfig, JointSpec, joint_outputs, predict_clicks,
+from .paper_a_train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, joint_outputs, predict_clicks,
                             recognition_accuracy, train_joint)
 
 PAPER_TABLE_VII = pd.DataFrame(
@@ -52,14 +52,15 @@ def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> 
         rows = s.rows(split)
         logits, v_hat = joint_outputs(net, s, rows, SOURCE)
         ok = s.valid[rows]
-        vals = {p + "acc_s": metrics.accuracy(s.y[rows], logits),
+        vals = {p + "acc_s": accuracy_in(s.y[rows], logits, data.source_columns),
                 p + "rmse_s": metrics.rmse_normalized(s.clicks[rows][ok], v_hat[ok])}
         if spec.two_domain:
             trow = t.rows(split)
-            vals[p + "acc_t"] = metrics.accuracy(t.y[trow], joint_outputs(net, t, trow, TARGET)[0])
+            vals[p + "acc_t"] = accuracy_in(t.y[trow], joint_outputs(net, t, trow, TARGET)[0], data.target_columns)
         out += [{"metric": k, "value": float(v), "seed": seed} for k, v in vals.items()]
     if not spec.two_domain:
-        acc = recognition_accuracy(t, cfg, predict_clicks(net, t), True, seed, len(data.classes))
+        acc = recognition_accuracy(t, cfg, predict_clicks(net, t), True, seed, len(data.classes),
+                                   data.target_columns)
         out += [{"metric": "acc_t", "value": acc["test"], "seed": seed},
                 {"metric": "val_acc_t", "value": acc["val"], "seed": seed}]
     return out

@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import metrics, runtime
 from ..losses import click as click_losses
+from ..losses.unseen import restrict_logits, unseen_category_loss
 from ..models.mtmdd import SOURCE, TARGET, MTMDDNet, RecognitionHead, WordEmbedding
 from ..train import Callback, TrainConfig, Trainer, grad_norms_of_terms
 from .paper_a_data import DomainData, PaperAData, torch_threads  # noqa: F401 (re-exported)
@@ -198,17 +199,25 @@ def predict_clicks(net: MTMDDNet, d: DomainData, chunk: int = 512) -> np.ndarray
 
 
 def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, use_visual: bool, seed: int = 0,
-                     n_classes: int | None = None) -> RecognitionHead:
-    """Second stage of TDL (eq. 4-5): a classifier on ``[N(psi(phi)), N(v_hat)]``, predictor frozen."""
+                     n_classes: int | None = None, columns: np.ndarray | None = None,
+                     init: RecognitionHead | None = None) -> RecognitionHead:
+    """Second stage of TDL (eq. 4-5): a classifier on ``[N(psi(phi)), N(v_hat)]``, predictor frozen.
+
+    ``columns``: the domain's classes among the ``n_classes`` outputs (eq. 16: the softmax
+    runs over them only; ``None``: every output). ``init``: a head of the same shape to start
+    from (VGGsrc: the source-trained head fine-tuned on this domain).
+    """
     seeded(seed)
     n_classes = n_classes or int(d.y.max()) + 1
     use_click = v_hat is not None
     head = RecognitionHead(d.phi.shape[1], v_hat.shape[1] if use_click else 1, n_classes, use_visual, use_click,
                            cfg.visual_hidden, True, cfg.dropout)
+    if init is not None:
+        head.load_state_dict(init.state_dict())
     batches = Batches(domain_tensors(d, d.rows("train"), False, SOURCE, v_hat), cfg.recognizer_batch_size)
 
     def loss_fn(model, b):
-        return nn.functional.cross_entropy(model(b["phi"], b.get("v_hat")), b["y"])
+        return nn.functional.cross_entropy(*restrict_logits(model(b["phi"], b.get("v_hat")), b["y"], columns))
 
     Trainer(head, loss_fn, _train_config(cfg, cfg.recognizer_epochs, seed)).fit(batches)
     return head
@@ -227,14 +236,28 @@ def head_scores(head: RecognitionHead, d: DomainData, v_hat: np.ndarray | None, 
         head.train(was)
 
 
+def accuracy_in(y: np.ndarray, logits: np.ndarray, columns: np.ndarray | None = None) -> float:
+    """Top-1 accuracy with the argmax taken over ``columns`` only (a domain's label set, eq. 16)."""
+    if columns is None:
+        return metrics.accuracy(y, logits)
+    lg, yy = restrict_logits(torch.from_numpy(np.asarray(logits)), torch.from_numpy(np.asarray(y)), columns)
+    return metrics.accuracy(yy.numpy(), lg.numpy())
+
+
 def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, use_visual: bool, seed: int,
-                         n_classes: int) -> dict[str, float]:
-    """Train a recognizer on the domain's training rows; accuracy on ``val`` and ``test``."""
-    head = train_recognizer(d, cfg, v_hat, use_visual, seed, n_classes)
+                         n_classes: int, columns: np.ndarray | None = None,
+                         init: RecognitionHead | None = None, keep: bool = False) -> dict:
+    """Train a recognizer on the domain's training rows; accuracy on ``val`` and ``test``.
+
+    ``columns`` / ``init`` as :func:`train_recognizer`; ``keep`` adds the trained ``head``.
+    """
+    head = train_recognizer(d, cfg, v_hat, use_visual, seed, n_classes, columns, init)
     out = {}
     for split in ("val", "test"):
         rows = d.rows(split)
-        out[split] = metrics.accuracy(d.y[rows], head_scores(head, d, v_hat, rows))
+        out[split] = accuracy_in(d.y[rows], head_scores(head, d, v_hat, rows), columns)
+    if keep:
+        out["head"] = head
     return out
 
 
@@ -269,25 +292,28 @@ def build_joint_net(data: PaperAData, cfg: HeadConfig, spec: JointSpec) -> MTMDD
     return MTMDDNet(emb, head)
 
 
-def joint_loss(model: MTMDDNet, batch: Mapping, spec: JointSpec, reads_map: bool) -> click_losses.ClickLossTerms:
+def joint_loss(model: MTMDDNet, batch: Mapping, spec: JointSpec, reads_map: bool,
+               columns: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> click_losses.ClickLossTerms:
     """Eq. (15) on one step's ``{"source": ..., "target": ...}`` batch (eq. 13/14 without a target).
 
     Source and target rows go through one forward (the batch norms of eq. 7 see both); the
     click loss reads only the source rows' predictions: target rows have no ground truth.
+    ``columns``: (source, target) softmax columns -- eq. (16) when the label sets differ.
     """
     c = spec.click
     s, t = batch["source"], batch.get("target")
+    sc, tc = columns
     if t is None:
         out = model(s["phi"], s.get("omega"), SOURCE)
-        return click_losses.multidomain_loss(out["logits"], s["y"], s["v"], out["click"], None, None, spec.lam,
-                                             spec.mu, c.tau, c.bandwidth, c.threshold, s["valid"], c.variant)
+        return unseen_category_loss(out["logits"], s["y"], s["v"], out["click"], None, None, sc, tc, spec.lam,
+                                    spec.mu, c.tau, c.bandwidth, c.threshold, s["valid"], c.variant)
     n = len(s["y"])
     keys = ("phi", "omega") if reads_map else ("phi",)
     cat = {k: torch.cat([s[k], t[k]]) for k in keys}
     out = model(cat["phi"], cat.get("omega"), torch.cat([s["domain"], t["domain"]]))
     logits, v_hat = out["logits"], out["click"]
-    return click_losses.multidomain_loss(logits[:n], s["y"], s["v"], v_hat[:n], logits[n:], t["y"], spec.lam,
-                                         spec.mu, c.tau, c.bandwidth, c.threshold, s["valid"], c.variant)
+    return unseen_category_loss(logits[:n], s["y"], s["v"], v_hat[:n], logits[n:], t["y"], sc, tc, spec.lam,
+                                spec.mu, c.tau, c.bandwidth, c.threshold, s["valid"], c.variant)
 
 
 def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 0) -> FitResult:
@@ -302,8 +328,10 @@ def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 
     else:
         train_data = {"source": src}
 
+    columns = (data.source_columns, data.target_columns)
+
     def loss_fn(model, b):
-        return joint_loss(model, b, spec, reads_map)
+        return joint_loss(model, b, spec, reads_map, columns)
 
     history = Trainer(net, loss_fn, _train_config(cfg, cfg.epochs, seed)).fit(train_data)
     return FitResult(net, history)
