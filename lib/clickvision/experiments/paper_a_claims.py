@@ -27,7 +27,7 @@ def _n(summary: pd.DataFrame, column: str, value, metric: str) -> int:
     return int(sub["seeds"].iloc[0]) if len(sub) and "seeds" in sub else 0
 
 
-def _pct(summary: pd.DataFrame, column: str, value, metric: str) -> str:
+def pct(summary: pd.DataFrame, column: str, value, metric: str) -> str:
     """``"57.3 +- 1.2"`` (percent, mean +- sd over seeds) or ``"57.3 (1 seed)"``."""
     m, s = _stat(summary, column, value, metric)
     if _n(summary, column, value, metric) > 1:
@@ -106,8 +106,8 @@ def claims_tdl(rows: pd.DataFrame) -> list[dict]:
     d = per_seed["acc_s"] - per_seed["acc_t"]
     return [claim("IIIB-tdl-transfer-gap",
                   "TDL's predicted click feature recognises the target worse than the source (Acc-T < Acc-S)",
-                  f"C[7] ({spread_note(c)}): Acc-S {_pct(summ, 'representation', 'C', 'acc_s')}, "
-                  f"Acc-T {_pct(summ, 'representation', 'C', 'acc_t')}; Acc-S - Acc-T "
+                  f"C[7] ({spread_note(c)}): Acc-S {pct(summ, 'representation', 'C', 'acc_s')}, "
+                  f"Acc-T {pct(summ, 'representation', 'C', 'acc_t')}; Acc-S - Acc-T "
                   f"{gap_text(float(d.mean()), float(d.std()), len(d))} (paper 63.0 / 44.2: +18.8)", t < s)]
 
 
@@ -118,7 +118,7 @@ def claims_table_iii(rows: pd.DataFrame, grid: pd.DataFrame | None) -> list[dict
     names = ["FC", "biFC", "CONV+FC", "CONV+biFC"]
     acc = {n: (_stat(summ, "embedding", n, "acc_s")[0], _stat(summ, "embedding", n, "acc_t")[0]) for n in names}
     ev = f"Acc-S / Acc-T ({spread_note(c)}): " + "; ".join(
-        f"{n} {_pct(summ, 'embedding', n, 'acc_s')} / {_pct(summ, 'embedding', n, 'acc_t')}" for n in names)
+        f"{n} {pct(summ, 'embedding', n, 'acc_s')} / {pct(summ, 'embedding', n, 'acc_t')}" for n in names)
     gaps_fc = "; Acc-T gap to FC: " + ", ".join(
         f"{n} {gap_text(*paired_gap(c, 'embedding', n, 'FC', 'acc_t'))}" for n in names[1:])
     rival = max(names[:-1], key=lambda n: acc[n][1])
@@ -162,15 +162,15 @@ def claims_table_iv(rows: pd.DataFrame, t_rows: pd.DataFrame | None) -> list[dic
 
     flat = [b for b in bs if 0.01 <= b <= 1]
     spans = {m: 100 * (max(acc(b, m) for b in flat) - min(acc(b, m) for b in flat)) for m in ("acc_s", "acc_t")}
-    per_b = "; ".join(f"B={b:g}: {_pct(summ, 'B', b, 'acc_s')} / {_pct(summ, 'B', b, 'acc_t')}" for b in flat)
+    per_b = "; ".join(f"B={b:g}: {pct(summ, 'B', b, 'acc_s')} / {pct(summ, 'B', b, 'acc_t')}" for b in flat)
     out = [claim("IV-flat-B-0.01-to-1", "Accuracy is flat for B in [0.01, 1] (range of the means <= 2 points in "
                  "both domains)", f"Acc-S / Acc-T (mean +- sd over seeds): {per_b}; range of the means: Acc-S "
                  f"{spans['acc_s']:.1f}, Acc-T {spans['acc_t']:.1f} points", max(spans.values()) <= 2.0)]
     if 1e-4 in bs and 0.01 in bs:
         lo_s, lo_t, ref_s, ref_t = acc(1e-4, "acc_s"), acc(1e-4, "acc_t"), acc(0.01, "acc_s"), acc(0.01, "acc_t")
         out.append(claim("IV-collapse-at-1e-4", "Accuracy collapses at B = 1e-4 (below half of B = 0.01's)",
-                         f"B=1e-4 Acc-S {_pct(summ, 'B', 1e-4, 'acc_s')} / Acc-T {_pct(summ, 'B', 1e-4, 'acc_t')} vs "
-                         f"B=0.01 {_pct(summ, 'B', 0.01, 'acc_s')} / {_pct(summ, 'B', 0.01, 'acc_t')} "
+                         f"B=1e-4 Acc-S {pct(summ, 'B', 1e-4, 'acc_s')} / Acc-T {pct(summ, 'B', 1e-4, 'acc_t')} vs "
+                         f"B=0.01 {pct(summ, 'B', 0.01, 'acc_s')} / {pct(summ, 'B', 0.01, 'acc_t')} "
                          "(paper 0.7 / 1.5 vs 71.5 / 58.9)", lo_s < 0.5 * ref_s and lo_t < 0.5 * ref_t))
     ratios = [acc(b, "ratio") for b in bs]
     out.append(claim("IV-ratio-grows-with-B", "The share of sigmoid inputs in [0, B] (Ratio) grows with B",
@@ -182,7 +182,7 @@ def claims_table_iv(rows: pd.DataFrame, t_rows: pd.DataFrame | None) -> list[dic
         vals = {t: _stat(ts, "T", t, "acc_t")[0] for t in sorted(float(x) for x in tc["T"].unique())}
         span = 100 * (max(vals.values()) - min(vals.values()))
         out.append(claim("IV-T-little-impact", "T has little impact on accuracy (range of the mean Acc-T <= 2 points)",
-                         "Acc-T: " + ", ".join(f"T={t:g}: {_pct(ts, 'T', t, 'acc_t')}" for t in vals)
+                         "Acc-T: " + ", ".join(f"T={t:g}: {pct(ts, 'T', t, 'acc_t')}" for t in vals)
                          + f"; range {span:.1f} points", span <= 2.0))
     return out
 
@@ -210,8 +210,8 @@ def claims_table_v(rows: pd.DataFrame, chosen_tau: float) -> list[dict]:
     cr = c[c["representation"] == "C"]
     out = [claim("V-small-tau-beats-count", "A small tau (0 < tau <= 0.15, chosen on validation) beats the count "
                  "loss alone (tau = 0) in Acc-S and Acc-T",
-                 f"tau=0: {_pct(summ, 'tau', 0.0, 'acc_s')} / {_pct(summ, 'tau', 0.0, 'acc_t')}; small tau="
-                 f"{best_small:g}: {_pct(summ, 'tau', best_small, 'acc_s')} / {_pct(summ, 'tau', best_small, 'acc_t')}"
+                 f"tau=0: {pct(summ, 'tau', 0.0, 'acc_s')} / {pct(summ, 'tau', 0.0, 'acc_t')}; small tau="
+                 f"{best_small:g}: {pct(summ, 'tau', best_small, 'acc_s')} / {pct(summ, 'tau', best_small, 'acc_t')}"
                  f"; paired gap Acc-S {gap_text(*paired_gap(cr, 'tau', best_small, 0.0, 'acc_s'))}, Acc-T "
                  f"{gap_text(*paired_gap(cr, 'tau', best_small, 0.0, 'acc_t'))}; held only when both gaps are "
                  "positive and resolved (mean > 1 sd)",
@@ -220,8 +220,8 @@ def claims_table_v(rows: pd.DataFrame, chosen_tau: float) -> list[dict]:
     if 1.0 in taus:
         out.append(claim("V-position-alone-far-worse", "The position loss alone (tau = 1) is far worse "
                          "(at least 10 points below tau = 0 in both domains)",
-                         f"tau=1: {_pct(summ, 'tau', 1.0, 'acc_s')} / {_pct(summ, 'tau', 1.0, 'acc_t')} vs tau=0 "
-                         f"{_pct(summ, 'tau', 0.0, 'acc_s')} / {_pct(summ, 'tau', 0.0, 'acc_t')} (paper 11.8 / 7.9 vs "
+                         f"tau=1: {pct(summ, 'tau', 1.0, 'acc_s')} / {pct(summ, 'tau', 1.0, 'acc_t')} vs tau=0 "
+                         f"{pct(summ, 'tau', 0.0, 'acc_s')} / {pct(summ, 'tau', 0.0, 'acc_t')} (paper 11.8 / 7.9 vs "
                          "70.3 / 57.3)", m(1.0, "acc_s") < m(0.0, "acc_s") - 0.10 and m(1.0, "acc_t") < m(0.0, "acc_t") - 0.10))
     if 0.1 in taus:
         g, sd = _stat(summ, "tau", 0.1, "gd_ratio")
@@ -259,7 +259,7 @@ def claims_table_vi(rows: pd.DataFrame) -> list[dict]:
 
     both = ("acc_s", "acc_t")
     ev = f"Acc-S / Acc-T ({spread_note(r)}): " + "; ".join(
-        f"{f} {_pct(summ, 'features', f, 'acc_s')} / {_pct(summ, 'features', f, 'acc_t')}"
+        f"{f} {pct(summ, 'features', f, 'acc_s')} / {pct(summ, 'features', f, 'acc_t')}"
         for f in ["V", "C[7]", "C_E", "C", "V+C[7]", "V+C_E", "V+C"])
     return [claim("VI-combined-beats-single", "V + C beats both V and C alone, in both domains",
                   ev + gaps([("V+C", "V"), ("V+C", "C")]),
@@ -274,8 +274,8 @@ def claims_table_vi(rows: pd.DataFrame) -> list[dict]:
 
 def selected_row(summary: pd.DataFrame, column: str, chosen) -> str:
     """A sentence naming the validation-selected value and its test accuracies."""
-    return (f"selected on validation: {column} = {chosen:g}; test Acc-S {_pct(summary, column, chosen, 'acc_s')}, "
-            f"Acc-T {_pct(summary, column, chosen, 'acc_t')}")
+    return (f"selected on validation: {column} = {chosen:g}; test Acc-S {pct(summary, column, chosen, 'acc_s')}, "
+            f"Acc-T {pct(summary, column, chosen, 'acc_t')}")
 
 
 def seeds_note(seeds: Sequence[int]) -> str:

@@ -117,7 +117,7 @@ def make_embedding(cfg: HeadConfig, data: PaperAData, kind: str | None = None) -
                          cfg.conv_size, cfg.pool, cfg.dropout, cfg.output_relu, data.map_channels)
 
 
-def _train_config(cfg: HeadConfig, epochs: int, seed: int) -> TrainConfig:
+def train_config(cfg: HeadConfig, epochs: int, seed: int) -> TrainConfig:
     return TrainConfig(epochs=epochs, optimizer="adam", lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed,
                        device=cfg.device, progress=False)
 
@@ -177,7 +177,7 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
         return out.total, out.terms
 
     grads = TermGradNorms(gd_steps or set())
-    history = Trainer(net, loss_fn, _train_config(cfg, cfg.epochs, seed), callbacks=[grads]).fit(batches)
+    history = Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed), callbacks=[grads]).fit(batches)
     return FitResult(net, history, grads.to_frame())
 
 
@@ -219,7 +219,7 @@ def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, u
     def loss_fn(model, b):
         return nn.functional.cross_entropy(*restrict_logits(model(b["phi"], b.get("v_hat")), b["y"], columns))
 
-    Trainer(head, loss_fn, _train_config(cfg, cfg.recognizer_epochs, seed)).fit(batches)
+    Trainer(head, loss_fn, train_config(cfg, cfg.recognizer_epochs, seed)).fit(batches)
     return head
 
 
@@ -333,7 +333,7 @@ def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 
     def loss_fn(model, b):
         return joint_loss(model, b, spec, reads_map, columns)
 
-    history = Trainer(net, loss_fn, _train_config(cfg, cfg.epochs, seed)).fit(train_data)
+    history = Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed)).fit(train_data)
     return FitResult(net, history)
 
 

@@ -1,0 +1,290 @@
+"""Paper A, section IV-D2 / Fig. 14: recognition with reduced training data (notebook A.13).
+
+The paper keeps ``ceil(alpha * n_k)`` training images of each class k (footnote 18) in
+**one** domain at a time, the other whole (READING-NOTES), alpha in {1, 0.9, ..., 0.4}:
+Fig. 14(a) reduces the source, Fig. 14(b) the target; Acc-T of VGG, TDL and OURS
+(MTMDD-VM). Here "VGG" is the registry's ``VGGsrc`` (a source recogniser fine-tuned on the
+target: the paper's VGG learns from the source); ``VGGimg`` (never sees the source) may
+ride along as a reference. An extension that is **not in the paper**: a true k-shot target
+(k training images per class, source whole).
+
+Choices (each a parameter):
+
+* **draws** -- :func:`clickvision.data.samplers.fraction_mask` / ``k_shot_mask`` on the
+  training split (val and test stay whole), seeded by the training seed, so each seed is a
+  new draw and, within a seed, the draws are nested in alpha and in k (paired comparisons).
+* **vocabulary** -- ``"rebuild"`` (default): eq. (1) on the reduced source's training
+  images, the K words with most clicks on them and their idf (READING-NOTES: vocabulary,
+  rho_j and n from the training split only), re-ranked from the full word click matrix
+  (:func:`~clickvision.click.features.reselect_vocabulary`, no re-read of the SIMULATED log);
+  ``"full"``: the vocabulary and features of the whole source.
+* **schedule** -- ``"steps"`` (default): the reduced domain's training rows are repeated
+  (seeded, each at most once more than any other) up to the full domain's count, so every
+  model makes as many optimisation steps as at alpha = 1 (the paper trains a fixed number of
+  iterations); ``"epochs"``: the registry's fixed epochs, i.e. fewer steps on less data for
+  the per-domain models but not for the joint one (it cycles the smaller domain), which
+  would favour MTMDD-VM for a reason that is not the method.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from ..click.features import WordClickMatrix, click_tfidf, reselect_vocabulary
+from ..data.samplers import fraction_mask, k_shot_mask
+from .paper_a_claims import claim, gap_text, paired_gap, resolved_positive
+from .paper_a_data import DomainData, PaperAData, full_word_clicks
+from .paper_a_methods import MethodSettings, run_methods
+from .paper_a_train import HeadConfig
+
+FIG14_METHODS = ("VGGsrc", "TDL", "MTMDD-VM")
+PAPER_ALPHAS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
+PANELS = {"a": "(a) source reduced, target full", "b": "(b) target reduced, source full",
+          "k": "k-shot target, source full (NOT in the paper)"}
+SHORT_PANELS = {"a": "(a) source reduced", "b": "(b) target reduced", "k": "k-shot target (ext.)"}
+LABELS = {"VGGsrc": "VGG (VGGsrc)", "VGGimg": "VGGimg (ref.)", "TDL": "TDL", "MTMDD-VM": "OURS (MTMDD-VM)"}
+VOCABULARIES = ("rebuild", "full")
+SCHEDULES = ("steps", "epochs")
+#: Table VIII's Acc-T (%) with all training data (Clickture-Dog -> dog): the only Fig. 14 anchor in numbers.
+PAPER_ACC_T_FULL = {"VGGimg": 70.7, "VGGsrc": 72.2, "TDL": 72.2, "MTMDD-VM": 74.7}
+
+
+def _repeat_train(d: DomainData, n_target: int, seed: int) -> DomainData:
+    """``d`` with its training rows repeated (seeded order, np.resize) up to ``n_target`` rows."""
+    train = d.rows("train")
+    if len(train) >= n_target:
+        return d
+    order = np.random.default_rng(seed).permutation(train)
+    rows = np.concatenate([np.resize(order, n_target), np.flatnonzero(d.split != "train")])
+    return d.subset(rows)
+
+
+def source_word_clicks(data: PaperAData) -> WordClickMatrix:
+    """The source's word click matrix over every training-clicked word, row-aligned with ``data.source``.
+
+    ``data.word_clicks`` itself when it is row-aligned and keeps every such word; otherwise
+    :func:`~.paper_a_data.full_word_clicks` (read from the SIMULATED log once, then cached).
+    """
+    wc = data.word_clicks
+    aligned = len(wc.keys) == len(data.source.items) and np.array_equal(
+        np.asarray(wc.keys, dtype=str), data.source.items["key"].astype(str).to_numpy())
+    if aligned and wc.stats.get("train_words", len(wc.vocabulary)) <= len(wc.vocabulary):
+        return wc
+    return full_word_clicks(data)
+
+
+def rebuild_vocabulary(data: PaperAData, rows: np.ndarray, full: WordClickMatrix) -> PaperAData:
+    """The source reduced to ``rows`` (positions in ``data.source``) with eq. (1) rebuilt on them.
+
+    ``full``: the source's word click matrix over every training-clicked word, row-aligned
+    with ``data.source`` (:func:`source_word_clicks`). The vocabulary is the
+    ``data.k`` words with most clicks on the kept training images; idf and zero rows follow.
+    """
+    if len(full.keys) != len(data.source.items) or \
+            not np.array_equal(np.asarray(full.keys, dtype=str), data.source.items["key"].astype(str).to_numpy()):
+        raise ValueError("rebuild_vocabulary: full must be row-aligned with data.source (full_word_clicks(data))")
+    source = data.source.subset(rows)
+    wc = reselect_vocabulary(full, rows, data.k)
+    tfidf = click_tfidf(wc, variant=data.tfidf.variant)
+    source.clicks, source.valid = tfidf.dense(), tfidf.valid
+    meta = {**data.meta, **wc.stats, "k": wc.k, "zero_rows": tfidf.n_zero_rows,
+            "zero_train_rows": tfidf.n_zero_train_rows}
+    return PaperAData(source, data.target, data.classes, list(wc.vocabulary), wc, tfidf, meta)
+
+
+def reduce_training(data: PaperAData, domain: str, seed: int, alpha: float | None = None, k: int | None = None,
+                    vocabulary: str = "rebuild", schedule: str = "steps",
+                    full: WordClickMatrix | None = None) -> PaperAData:
+    """``data`` with one domain's training split cut to ``ceil(alpha * n_k)`` (or ``k``) images per class.
+
+    Paper A footnote 18 (``alpha``) or k-shot (``k``, a class with fewer keeps all it has);
+    val and test stay whole, the other domain untouched. ``vocabulary`` / ``schedule``: see
+    the module docstring. ``full``: :func:`source_word_clicks` (default: looked up here).
+    """
+    if domain not in ("source", "target"):
+        raise ValueError(f"domain must be 'source' or 'target', got {domain!r}")
+    if (alpha is None) == (k is None):
+        raise ValueError("reduce_training: give exactly one of alpha and k")
+    if vocabulary not in VOCABULARIES or schedule not in SCHEDULES:
+        raise ValueError(f"vocabulary must be one of {VOCABULARIES} and schedule one of {SCHEDULES}, "
+                         f"got {vocabulary!r}, {schedule!r}")
+    d = getattr(data, domain)
+    mask = (fraction_mask(d.items, alpha, seed, split="train") if alpha is not None
+            else k_shot_mask(d.items, k, seed, split="train", allow_fewer=True))
+    rows = np.flatnonzero(mask)
+    if domain == "source" and vocabulary == "rebuild":
+        out = rebuild_vocabulary(data, rows, source_word_clicks(data) if full is None else full)
+    else:
+        out = replace(data, **{domain: d.subset(rows)})
+    if schedule == "steps":
+        n_full = int((d.split == "train").sum())
+        out = replace(out, **{domain: _repeat_train(getattr(out, domain), n_full, seed)})
+    distinct = int(mask[d.split == "train"].sum())
+    return replace(out, meta={**out.meta, "reduced": domain, "alpha": alpha, "k_shot": k,
+                              f"n_train_{domain[0]}": distinct, "schedule": schedule, "vocabulary_policy": vocabulary})
+
+
+def settings_grid(alphas: Sequence[float], ks: Sequence[int]) -> list[tuple[str, str | None, float]]:
+    """``(panel, reduced domain, x)`` of every run: alpha = 1 once (it is both panels' full point)."""
+    out: list[tuple[str, str | None, float]] = [("full", None, 1.0)]
+    out += [("a", "source", float(a)) for a in alphas if float(a) != 1.0]
+    out += [("b", "target", float(a)) for a in alphas if float(a) != 1.0]
+    out += [("k", "target", float(k)) for k in ks]
+    return out
+
+
+def reduced_data_runs(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], alphas: Sequence[float],
+                      ks: Sequence[int] = (), methods: Sequence[str] = FIG14_METHODS,
+                      settings: MethodSettings = MethodSettings(), vocabulary: str = "rebuild",
+                      schedule: str = "steps") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. 14 (a), (b) and the k-shot extension: every method x seed x setting.
+
+    Returns tidy rows ``method, seed, metric, value, panel, x`` (``panel`` a / b / k; ``x``
+    alpha or k; the alpha = 1 run appears in panels a and b) and one row per seed x setting
+    with the distinct training images per domain and the vocabulary size ``K``.
+    """
+    bad = [a for a in alphas if not 0 < float(a) <= 1]
+    if bad or 1.0 not in [float(a) for a in alphas]:
+        raise ValueError(f"alphas must lie in (0, 1] and include 1 (the full point), got {list(alphas)}")
+    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+    full = source_word_clicks(data) if vocabulary == "rebuild" else None
+    rows, sizes = [], []
+    n_s, n_t = int((data.source.split == "train").sum()), int((data.target.split == "train").sum())
+    for panel, domain, x in settings_grid(alphas, ks):
+        for seed in seeds:
+            if domain is None:
+                sub = data
+            elif panel == "k":
+                sub = reduce_training(data, domain, seed, k=int(x), vocabulary=vocabulary, schedule=schedule)
+            else:
+                sub = reduce_training(data, domain, seed, alpha=x, vocabulary=vocabulary, schedule=schedule, full=full)
+            frame = run_methods(methods, sub, cfg, [seed], settings)
+            for p in (("a", "b") if panel == "full" else (panel,)):
+                rows.append(frame.assign(panel=p, x=x))
+            sizes.append({"panel": panel, "x": x, "seed": seed, "n_train_s": sub.meta.get("n_train_s", n_s),
+                          "n_train_t": sub.meta.get("n_train_t", n_t), "K": sub.k})
+    return pd.concat(rows, ignore_index=True), pd.DataFrame(sizes)
+
+
+def acc_t_table(rows: pd.DataFrame, methods: Sequence[str], metric: str = "acc_t") -> pd.DataFrame:
+    """``metric`` (%) as ``mean +- sd`` over seeds: one row per panel and x, one column per method."""
+    sub = rows[rows["metric"] == metric]
+    g = sub.groupby(["panel", "x", "method"])["value"].agg(["mean", "std", "count"]).reset_index()
+    g["cell"] = [f"{100 * m:.1f} +- {100 * s:.1f}" if n > 1 else f"{100 * m:.1f}"
+                 for m, s, n in zip(g["mean"], g["std"], g["count"])]
+    table = g.pivot(index=["panel", "x"], columns="method", values="cell")
+    table = table[[m for m in methods if m in table.columns]].rename(columns=LABELS)
+    order = sorted(table.index, key=lambda px: ("abk".index(px[0]), -px[1] if px[0] != "k" else px[1]))
+    table = table.loc[order]
+    table.index = pd.MultiIndex.from_tuples([(SHORT_PANELS[p], f"{'k' if p == 'k' else 'alpha'} {x:g}")
+                                             for p, x in order], names=["panel", "training data"])
+    table.columns.name = None
+    return table
+
+
+def drop_per_seed(rows: pd.DataFrame, panel: str, method: str, hi: float, lo: float,
+                  metric: str = "acc_t") -> pd.Series:
+    """Per seed, ``metric`` at ``x = hi`` minus at ``x = lo`` (a positive drop: less data, lower accuracy)."""
+    sub = rows[(rows["panel"] == panel) & (rows["method"] == method) & (rows["metric"] == metric)]
+    piv = sub.pivot_table(index="seed", columns="x", values="value", aggfunc="mean")
+    if hi not in piv or lo not in piv:
+        return pd.Series(dtype=float)
+    return (piv[hi] - piv[lo]).dropna()
+
+
+def drop_table(rows: pd.DataFrame, methods: Sequence[str], lo: float, hi: float = 1.0) -> pd.DataFrame:
+    """Per panel (a, b) and method: the paired per-seed Acc-T drop from ``hi`` to ``lo``, ``mean +- sd`` points."""
+    out = {}
+    for panel in ("a", "b"):
+        cells = {}
+        for m in methods:
+            mean, sd, n = _mean_sd(drop_per_seed(rows, panel, m, hi, lo))
+            cells[LABELS.get(m, m)] = f"{100 * mean:+.1f} +- {100 * sd:.1f}" if n > 1 else f"{100 * mean:+.1f}"
+        out[SHORT_PANELS[panel]] = cells
+    return pd.DataFrame(out).T
+
+
+def _mean_sd(s: pd.Series) -> tuple[float, float, int]:
+    return float(s.mean()), float(s.std()) if len(s) > 1 else float("nan"), int(len(s))
+
+
+def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[str] = ("VGGsrc", "TDL"),
+                 k_lead: float = 1.0) -> list[dict]:
+    """IV-D2 / Fig. 14: less data lowers Acc-T (per method), ours degrades least ((a), (b)); k-shot lead."""
+    out = []
+    names = {"a": "source", "b": "target"}
+    for panel in ("a", "b"):
+        xs = sorted(rows.loc[rows["panel"] == panel, "x"].unique())
+        lo, hi = float(xs[0]), 1.0
+        drops = {m: drop_per_seed(rows, panel, m, hi, lo) for m in (*others, ours)}
+        parts = [f"{LABELS.get(m, m)} {gap_text(*_mean_sd(d))}" for m, d in drops.items()]
+        out.append(claim(f"Fig14{panel}-less-{names[panel]}-lowers-AccT",
+                         f"Acc-T decreases when the {names[panel]} training data are reduced (every method: "
+                         f"alpha = {lo:g} below alpha = 1 by more than the seed spread)",
+                         f"drop Acc-T(alpha=1) - Acc-T(alpha={lo:g}), points, paired per seed "
+                         "(each seed its own draw): "
+                         + "; ".join(parts) + "; held only when every drop is positive and > 1 sd",
+                         all(resolved_positive(*_mean_sd(d)) for d in drops.values())))
+        vs = {o: drops[o].sub(drops[ours]).dropna() for o in others}
+        out.append(claim(f"Fig14{panel}-ours-degrades-least",
+                         f"With less {names[panel]} data, OURS (MTMDD-VM) loses less Acc-T than "
+                         + " and ".join(LABELS.get(o, o) for o in others),
+                         f"drop of the other minus drop of OURS (alpha 1 -> {lo:g}, points, paired per seed): "
+                         + "; ".join(f"{LABELS.get(o, o)} {gap_text(*_mean_sd(v))}" for o, v in vs.items())
+                         + "; held only when every gap is positive and > 1 sd",
+                         all(resolved_positive(*_mean_sd(v)) for v in vs.values())))
+    at = rows[(rows["panel"] == "k") & (rows["x"] == float(k_lead))]
+    if len(at):
+        gaps = {o: paired_gap(at, "method", ours, o, "acc_t") for o in others}
+        acc = at[at["metric"] == "acc_t"].groupby("method")["value"].agg(["mean", "std", "count"])
+        level = "; ".join(f"{LABELS.get(m, m)} {100 * r['mean']:.1f}"
+                          + (f" +- {100 * r['std']:.1f}" if r["count"] > 1 else "") for m, r in acc.iterrows())
+        out.append(claim(f"ext-kshot-ours-leads-at-k{int(k_lead)}",
+                         f"(Extension, not in the paper) with k = {int(k_lead)} target training image(s) per class, "
+                         f"OURS (MTMDD-VM) has the highest Acc-T",
+                         f"Acc-T (%): {level}; OURS minus the other, paired per seed: "
+                         + "; ".join(f"{LABELS.get(o, o)} {gap_text(*g)}" for o, g in gaps.items())
+                         + "; held only when every gap is positive and > 1 sd",
+                         all(resolved_positive(*g) for g in gaps.values())))
+    return out
+
+
+def plot_fig14(rows: pd.DataFrame, methods: Sequence[str], metric: str = "acc_t"):
+    """Fig. 14-like panels: ``metric`` (%) vs alpha (a, b) and vs k (k-shot), mean +- sd over seeds."""
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in ("a", "b", "k") if (rows["panel"] == p).any()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.7), sharey=True, squeeze=False)
+    sub = rows[rows["metric"] == metric]
+    stats = sub.groupby(["panel", "method", "x"])["value"].agg(["mean", "std"]).reset_index()
+    for ax, panel in zip(axes[0], panels):
+        for i, m in enumerate(methods):
+            s = stats[(stats["panel"] == panel) & (stats["method"] == m)].sort_values("x")
+            if not len(s):
+                continue
+            ls = ":" if m == "VGGimg" else "-"
+            line = ax.errorbar(s["x"], 100 * s["mean"], yerr=100 * s["std"].fillna(0), marker="os^dv"[i % 5],
+                               ls=ls, capsize=3, label=LABELS.get(m, m))
+            if panel == "k":
+                full = stats[(stats["panel"] == "a") & (stats["method"] == m) & (stats["x"] == 1.0)]
+                if len(full):
+                    ax.axhline(100 * full["mean"].iloc[0], color=line[0].get_color(), lw=0.8, ls="--")
+        if panel == "k":
+            from matplotlib.ticker import NullFormatter
+
+            ax.set(xlabel="k target training images per class (dashed: all)", xscale="log")
+            ks = sorted(stats.loc[stats["panel"] == "k", "x"].unique())
+            ax.set_xticks(ks, [f"{k:g}" for k in ks])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.set(xlabel="alpha (share of training images per class)")
+            ax.invert_xaxis()
+        ax.set_title(PANELS[panel], fontsize=10)
+    axes[0][0].set_ylabel("Acc-T (%), test" if metric == "acc_t" else metric)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

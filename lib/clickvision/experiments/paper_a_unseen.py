@@ -1,0 +1,375 @@
+"""Paper A section IV-D1, unseen categories: out-of-class (Fig. 13) and cross-object (Table IX, Fig. 15).
+
+Both run eq. (16): the source and the target have their own label sets
+(:func:`~.paper_a_data.with_label_sets`: classes re-indexed target-first, each domain's softmax
+and argmax over its own classes, the click vocabulary rebuilt on the kept source training
+images), and the methods come from :func:`~.paper_a_methods.run_methods`.
+
+* **Out-of-class** (Fig. 13). The paper's target has 129 dog classes and the source subsets of
+  30/60/90/120/129 of them, plus "all 283" source classes. Our two domains share all 40
+  classes, so :func:`out_of_class_design` keeps a seeded draw of ``n_target`` classes in the
+  target, draws nested source subsets of them at the paper's fractions
+  (:func:`~clickvision.data.samplers.scaled_subset_sizes`), several draws, and
+  :func:`out_of_class` adds the "all" point (every source class, some absent from the target).
+  Draw ``d`` trains with seed ``seed + d``, so comparisons are paired per draw.
+* **Cross-object** (Table IX). An "object" is a Unicode group of the emoji (a family of
+  subgroup classes). :func:`object_data` keeps one family in the target and one (the same:
+  single-object; another: cross-object) in the source, with that family's SIMULATED clicks
+  and vocabulary. :func:`cross_object` runs both scenarios for both families of a pair;
+  :func:`cross_object_predictions` gives the per-image predictions behind Fig. 15.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..click.features import WordClickMatrix
+from ..data import samplers
+from ..models.mtmdd import TARGET
+from .paper_a import summarize
+from .paper_a_claims import claim, gap_text, paired_gap, resolved_positive
+from .paper_a_data import PaperAData, full_word_clicks, torch_threads, with_label_sets
+from .paper_a_methods import MethodSettings, run_methods
+from .paper_a_train import HeadConfig, JointSpec, joint_outputs, train_joint
+
+FIG13_METHODS = ("VGGimg", "VGGsrc", "TDL", "MTMDD-VM", "MTMDD-VM*")
+#: Methods the paper runs at the "all source classes" point (no shared FC across different label sets).
+FIG13_ALL_METHODS = ("VGGimg", "VGGsrc", "TDL", "MTMDD-VM")
+#: Methods whose Acc-T depends on the source data (VGGimg's target recogniser never sees it).
+SOURCE_DEPENDENT = ("VGGsrc", "TDL", "MTMDD-VM", "MTMDD-VM*")
+TABLE_IX_METHODS = ("VGGsrc", "TDL", "MTMDD-VM")
+#: Paper A Table IX (percent): target Dog / Bird, Single- and Cross-object.
+PAPER_TABLE_IX = pd.DataFrame(
+    [[72.2, 71.4, 71.3, 70.2, 74.7, 73.5], [71.7, 70.3, 66.9, 66.9, 73.8, 70.7]], index=["Dog", "Bird"],
+    columns=pd.MultiIndex.from_product([TABLE_IX_METHODS, ["Single", "Cross"]]))
+#: The largest |Cross - Single| of the paper's Table IX (Bird, MTMDD-VM: 73.8 - 70.7).
+PAPER_LARGEST_GAP = 3.1
+
+
+# --- Fig. 13: out-of-class ---------------------------------------------------------------------
+
+def out_of_class_design(classes: Sequence[str], n_target: int, n_draws: int = 3,
+                        seed: int = 0) -> tuple[list[str], list[dict[int, list[str]]]]:
+    """The target's classes (a seeded draw of ``n_target``) and nested source subsets of them.
+
+    Sizes are the paper's 30/60/90/120/129 of 129 rescaled to ``n_target``; each of the
+    ``n_draws`` draws is nested (every smaller subset inside every larger one) and the
+    largest is the whole target set.
+    """
+    if not 1 <= n_target <= len(classes):
+        raise ValueError(f"n_target must be in 1..{len(classes)}, got {n_target}")
+    target = samplers.category_subsets(classes, [n_target], 1, seed)[0][n_target]
+    sizes = samplers.scaled_subset_sizes(n_target)
+    return target, samplers.category_subsets(target, sizes, n_draws, seed)
+
+
+def out_of_class(data: PaperAData, cfg: HeadConfig, target_classes: Sequence[str],
+                 draws: Sequence[dict[int, list[str]]], methods: Sequence[str] = FIG13_METHODS,
+                 settings: MethodSettings = MethodSettings(), seed: int = 0, all_point: bool = True,
+                 full: WordClickMatrix | None = None) -> pd.DataFrame:
+    """Fig. 13: every method on every (draw, source subset), plus the "all source classes" point.
+
+    Tidy rows ``method, seed, metric, value, draw, n_source, point`` (``point``: "shared" for a
+    subset of the target's classes, "all" for every source class); draw ``d`` uses seed
+    ``seed + d``. MTMDD-VM* is left out of the "all" point, as in the paper.
+    """
+    full = full_word_clicks(data) if full is None else full
+    frames = []
+    for d, subsets in enumerate(draws):
+        for n, chosen in sorted(subsets.items()):
+            sub = with_label_sets(data, chosen, target_classes, full=full)
+            frames.append(run_methods(methods, sub, cfg, [seed + d], settings, draw=d, n_source=n, point="shared"))
+        if all_point:
+            sub = with_label_sets(data, data.classes, target_classes, full=full)
+            frames.append(run_methods([m for m in methods if m in FIG13_ALL_METHODS], sub, cfg, [seed + d], settings,
+                                      draw=d, n_source=len(data.classes), point="all"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fig13_summary(rows: pd.DataFrame, metric: str = "acc_t") -> pd.DataFrame:
+    """Mean, sd and draws of ``metric`` per method, point and number of source classes (percent)."""
+    s = summarize(rows[rows["metric"] == metric], ["method", "point", "n_source"])
+    s[["mean", "std"]] *= 100
+    return s.rename(columns={"seeds": "draws"}).drop(columns="metric")
+
+
+def fig13_table(rows: pd.DataFrame, methods: Sequence[str] = FIG13_METHODS) -> pd.DataFrame:
+    """Acc-T "mean +- sd" (percent over draws): rows = methods, columns = source classes (and "all")."""
+    s = fig13_summary(rows)
+    s["cell"] = [f"{m:.1f} +- {sd:.1f}" if n > 1 else f"{m:.1f}" for m, sd, n in zip(s["mean"], s["std"], s["draws"])]
+    s["column"] = [f"{n} (all)" if p == "all" else str(n) for n, p in zip(s["n_source"], s["point"])]
+    order = [str(n) for n in sorted(s.loc[s["point"] == "shared", "n_source"].unique())] + \
+        [c for c in s["column"].unique() if c.endswith("(all)")]
+    t = s.pivot(index="method", columns="column", values="cell").reindex(index=list(methods), columns=order)
+    return t.fillna("")
+
+
+def _draws(g: tuple[float, float, int]) -> str:
+    """A paired gap over draws (each draw its own seed), in points."""
+    return gap_text(*g).replace(" seeds", " draws").replace("(1 seed)", "(1 draw)")
+
+
+def _at(rows: pd.DataFrame, method: str, point: str, n: int | None = None) -> pd.DataFrame:
+    r = rows[(rows["method"] == method) & (rows["point"] == point)]
+    return r if n is None else r[r["n_source"] == n]
+
+
+def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence[str] = ("VGGimg", "VGGsrc", "TDL"),
+                 ) -> list[dict]:
+    """Fig. 13's four findings, each tested paired per draw (held only when resolved: mean > 1 sd)."""
+    shared = rows[rows["point"] == "shared"]
+    sizes = sorted(shared["n_source"].unique())
+    lo, hi = int(sizes[0]), int(sizes[-1])
+    methods = [m for m in SOURCE_DEPENDENT if m in set(rows["method"])]
+
+    def drop(m: str) -> tuple[float, float, int]:
+        r = _at(rows, m, "shared")
+        return paired_gap(r, "n_source", hi, lo, "acc_t")
+
+    out = []
+    ev = "; ".join(f"{m} {_draws(drop(m))}" for m in methods)
+    out.append(claim("Fig13-fewer-source-classes-lower",
+                     f"Acc-T falls with fewer source classes, for every method whose Acc-T depends on the source "
+                     f"(Acc-T with {hi} - with {lo} source classes resolved positive, paired per draw)",
+                     f"Acc-T ({hi} - {lo} source classes, points, paired per draw): {ev}; VGGimg left out (its target "
+                     "recogniser never sees the source)", all(resolved_positive(*drop(m)) for m in methods)))
+    checks, parts = [], []
+    points = [("shared", n) for n in sizes] + ([("all", int(rows.loc[rows["point"] == "all", "n_source"].iloc[0]))]
+                                               if (rows["point"] == "all").any() else [])
+    for point, n in points:
+        r = rows[(rows["point"] == point) & (rows["n_source"] == n)]
+        gaps = {b: paired_gap(r, "method", ours, b, "acc_t") for b in baselines if b in set(r["method"])}
+        checks += [resolved_positive(*g) for g in gaps.values()]
+        label = f"{n} (all)" if point == "all" else str(n)
+        parts.append(f"{label}: " + ", ".join(f"- {b} {_draws(g)}" for b, g in gaps.items()))
+    out.append(claim("Fig13-ours-leads-every-size",
+                     f"{ours} has the highest Acc-T of {ours}, {', '.join(baselines)} at every number of source "
+                     "classes (paired per draw, each gap resolved positive)",
+                     f"{ours} minus each (Acc-T points, paired per draw), by source classes: " + "; ".join(parts),
+                     bool(checks) and all(checks)))
+    if "MTMDD-VM*" in methods and ours in methods:
+        def per_draw(m: str) -> pd.DataFrame:  # Acc-T, rows = draws (seeds), columns = source classes
+            r = _at(rows, m, "shared")
+            return r[r["metric"] == "acc_t"].pivot_table(index="seed", columns="n_source", values="value")
+
+        ps, po = per_draw("MTMDD-VM*"), per_draw(ours)
+        d = ((ps[hi] - ps[lo]) - (po[hi] - po[lo])).dropna()
+        g = (float(d.mean()), float(d.std()) if len(d) > 1 else float("nan"), int(len(d)))
+        out.append(claim("Fig13-shared-FC-degrades-faster",
+                         f"MTMDD-VM* loses more Acc-T than {ours} from {hi} to {lo} source classes (paired per draw)",
+                         f"drop {hi} -> {lo}: MTMDD-VM* {_draws(drop('MTMDD-VM*'))}, {ours} {_draws(drop(ours))};"
+                         f" difference of the drops {_draws(g)}", resolved_positive(*g)))
+    if (rows["point"] == "all").any():
+        at_all = [m for m in methods if not _at(rows, m, "all").empty]
+        gaps = {m: paired_gap(pd.concat([_at(rows, m, "shared", hi), _at(rows, m, "all")]), "point", "shared", "all",
+                              "acc_t") for m in at_all}
+        n_all = int(rows.loc[rows["point"] == "all", "n_source"].iloc[0])
+        out.append(claim("Fig13-all-classes-slightly-worse",
+                         f"Adding the source-only classes ({n_all} source classes) gives a lower Acc-T than the "
+                         f"{hi} shared classes only, for every source-dependent method run there (paired per draw)",
+                         f"Acc-T shared ({hi}) - all ({n_all}), points: "
+                         + "; ".join(f"{m} {_draws(g)}" for m, g in gaps.items()),
+                         bool(gaps) and all(resolved_positive(*g) for g in gaps.values())))
+    return out
+
+
+def plot_fig13(rows: pd.DataFrame, ax, methods: Sequence[str] = FIG13_METHODS) -> None:
+    """Acc-T (mean +- sd over draws) vs number of source classes, one curve per method; "all" as a marker."""
+    s = fig13_summary(rows)
+    for i, m in enumerate(methods):
+        sm = s[s["method"] == m]
+        sh, al = sm[sm["point"] == "shared"].sort_values("n_source"), sm[sm["point"] == "all"]
+        dodge = 0.2 * (i - (len(methods) - 1) / 2)  # side by side, so the error bars stay readable
+        line = ax.errorbar(sh["n_source"] + dodge, sh["mean"], yerr=sh["std"].fillna(0), marker="o", capsize=3,
+                           label=m, linestyle="-" if m.startswith("MTMDD") else "--")
+        if len(al):
+            ax.errorbar(al["n_source"] + dodge, al["mean"], yerr=al["std"].fillna(0), marker="s",
+                        capsize=3, color=line[0].get_color(), linestyle="none")
+
+
+# --- Table IX and Fig. 15: cross-object --------------------------------------------------------
+
+def family_classes(data: PaperAData, group: str) -> list[str]:
+    """The classes (Unicode subgroups) of one object family (Unicode group), from the source items."""
+    items = data.source.items
+    if "group" not in items:
+        raise ValueError("family_classes: the source items have no 'group' column")
+    names = np.array(data.classes, dtype=object)[data.source.y]
+    out = sorted(set(names[(items["group"] == group).to_numpy()]))
+    if not out:
+        raise ValueError(f"family_classes: no class of group {group!r} (groups: {sorted(items['group'].unique())})")
+    return out
+
+
+def object_data(data: PaperAData, source_group: str, target_group: str,
+                full: WordClickMatrix | None = None) -> PaperAData:
+    """Source = ``source_group``'s images (SIMULATED clicks, its own vocabulary), target = ``target_group``'s."""
+    return with_label_sets(data, family_classes(data, source_group), family_classes(data, target_group), full=full)
+
+
+def scenarios(pair: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(target family, source family, scenario)`` for both families of a pair, single and cross."""
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise ValueError(f"a pair names two different families, got {list(pair)}")
+    a, b = pair
+    return [(a, a, "Single"), (a, b, "Cross"), (b, b, "Single"), (b, a, "Cross")]
+
+
+def cross_object(data: PaperAData, cfg: HeadConfig, pair: Sequence[str], methods: Sequence[str] = TABLE_IX_METHODS,
+                 seeds: Sequence[int] = (0,), settings: MethodSettings = MethodSettings(),
+                 full: WordClickMatrix | None = None) -> pd.DataFrame:
+    """Table IX: single- and cross-object runs of ``methods`` for both families of ``pair``.
+
+    Tidy rows ``method, seed, metric, value, target, source, scenario, k`` (``k``: the source's
+    rebuilt vocabulary size).
+    """
+    full = full_word_clicks(data) if full is None else full
+    frames = []
+    for target, source, scenario in scenarios(pair):
+        sub = object_data(data, source, target, full)
+        frames.append(run_methods(methods, sub, cfg, seeds, settings, target=target, source=source,
+                                  scenario=scenario, k=sub.k))
+    return pd.concat(frames, ignore_index=True)
+
+
+def table_ix(rows: pd.DataFrame, metric: str = "acc_t") -> pd.DataFrame:
+    """Acc-T mean and sd (percent): rows = target family, columns = (method, Single / Cross, mean / sd)."""
+    s = summarize(rows[rows["metric"] == metric], ["target", "method", "scenario"])
+    s[["mean", "std"]] *= 100
+    t = s.pivot_table(index="target", columns=["method", "scenario"], values=["mean", "std"], sort=False)
+    t = t.reorder_levels([1, 2, 0], axis=1)
+    methods = [m for m in TABLE_IX_METHODS if m in set(s["method"])] + \
+        [m for m in s["method"].unique() if m not in TABLE_IX_METHODS]
+    cols = [(m, sc, st) for m in methods for sc in ("Single", "Cross") for st in ("mean", "std")]
+    return t.reindex(columns=pd.MultiIndex.from_tuples(cols))
+
+
+def family_table(data: PaperAData, groups: Sequence[str], full: WordClickMatrix | None = None) -> pd.DataFrame:
+    """Per family: classes, source (SIMULATED clicks) and target images per split, rebuilt vocabulary size."""
+    full = full_word_clicks(data) if full is None else full
+    out = {}
+    for g in groups:
+        sub = object_data(data, g, g, full)
+        row = {"classes": len(sub.classes)}
+        for dom, d in (("source", sub.source), ("target", sub.target)):
+            row.update({f"{dom} {s}": int((d.split == s).sum()) for s in ("train", "val", "test")})
+        row["K (source vocabulary)"] = sub.k
+        out[g] = row
+    return pd.DataFrame(out).T
+
+
+def table_ix_with_paper(rows: pd.DataFrame) -> pd.DataFrame:
+    """Our Table IX ("mean +- sd" percent over seeds, per target family) above the paper's (Dog, Bird)."""
+    t = table_ix(rows)
+    mean, sd = t.xs("mean", axis=1, level=2), t.xs("std", axis=1, level=2)
+    ours = mean.map(lambda v: f"{v:.1f}") + " +- " + sd.map(lambda v: f"{v:.1f}")
+    paper = PAPER_TABLE_IX.map(lambda v: f"{v:.1f}")
+    paper.index = [f"paper: {i}" for i in paper.index]
+    return pd.concat([ours, paper.reindex(columns=ours.columns)])
+
+
+def cross_single_gaps(rows: pd.DataFrame) -> pd.DataFrame:
+    """Cross - Single Acc-T per target family and method (points, paired per seed): mean, sd, seeds."""
+    acc = rows[rows["metric"] == "acc_t"]
+    out = []
+    for (target, m), r in acc.groupby(["target", "method"], sort=False):
+        g, sd, n = paired_gap(r, "scenario", "Cross", "Single", "acc_t")
+        out.append({"target": target, "method": m, "Cross - Single": 100 * g, "sd": 100 * sd, "seeds": n})
+    return pd.DataFrame(out)
+
+
+def cross_object_predictions(data: PaperAData, cfg: HeadConfig, pair: Sequence[str], seed: int = 0,
+                             settings: MethodSettings = MethodSettings(),
+                             full: WordClickMatrix | None = None) -> pd.DataFrame:
+    """MTMDD-VM's target test predictions, single- and cross-object (Fig. 15), one row per image.
+
+    Columns ``target, key, path, label, Single, Cross`` (predicted class names; argmax over the
+    target family's classes, eq. 16). The same training as :func:`cross_object` at ``seed``.
+    """
+    full = full_word_clicks(data) if full is None else full
+    spec: JointSpec = settings.joint(False)
+    frames: dict[str, pd.DataFrame] = {}
+    with torch_threads(1):
+        for target, source, scenario in scenarios(pair):
+            sub = object_data(data, source, target, full)
+            net = train_joint(sub, cfg, spec, seed).model
+            t = sub.target
+            rows = t.rows("test")
+            cols = sub.target_columns
+            logits = joint_outputs(net, t, rows, TARGET)[0][:, cols]
+            names = np.array(sub.classes, dtype=object)
+            frame = frames.setdefault(target, pd.DataFrame({
+                "target": target, "key": t.items["key"].to_numpy()[rows], "path": t.items["path"].to_numpy()[rows],
+                "label": names[t.y[rows]]}))
+            frame[scenario] = names[cols[logits.argmax(1)]]
+    return pd.concat(frames.values(), ignore_index=True)
+
+
+def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: str = "MTMDD-VM",
+                    baselines: Sequence[str] = ("VGGsrc", "TDL"), tag: str = "") -> list[dict]:
+    """Table IX: cross-object close to single-object (|mean gap| <= ``close`` points), and ours beats the baselines.
+
+    ``tag`` (e.g. "extension", for a second family pair): appended to the claim ids, and with the
+    families to the sentences.
+    """
+    acc = rows[rows["metric"] == "acc_t"]
+    parts, ok = [], []
+    for target in acc["target"].unique():
+        for m in acc["method"].unique():
+            r = acc[(acc["target"] == target) & (acc["method"] == m)]
+            g = paired_gap(r, "scenario", "Cross", "Single", "acc_t")
+            ok.append(abs(100 * g[0]) <= close)
+            parts.append(f"{target} {m} {gap_text(*g)}")
+    suffix = f" ({tag}: {' vs '.join(acc['target'].unique())})" if tag else ""
+    out = [claim("TableIX-cross-close-to-single" + (f"-{tag}" if tag else ""),
+                 f"Cross-object Acc-T is close to single-object Acc-T: |mean(Cross - Single)| <= {close:g} points "
+                 f"for every method and target family (the paper's largest gap: {PAPER_LARGEST_GAP:g}){suffix}",
+                 "Cross - Single (Acc-T points, paired per seed): " + "; ".join(parts), all(ok))]
+    parts, ok = [], []
+    for target in acc["target"].unique():
+        for scenario in ("Single", "Cross"):
+            r = acc[(acc["target"] == target) & (acc["scenario"] == scenario)]
+            for b in baselines:
+                g = paired_gap(r, "method", ours, b, "acc_t")
+                ok.append(resolved_positive(*g))
+                parts.append(f"{target} {scenario}: - {b} {gap_text(*g)}")
+    out.append(claim("TableIX-ours-beats-baselines" + (f"-{tag}" if tag else ""),
+                     f"{ours} beats {' and '.join(baselines)} in Acc-T in both scenarios, for both target families "
+                     f"(paired per seed, each gap resolved positive){suffix}",
+                     f"{ours} minus (Acc-T points): " + "; ".join(parts), all(ok)))
+    return out
+
+
+def fig15_cases(pred: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`cross_object_predictions` that cross-object gets wrong and single-object right."""
+    return pred[(pred["Single"] == pred["label"]) & (pred["Cross"] != pred["label"])]
+
+
+def plot_fig15(pred: pd.DataFrame, per_target: int = 6, size: float = 1.7, title: str | None = None):
+    """Fig. 15: per target family (one row each), up to ``per_target`` images that cross-object gets
+    wrong and single-object right, titled with the true class and the cross-object prediction.
+    Returns ``None`` when there is no such image."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    cases = fig15_cases(pred)
+    groups = [(t, g.head(per_target)) for t, g in cases.groupby("target", sort=False)]
+    if not groups:
+        return None
+    fig, axes = plt.subplots(len(groups), per_target, figsize=(per_target * size, len(groups) * (size + 0.6)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for (target, g), row in zip(groups, axes):
+        for ax, (_, r) in zip(row, g.iterrows()):
+            with Image.open(r["path"]) as im:
+                ax.imshow(im.convert("RGBA"))
+            ax.set_title(f"true: {r['label']}\ncross: {r['Cross']}", fontsize=7)
+        row[0].text(-0.15, 0.5, f"target:\n{target}", transform=row[0].transAxes, ha="right", va="center",
+                    fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
