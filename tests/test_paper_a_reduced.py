@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from clickvision.experiments import paper_a_reduced as R
-from clickvision.experiments.paper_a_data import with_label_sets
+from clickvision.experiments.paper_a_data import rebuild_source_vocabulary, with_label_sets
 from clickvision.experiments.paper_a_train import HeadConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -86,7 +86,7 @@ def test_rebuilt_vocabulary_is_the_top_k_words_of_the_kept_training_images(paper
 
 def test_vocabulary_rebuild_drops_words_only_removed_images_clicked(paper_a_synth):
     data = paper_a_synth(3, 20, k=9, noise_every=0)  # class c clicks words 3c..3c+2
-    keep_all_but_class2 = R.rebuild_vocabulary(data, np.flatnonzero(data.source.y != 2), data.word_clicks)
+    keep_all_but_class2 = rebuild_source_vocabulary(data, np.flatnonzero(data.source.y != 2), full=data.word_clicks)
     # every word keeps background clicks (0.1 noise), so all nine survive, but class 2's words rank last
     assert set(keep_all_but_class2.vocabulary[-3:]) == {"w6", "w7", "w8"}
 
@@ -101,9 +101,9 @@ def test_bad_arguments_are_named(paper_a_synth):
         R.reduce_training(data, "target", 0, alpha=0.5, schedule="iterations")
     with pytest.raises(ValueError, match="include 1"):
         R.reduced_data_runs(data, CFG, [0], [0.5])
-    other = R.rebuild_vocabulary(data, np.arange(30), data.word_clicks).word_clicks  # 30 rows, not the 60
+    other = rebuild_source_vocabulary(data, np.arange(30), full=data.word_clicks).word_clicks  # 30 rows, not the 60
     with pytest.raises(ValueError, match="row-aligned"):
-        R.rebuild_vocabulary(data, np.arange(3), other)
+        rebuild_source_vocabulary(data, np.arange(3), full=other)
 
 
 def test_reduced_data_runs_on_tiny_data(paper_a_synth):

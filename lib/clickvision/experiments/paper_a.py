@@ -75,7 +75,7 @@ def _rows(metrics: dict[str, float], **labels) -> list[dict]:
 def visual_baseline(data: PaperAData, cfg: HeadConfig, seed: int) -> list[dict]:
     """V alone (no click feature): recognizers on each domain; shared by every table's V column."""
     out = []
-    for dom, d, cols in (("s", data.source, data.source_columns), ("t", data.target, data.target_columns)):
+    for dom, d, cols in data.domains():
         acc = recognition_accuracy(d, cfg, None, True, seed, len(data.classes), cols)
         out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation="V", seed=seed)
     return out
@@ -101,7 +101,7 @@ def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, k
         prefix = "" if split == "test" else "val_"
         out += _rows({prefix + k: v for k, v in cm.items()}, representation="click", seed=seed)
     for rep in representations:
-        for dom, d, vh, cols in (("s", s, vs, data.source_columns), ("t", data.target, vt, data.target_columns)):
+        for (dom, d, cols), vh in zip(data.domains(), (vs, vt)):
             acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
             out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep, seed=seed)
     extras = {"grad_terms": fit.grad_terms}

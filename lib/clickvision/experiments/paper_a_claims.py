@@ -41,22 +41,27 @@ def spread_note(rows: pd.DataFrame) -> str:
     return f"mean +- sd over {n} seeds" if n > 1 else "1 seed"
 
 
+def gap_stats(d: pd.Series) -> tuple[float, float, int]:
+    """(mean, sd, n) of paired per-seed differences ``d`` (NaN dropped; sd is NaN for one value)."""
+    d = d.dropna()
+    return float(d.mean()), float(d.std()) if len(d) > 1 else float("nan"), int(len(d))
+
+
 def paired_gap(rows: pd.DataFrame, column: str, a, b, metric: str) -> tuple[float, float, int]:
     """Per-seed ``metric(a) - metric(b)`` (same seed): (mean, sd, seeds) over the seeds both ran."""
     sub = rows[(rows["metric"] == metric) & rows[column].isin([a, b])]
     piv = sub.pivot_table(index="seed", columns=column, values="value", aggfunc="mean")
     if a not in piv or b not in piv:
         return float("nan"), float("nan"), 0
-    d = (piv[a] - piv[b]).dropna()
-    return float(d.mean()), float(d.std()) if len(d) > 1 else float("nan"), int(len(d))
+    return gap_stats(piv[a] - piv[b])
 
 
-def gap_text(mean: float, sd: float, n: int, scale: float = 100.0) -> str:
-    """A paired per-seed gap in points, with a note when it is within one sd of zero."""
+def gap_text(mean: float, sd: float, n: int, scale: float = 100.0, unit: str = "seed") -> str:
+    """A paired gap in points over ``n`` seeds (or draws: ``unit``), noted when within one sd of zero."""
     if n > 1:
         note = " (within 1 sd of 0: not resolved)" if abs(mean) <= sd else ""
-        return f"{scale * mean:+.1f} +- {scale * sd:.1f} over {n} seeds{note}"
-    return f"{scale * mean:+.1f} (1 seed)"
+        return f"{scale * mean:+.1f} +- {scale * sd:.1f} over {n} {unit}s{note}"
+    return f"{scale * mean:+.1f} (1 {unit})"
 
 
 def resolved_positive(mean: float, sd: float, n: int) -> bool:

@@ -123,6 +123,10 @@ class PaperAData:
         cols = self.meta.get("target_columns")
         return None if cols is None else np.asarray(cols, dtype=np.int64)
 
+    def domains(self) -> tuple[tuple[str, DomainData, np.ndarray | None], ...]:
+        """``("s", source, source_columns)`` and ``("t", target, target_columns)``: the per-domain loop."""
+        return (("s", self.source, self.source_columns), ("t", self.target, self.target_columns))
+
     @property
     def map_channels(self) -> int | None:
         return None if self.source.omega is None else int(self.source.omega.shape[1])
@@ -291,30 +295,60 @@ def with_label_sets(data: PaperAData, source_classes, target_classes, k: int | N
     spaces = LabelSpaces(tuple(str(c) for c in source_classes), tuple(str(c) for c in target_classes))
     names = np.array(data.classes, dtype=object)
 
-    def keep(d: DomainData, chosen: tuple[str, ...], role: str) -> DomainData:
+    def rows_of(d: DomainData, chosen: tuple[str, ...], role: str) -> np.ndarray:
         rows = np.flatnonzero(np.isin(names[d.y], chosen))
-        sub = d.subset(rows)
-        missing = sorted(set(chosen) - set(names[sub.y]))
+        missing = sorted(set(chosen) - set(names[d.y[rows]]))
         if missing:
             raise ValueError(f"with_label_sets: {role} classes {missing[:5]} have no {role} images")
-        sub.y = spaces.encode(names[sub.y], "union")
-        return sub, rows
+        return rows
 
-    source, s_rows = keep(data.source, spaces.source, "source")
-    target, _ = keep(data.target, spaces.target, "target")
-    meta = dict(data.meta)
+    s_rows = rows_of(data.source, spaces.source, "source")
+    t_rows = rows_of(data.target, spaces.target, "target")
+    out = rebuild_source_vocabulary(data, s_rows, k, full)
+    source, target = out.source, data.target.subset(t_rows)
+    source.y = spaces.encode(names[source.y], "union")
+    target.y = spaces.encode(names[target.y], "union")
+    meta = {**out.meta, "source_classes": list(spaces.source), "target_classes": list(spaces.target),
+            "source_columns": spaces.source_columns.tolist(), "target_columns": spaces.target_columns.tolist()}
+    return PaperAData(source, target, list(spaces.union), out.vocabulary, out.word_clicks, out.tfidf, meta)
+
+
+def rebuild_source_vocabulary(data: PaperAData, rows: np.ndarray, k: int | None = None,
+                              full: WordClickMatrix | None = None) -> PaperAData:
+    """``data`` with the source cut to ``rows`` and eq. (1) rebuilt on the kept training images.
+
+    The vocabulary becomes the ``k`` words (default: the current K) with most clicks on the
+    kept source training images, re-ranked from ``full`` (the source's word click matrix over
+    every training-clicked word, row-aligned with ``data.source``; default
+    :func:`full_word_clicks`) by :func:`~clickvision.click.features.reselect_vocabulary`;
+    idf and zero rows follow. The target is untouched.
+    """
     full = full_word_clicks(data) if full is None else full
-    wc = reselect_vocabulary(full, s_rows, int(k or data.k))
-    tfidf = click_tfidf(wc, variant=meta.get("tfidf_variant", "paper"))
+    if not _row_aligned(full, data.source):
+        raise ValueError("rebuild_source_vocabulary: full must be row-aligned with data.source (full_word_clicks)")
+    source = data.source.subset(rows)
+    wc = reselect_vocabulary(full, rows, int(k or data.k))
+    tfidf = click_tfidf(wc, variant=data.tfidf.variant)
     source.clicks, source.valid = tfidf.dense(), tfidf.valid
-    meta.update(k=wc.k, zero_rows=tfidf.n_zero_rows, zero_train_rows=tfidf.n_zero_train_rows,
-                source_classes=list(spaces.source), target_classes=list(spaces.target),
-                source_columns=spaces.source_columns.tolist(), target_columns=spaces.target_columns.tolist())
-    return PaperAData(source, target, list(spaces.union), list(wc.vocabulary), wc, tfidf, meta)
+    meta = {**data.meta, "k": wc.k, "zero_rows": tfidf.n_zero_rows, "zero_train_rows": tfidf.n_zero_train_rows}
+    return PaperAData(source, data.target, data.classes, list(wc.vocabulary), wc, tfidf, meta)
+
+
+def _row_aligned(wc: WordClickMatrix, d: DomainData) -> bool:
+    """``wc``'s rows are ``d``'s items, in order."""
+    return len(wc.keys) == len(d.items) and np.array_equal(np.asarray(wc.keys, dtype=str),
+                                                           d.items["key"].astype(str).to_numpy())
 
 
 def full_word_clicks(data: PaperAData) -> WordClickMatrix:
-    """The source's word click matrix over every word clicked on a training image (cached)."""
+    """The source's word click matrix over every word clicked on a training image, row-aligned with it.
+
+    ``data.word_clicks`` itself when it is row-aligned and already keeps every such word;
+    otherwise read from the SIMULATED log once and cached.
+    """
+    wc = data.word_clicks
+    if _row_aligned(wc, data.source) and wc.stats.get("train_words", len(wc.vocabulary)) <= len(wc.vocabulary):
+        return wc
     items = data.source.items
     keys = items["key"].astype(str).tolist()
     train_keys = items.loc[items["split"] == "train", "key"].astype(str).tolist()

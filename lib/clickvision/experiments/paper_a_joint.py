@@ -147,10 +147,9 @@ def _per_seed(rows: pd.DataFrame, metric: str, **where) -> pd.Series:
 
 def _resolved(a: pd.Series, b: pd.Series) -> bool:
     """The paired per-seed gap ``a - b`` is positive and outside one sd of zero (the ledger's rule)."""
-    from .paper_a_claims import resolved_positive
+    from .paper_a_claims import gap_stats, resolved_positive
 
-    d = (a - b).dropna()
-    return resolved_positive(float(d.mean()), float(d.std()) if len(d) > 1 else float("nan"), int(len(d)))
+    return resolved_positive(*gap_stats(a - b))
 
 
 def _ms(x: pd.Series, scale: float = 100.0, digits: int = 1) -> str:

@@ -33,10 +33,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..click.features import WordClickMatrix, click_tfidf, reselect_vocabulary
+from ..click.features import WordClickMatrix
 from ..data.samplers import fraction_mask, k_shot_mask
-from .paper_a_claims import claim, gap_text, paired_gap, resolved_positive
-from .paper_a_data import DomainData, PaperAData, full_word_clicks
+from .paper_a_claims import claim, gap_stats, gap_text, paired_gap, resolved_positive
+from .paper_a_data import DomainData, PaperAData, full_word_clicks, rebuild_source_vocabulary
 from .paper_a_methods import MethodSettings, run_methods
 from .paper_a_train import HeadConfig
 
@@ -62,39 +62,6 @@ def _repeat_train(d: DomainData, n_target: int, seed: int) -> DomainData:
     return d.subset(rows)
 
 
-def source_word_clicks(data: PaperAData) -> WordClickMatrix:
-    """The source's word click matrix over every training-clicked word, row-aligned with ``data.source``.
-
-    ``data.word_clicks`` itself when it is row-aligned and keeps every such word; otherwise
-    :func:`~.paper_a_data.full_word_clicks` (read from the SIMULATED log once, then cached).
-    """
-    wc = data.word_clicks
-    aligned = len(wc.keys) == len(data.source.items) and np.array_equal(
-        np.asarray(wc.keys, dtype=str), data.source.items["key"].astype(str).to_numpy())
-    if aligned and wc.stats.get("train_words", len(wc.vocabulary)) <= len(wc.vocabulary):
-        return wc
-    return full_word_clicks(data)
-
-
-def rebuild_vocabulary(data: PaperAData, rows: np.ndarray, full: WordClickMatrix) -> PaperAData:
-    """The source reduced to ``rows`` (positions in ``data.source``) with eq. (1) rebuilt on them.
-
-    ``full``: the source's word click matrix over every training-clicked word, row-aligned
-    with ``data.source`` (:func:`source_word_clicks`). The vocabulary is the
-    ``data.k`` words with most clicks on the kept training images; idf and zero rows follow.
-    """
-    if len(full.keys) != len(data.source.items) or \
-            not np.array_equal(np.asarray(full.keys, dtype=str), data.source.items["key"].astype(str).to_numpy()):
-        raise ValueError("rebuild_vocabulary: full must be row-aligned with data.source (full_word_clicks(data))")
-    source = data.source.subset(rows)
-    wc = reselect_vocabulary(full, rows, data.k)
-    tfidf = click_tfidf(wc, variant=data.tfidf.variant)
-    source.clicks, source.valid = tfidf.dense(), tfidf.valid
-    meta = {**data.meta, **wc.stats, "k": wc.k, "zero_rows": tfidf.n_zero_rows,
-            "zero_train_rows": tfidf.n_zero_train_rows}
-    return PaperAData(source, data.target, data.classes, list(wc.vocabulary), wc, tfidf, meta)
-
-
 def reduce_training(data: PaperAData, domain: str, seed: int, alpha: float | None = None, k: int | None = None,
                     vocabulary: str = "rebuild", schedule: str = "steps",
                     full: WordClickMatrix | None = None) -> PaperAData:
@@ -102,7 +69,7 @@ def reduce_training(data: PaperAData, domain: str, seed: int, alpha: float | Non
 
     Paper A footnote 18 (``alpha``) or k-shot (``k``, a class with fewer keeps all it has);
     val and test stay whole, the other domain untouched. ``vocabulary`` / ``schedule``: see
-    the module docstring. ``full``: :func:`source_word_clicks` (default: looked up here).
+    the module docstring. ``full``: :func:`~.paper_a_data.full_word_clicks` (default: looked up here).
     """
     if domain not in ("source", "target"):
         raise ValueError(f"domain must be 'source' or 'target', got {domain!r}")
@@ -116,7 +83,8 @@ def reduce_training(data: PaperAData, domain: str, seed: int, alpha: float | Non
             else k_shot_mask(d.items, k, seed, split="train", allow_fewer=True))
     rows = np.flatnonzero(mask)
     if domain == "source" and vocabulary == "rebuild":
-        out = rebuild_vocabulary(data, rows, source_word_clicks(data) if full is None else full)
+        out = rebuild_source_vocabulary(data, rows, full=full)
+        out = replace(out, meta={**out.meta, **out.word_clicks.stats})
     else:
         out = replace(data, **{domain: d.subset(rows)})
     if schedule == "steps":
@@ -151,7 +119,7 @@ def reduced_data_runs(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], a
         raise ValueError(f"alphas must lie in (0, 1] and include 1 (the full point), got {list(alphas)}")
     if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
         raise ValueError(f"ks must be positive integers, got {list(ks)}")
-    full = source_word_clicks(data) if vocabulary == "rebuild" else None
+    full = full_word_clicks(data) if vocabulary == "rebuild" else None
     rows, sizes = [], []
     n_s, n_t = int((data.source.split == "train").sum()), int((data.target.split == "train").sum())
     for panel, domain, x in settings_grid(alphas, ks):
@@ -202,14 +170,10 @@ def drop_table(rows: pd.DataFrame, methods: Sequence[str], lo: float, hi: float 
     for panel in ("a", "b"):
         cells = {}
         for m in methods:
-            mean, sd, n = _mean_sd(drop_per_seed(rows, panel, m, hi, lo))
+            mean, sd, n = gap_stats(drop_per_seed(rows, panel, m, hi, lo))
             cells[LABELS.get(m, m)] = f"{100 * mean:+.1f} +- {100 * sd:.1f}" if n > 1 else f"{100 * mean:+.1f}"
         out[SHORT_PANELS[panel]] = cells
     return pd.DataFrame(out).T
-
-
-def _mean_sd(s: pd.Series) -> tuple[float, float, int]:
-    return float(s.mean()), float(s.std()) if len(s) > 1 else float("nan"), int(len(s))
 
 
 def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[str] = ("VGGsrc", "TDL"),
@@ -221,22 +185,22 @@ def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[st
         xs = sorted(rows.loc[rows["panel"] == panel, "x"].unique())
         lo, hi = float(xs[0]), 1.0
         drops = {m: drop_per_seed(rows, panel, m, hi, lo) for m in (*others, ours)}
-        parts = [f"{LABELS.get(m, m)} {gap_text(*_mean_sd(d))}" for m, d in drops.items()]
+        parts = [f"{LABELS.get(m, m)} {gap_text(*gap_stats(d))}" for m, d in drops.items()]
         out.append(claim(f"Fig14{panel}-less-{names[panel]}-lowers-AccT",
                          f"Acc-T decreases when the {names[panel]} training data are reduced (every method: "
                          f"alpha = {lo:g} below alpha = 1 by more than the seed spread)",
                          f"drop Acc-T(alpha=1) - Acc-T(alpha={lo:g}), points, paired per seed "
                          "(each seed its own draw): "
                          + "; ".join(parts) + "; held only when every drop is positive and > 1 sd",
-                         all(resolved_positive(*_mean_sd(d)) for d in drops.values())))
+                         all(resolved_positive(*gap_stats(d)) for d in drops.values())))
         vs = {o: drops[o].sub(drops[ours]).dropna() for o in others}
         out.append(claim(f"Fig14{panel}-ours-degrades-least",
                          f"With less {names[panel]} data, OURS (MTMDD-VM) loses less Acc-T than "
                          + " and ".join(LABELS.get(o, o) for o in others),
                          f"drop of the other minus drop of OURS (alpha 1 -> {lo:g}, points, paired per seed): "
-                         + "; ".join(f"{LABELS.get(o, o)} {gap_text(*_mean_sd(v))}" for o, v in vs.items())
+                         + "; ".join(f"{LABELS.get(o, o)} {gap_text(*gap_stats(v))}" for o, v in vs.items())
                          + "; held only when every gap is positive and > 1 sd",
-                         all(resolved_positive(*_mean_sd(v)) for v in vs.values())))
+                         all(resolved_positive(*gap_stats(v)) for v in vs.values())))
     at = rows[(rows["panel"] == "k") & (rows["x"] == float(k_lead))]
     if len(at):
         gaps = {o: paired_gap(at, "method", ours, o, "acc_t") for o in others}

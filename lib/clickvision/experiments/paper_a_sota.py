@@ -100,10 +100,6 @@ def _rows(method: str, seed: int, values: dict) -> list[dict]:
     return [{"method": method, "seed": seed, "metric": k, "value": float(v)} for k, v in values.items()]
 
 
-def _domains(data: PaperAData):
-    return (("s", data.source, data.source_columns), ("t", data.target, data.target_columns))
-
-
 # --- DAN and DANN: one visual head on both labelled domains ---------------------------------------------
 
 class VisualDomainNet(nn.Module):
@@ -174,7 +170,7 @@ def adapted_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
     """DAN / DANN rows: Acc-S and Acc-T (val and test) of the one model."""
     model = train_adapted(data, cfg, method, seed, sota)
     out = {}
-    for dom, d, cols in _domains(data):
+    for dom, d, cols in data.domains():
         for split, prefix in (("test", ""), ("val", "val_")):
             rows = d.rows(split)
             out[f"{prefix}acc_{dom}"] = accuracy_in(d.y[rows], adapted_logits(model, d, rows), cols)
@@ -194,7 +190,7 @@ def scda_rows(data_map: PaperAData, seed: int, c: float = 1.0, features: dict | 
     """SCDA rows: a linear SVM (penalty ``c``, ``random_state = seed``) per domain on its training rows."""
     x = features or scda_features(data_map)
     out = {}
-    for dom, d, _ in _domains(data_map):
+    for dom, d, _ in data_map.domains():
         train = d.rows("train")
         svm = scda_svm(c, seed).fit(x[dom][train], d.y[train])  # knows only this domain's training classes
         for split, prefix in (("test", ""), ("val", "val_")):
@@ -216,7 +212,7 @@ def sf_rows(data: PaperAData, cfg: HeadConfig, seed: int, settings: MethodSettin
     """SF rows: fused Acc-S / Acc-T, the chosen click weight per domain, and each recogniser's own accuracy."""
     predictor = train_click_predictor(data, cfg, settings.click, seed).model  # TDL's predictor (same seed)
     n, out = len(data.classes), {}
-    for dom, d, cols in _domains(data):
+    for dom, d, cols in data.domains():
         v_hat = predict_clicks(predictor, d)
         vis = recognition_accuracy(d, cfg, None, True, seed, n, cols, keep=True)
         clk = recognition_accuracy(d, cfg, v_hat, False, seed, n, cols, keep=True)
@@ -274,7 +270,7 @@ def vse_rows(data: PaperAData, cfg: HeadConfig, seed: int, sota: SotaSettings = 
     """VSE++ rows: V + C recognisers per domain on the VSE++ predicted click feature."""
     net = train_vse(data, cfg, seed, sota)
     out = {}
-    for dom, d, cols in _domains(data):
+    for dom, d, cols in data.domains():
         acc = recognition_accuracy(d, cfg, vse_clicks(net, d), True, seed, len(data.classes), cols)
         out.update({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]})
     return _rows("VSE++", seed, out)

@@ -29,7 +29,7 @@ from ..click.features import WordClickMatrix
 from ..data import samplers
 from ..models.mtmdd import TARGET
 from .paper_a import summarize
-from .paper_a_claims import claim, gap_text, paired_gap, resolved_positive
+from .paper_a_claims import claim, gap_stats, gap_text, paired_gap, resolved_positive
 from .paper_a_data import PaperAData, full_word_clicks, torch_threads, with_label_sets
 from .paper_a_methods import MethodSettings, run_methods
 from .paper_a_train import HeadConfig, JointSpec, joint_outputs, train_joint
@@ -108,7 +108,7 @@ def fig13_table(rows: pd.DataFrame, methods: Sequence[str] = FIG13_METHODS) -> p
 
 def _draws(g: tuple[float, float, int]) -> str:
     """A paired gap over draws (each draw its own seed), in points."""
-    return gap_text(*g).replace(" seeds", " draws").replace("(1 seed)", "(1 draw)")
+    return gap_text(*g, unit="draw")
 
 
 def _at(rows: pd.DataFrame, method: str, point: str, n: int | None = None) -> pd.DataFrame:
@@ -155,8 +155,8 @@ def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence
             return r[r["metric"] == "acc_t"].pivot_table(index="seed", columns="n_source", values="value")
 
         ps, po = per_draw("MTMDD-VM*"), per_draw(ours)
-        d = ((ps[hi] - ps[lo]) - (po[hi] - po[lo])).dropna()
-        g = (float(d.mean()), float(d.std()) if len(d) > 1 else float("nan"), int(len(d)))
+        d = (ps[hi] - ps[lo]) - (po[hi] - po[lo])
+        g = gap_stats(d)
         out.append(claim("Fig13-shared-FC-degrades-faster",
                          f"MTMDD-VM* loses more Acc-T than {ours} from {hi} to {lo} source classes (paired per draw)",
                          f"drop {hi} -> {lo}: MTMDD-VM* {_draws(drop('MTMDD-VM*'))}, {ours} {_draws(drop(ours))};"
