@@ -12,10 +12,12 @@ Modules: :mod:`.config` (settings, schedule), :mod:`.callbacks` (hooks, gradient
 :mod:`.loop` (the Trainer, checkpoints, ``predict``).
 """
 from .callbacks import Callback, GradNormRecorder, grad_norms_of_terms
-from .config import (CHECKPOINT_FORMAT, HISTORY_COLUMNS, OPTIMIZERS, SCHEDULES, NonFiniteLossError, TrainConfig,
+from .config import (CHECKPOINT_FORMAT, HISTORY_COLUMNS, OPTIMIZERS, SCHEDULES, STALL_TOLERANCE, CheckpointError,
+                     NonFiniteGradientError, NonFiniteLossError, NonFiniteWeightsError, TrainConfig,
                      TrainConfigError, lr_factor)
 from .loop import Trainer, cycle_zip, predict
 
-__all__ = ["CHECKPOINT_FORMAT", "HISTORY_COLUMNS", "OPTIMIZERS", "SCHEDULES", "Callback", "GradNormRecorder",
-           "NonFiniteLossError", "TrainConfig", "TrainConfigError", "Trainer", "cycle_zip", "grad_norms_of_terms",
-           "lr_factor", "predict"]
+__all__ = ["CHECKPOINT_FORMAT", "HISTORY_COLUMNS", "OPTIMIZERS", "SCHEDULES", "STALL_TOLERANCE", "Callback",
+           "CheckpointError", "GradNormRecorder", "NonFiniteGradientError", "NonFiniteLossError",
+           "NonFiniteWeightsError", "TrainConfig", "TrainConfigError", "Trainer", "cycle_zip",
+           "grad_norms_of_terms", "lr_factor", "predict"]

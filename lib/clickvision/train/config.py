@@ -16,6 +16,7 @@ HISTORY_COLUMNS = ("step", "epoch", "split", "name", "value")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "cosine")
 CHECKPOINT_FORMAT = 1
+STALL_TOLERANCE = 0.01  # share of |reference| a monitor must improve by (Trainer.fit's flags)
 
 
 class TrainConfigError(ValueError):
@@ -23,7 +24,26 @@ class TrainConfigError(ValueError):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss or a logged term became NaN/inf (the message names step, epoch and term)."""
+    """The loss or a logged term became NaN/inf (the message names step, epoch and term).
+
+    Also the base of :class:`NonFiniteGradientError` and :class:`NonFiniteWeightsError`, so
+    ``except NonFiniteLossError`` catches every non-finite stop of a run.
+    """
+
+
+class NonFiniteGradientError(NonFiniteLossError):
+    """A gradient became NaN/inf from a finite loss; the optimizer step was not applied (the
+    message names step, epoch and the parameters)."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """Model weights or optimizer state are NaN/inf, so no checkpoint is written from them or
+    resumed from them (the message names the tensors and the last good checkpoint)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not match the Trainer's model or optimizer (the
+    message names the file and what mismatched)."""
 
 
 def _is_int(v: Any) -> bool:
@@ -66,6 +86,7 @@ _FIELD_CHECKS = {  # field -> (accepts?, what it must be)
     **{f: _check(lambda v: isinstance(v, bool), "True or False") for f in ("restore_best", "amp")},
     "progress": _check(lambda v: isinstance(v, bool), "True or False", optional=True),
     "device": _check(_valid_device, "'auto' or a torch device string ('cpu', 'cuda:0')"),
+    "chance": _check(_is_num, "a finite number", optional=True),
     "checkpoint_path": _check(lambda v: isinstance(v, (str, Path)) and str(v) != "", "a path",
                               optional=True),
 }
@@ -101,6 +122,7 @@ class TrainConfig:
     checkpoint_path: str | Path | None = None  # also written when fit ends
     checkpoint_every: int | None = None  # steps between checkpoints
     progress: bool | None = None  # None: a bar unless headless (runtime.is_headless)
+    chance: float | None = None  # monitor of a useless model (0.5: balanced binary accuracy)
 
     def __post_init__(self) -> None:
         rules = [(name, not ok(getattr(self, name)), want)
@@ -116,6 +138,8 @@ class TrainConfig:
              and not self.epochs, "set when a cosine schedule counts epochs"),
             ("monitor", self.patience is not None and self.monitor is None,
              "set when patience is set"),
+            ("monitor", self.chance is not None and self.monitor is None,
+             "set when chance is set"),
             ("checkpoint_path", self.checkpoint_every is not None and self.checkpoint_path is None,
              "set when checkpoint_every is set")]
         for name, broken, want in rules:  # the per-field checks come first, so rules are safe

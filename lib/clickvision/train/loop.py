@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +17,12 @@ from torch import nn
 
 from .. import runtime
 from ..io import atomic_path
-from .config import CHECKPOINT_FORMAT, HISTORY_COLUMNS, NonFiniteLossError, TrainConfig, lr_factor
+from .config import (CHECKPOINT_FORMAT, HISTORY_COLUMNS, STALL_TOLERANCE, CheckpointError,
+                     NonFiniteGradientError, NonFiniteLossError, NonFiniteWeightsError, TrainConfig,
+                     lr_factor)
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "scaler", "step", "epoch", "batches_in_epoch", "rng_now",
+                    "rng_epoch_start", "history", "best", "bad_evals", "last_eval_step", "config")
 
 
 
@@ -106,6 +112,21 @@ def _scalar(name: str, v: Any) -> float:
     return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
 
 
+def _nonfinite(named: Iterable[tuple[str, Any]]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or inf (one device sync if none do)."""
+    named = [(n, t) for n, t in named if isinstance(t, torch.Tensor)
+             and (t.is_floating_point() or t.is_complex()) and t.numel()]
+    if not named:
+        return []
+    device = named[0][1].device
+    finite = torch.stack([torch.isfinite(t).all().to(device) for _, t in named])
+    return [] if bool(finite.all()) else [n for (n, _), ok in zip(named, finite.tolist()) if not ok]
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _epoch_source(data: Any) -> tuple[Callable[[], Iterator], int | None]:
     """(a factory of one epoch's iterator, batches per epoch or None)."""
     if isinstance(data, Mapping):
@@ -132,6 +153,11 @@ class Trainer:
     validation set. ``params``: parameters or torch param-group dicts (default: all trainable).
     The first fit seeds with ``config.seed`` (seed before building the model yourself); a later
     fit continues until ``epochs``/``max_steps`` are reached.
+
+    Non-finite values stop the run: a NaN/inf loss or term (:class:`NonFiniteLossError`), or
+    gradient (:class:`NonFiniteGradientError`; not with fp16 loss scaling, which skips such
+    steps itself) raises before the optimizer step, and a checkpoint is never written from (or
+    resumed from) NaN/inf weights or optimizer state (:class:`NonFiniteWeightsError`).
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], Any],
@@ -154,6 +180,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        names = {id(p): n for n, p in model.named_parameters()}
+        self._param_names = {id(p): names.get(id(p), f"param_groups[{i}][{j}]")
+                             for i, g in enumerate(self.optimizer.param_groups)
+                             for j, p in enumerate(g["params"])}
         self.amp = runtime.use_amp(self.device, config.amp)  # fp16 (no bf16) needs loss scaling
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp
                                            and not torch.cuda.is_bf16_supported())
@@ -161,14 +191,27 @@ class Trainer:
         self.should_stop = self._seeded = False  # a callback may set should_stop
         self._rows: list[tuple] = []
         self._best: dict | None = None
-        self._last_eval_step = self._last_checkpoint_step = self._sched_total = None
+        self._last_eval_step = self._sched_total = None
+        self._last_checkpoint: tuple[Path, int] | None = None  # (path, step) of the last good one
+        self.flags: list[str] = []  # see fit
         self._rng_epoch_start: dict | None = None
         self._resume_rng: tuple[dict, dict] | None = None
 
     def fit(self, train_data: Any, val_data: Any = None,
             val_fn: Callable[[nn.Module], Mapping[str, float]] | None = None) -> pd.DataFrame:
         """Train; evaluate on ``val_data`` (loss, terms, metrics) and/or ``val_fn(model)``
-        every ``eval_every`` and when training ends. Returns the History."""
+        every ``eval_every`` and when training ends. Returns the History.
+
+        A diverged run (a far too high lr) can end at chance level without failing, so with
+        ``config.monitor`` set the run is flagged, in ``self.flags`` and the History's
+        ``attrs['flags']`` and by a ``RuntimeWarning``, when the monitor's best finite value is
+        not better than a reference by more than ``max(min_delta, STALL_TOLERANCE *
+        |reference|)`` (1%) in the ``mode`` direction: ``'at_chance'`` with ``config.chance``
+        as the reference, else ``'stalled'`` with the first evaluation's value (from two
+        evaluations on; a run that learned all it could before its first evaluation is flagged
+        too). ``'not_finite'``: the monitor was never finite. ``min_delta`` sets what counts as
+        a meaningful gain.
+        """
         cfg = self.config
         source, n_batches = _epoch_source(train_data)
         per_epoch = math.ceil(n_batches / cfg.accumulate) if n_batches else None
@@ -185,7 +228,7 @@ class Trainer:
             self._seeded = True
         bar = runtime.progress(total=total, initial=self.step, desc="train",
                                **({} if cfg.progress is None else {"disable": not cfg.progress}))
-        self.should_stop = False
+        self.should_stop, self.flags = False, []
         try:
             while not self._finished():
                 batches, exhausted = self._start_epoch(source), False
@@ -212,6 +255,10 @@ class Trainer:
                 self._evaluate(val_data, val_fn)
         finally:
             bar.close()
+        if validating and cfg.monitor is not None:
+            self.flags, message = self._stall_flags()
+            if message:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
         if cfg.checkpoint_path is not None:  # the trajectory's end, before restoring the best
             self.save_checkpoint()
         if cfg.restore_best and self._best is not None:
@@ -219,6 +266,36 @@ class Trainer:
         history = self.history
         self._call("on_fit_end", history)
         return history
+
+    def _stall_flags(self) -> tuple[list[str], str]:
+        """(flags, warning) of the monitored metric by the rule in :meth:`fit`'s docstring."""
+        cfg = self.config
+        values = [(r[0], r[4]) for r in self._rows if r[2] == "val" and r[3] == cfg.monitor]
+        if not (finite := [(step, v) for step, v in values if math.isfinite(v)]):
+            return (["not_finite"], f"validation {cfg.monitor} was never finite in {len(values)} "
+                    "evaluations: the run diverged (lr too high?)") if values else ([], "")
+        sign = 1.0 if cfg.mode == "max" else -1.0
+        if cfg.chance is not None:
+            flag, ref, what = "at_chance", cfg.chance, "chance level (TrainConfig.chance)"
+        elif len(values) >= 2:
+            flag, ref, what = "stalled", finite[0][1], "its first evaluation"
+        else:
+            return [], ""
+        best_step, best = max(finite, key=lambda sv: sign * sv[1])
+        tol = max(cfg.min_delta, STALL_TOLERANCE * abs(ref))
+        if sign * (best - ref) > tol:
+            return [], ""
+        return [flag], (f"validation {cfg.monitor} never got better than {what} {ref:.6g} by more "
+                        f"than {tol:.3g} in {len(values)} evaluations (best {best:.6g} at step "
+                        f"{best_step}, mode={cfg.mode!r}): the run may have diverged (lr too "
+                        "high?) or stopped learning; see Trainer.flags")
+
+    def _last_good(self) -> str:
+        """Where the last checkpoint with finite weights is, for error messages."""
+        if self._last_checkpoint is None:
+            return "no checkpoint was written"
+        path, step = self._last_checkpoint
+        return f"the last checkpoint (step {step}) is intact: {path}"
 
     def _finished(self) -> bool:
         cfg = self.config
@@ -253,10 +330,9 @@ class Trainer:
                 loss, terms = _split_loss(self.loss_fn(self.model, _to_device(batch, self.device)))
             values = {"loss": _scalar("loss", loss), **{k: _scalar(k, v) for k, v in terms.items()}}
             if bad := [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]:
-                kept = "no checkpoint was written" if self._last_checkpoint_step is None else \
-                    f"the last checkpoint (step {self._last_checkpoint_step}) is intact"
                 raise NonFiniteLossError(f"non-finite loss term {', '.join(bad)} at step {step} "
-                                         f"(epoch {epoch}); weights not updated, {kept}")
+                                         f"(epoch {epoch}); weights not updated, "
+                                         f"{self._last_good()}")
             self._call("on_before_backward", step, loss, terms)
             self.scaler.scale(loss.float()).backward()
             sums = {k: sums.get(k, 0.0) + v for k, v in values.items()}
@@ -266,6 +342,11 @@ class Trainer:
             if p.grad is not None:
                 p.grad.div_(len(micro))
         self._call("on_after_backward", step)
+        if not self.scaler.is_enabled() and (bad := _nonfinite(
+                (self._param_names[id(p)], p.grad) for p in self.params)):
+            raise NonFiniteGradientError(
+                f"non-finite gradient of {_listed(bad)} at step {step} (epoch {epoch}) from a "
+                f"finite loss; weights not updated, {self._last_good()}")
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         t = self.step if self.config.schedule_unit == "step" else self.epoch
@@ -334,19 +415,33 @@ class Trainer:
 
     @property
     def history(self) -> pd.DataFrame:
-        """Tidy rows ``step, epoch, split, name, value``; ``attrs``: best_step, best_value."""
+        """Tidy rows ``step, epoch, split, name, value``; ``attrs``: best_step, best_value, and
+        flags (with a monitor: the list of warnings about the run, see :meth:`fit`)."""
         df = pd.DataFrame(self._rows, columns=list(HISTORY_COLUMNS))
         df = df.astype({"step": "int64", "epoch": "int64", "value": "float64"})
         if self._best is not None:
             df.attrs.update(best_step=self._best["step"], best_value=self._best["value"])
+        if self.config.monitor is not None:
+            df.attrs["flags"] = list(self.flags)
         return df
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         """Write model, optimizer, scaler, counters, random states and History atomically
-        (default path: ``config.checkpoint_path``); a failed save leaves the old file intact."""
-        path, now = Path(path if path is not None else self.config.checkpoint_path), _get_rng()
+        (default path: ``config.checkpoint_path``); a failed save leaves the old file intact.
+
+        Raises :class:`NonFiniteWeightsError` (writing nothing) when a weight, buffer or
+        optimizer state tensor holds a NaN or inf."""
+        path = Path(path if path is not None else self.config.checkpoint_path)
+        model_state = self.model.state_dict()
+        if bad := _nonfinite(itertools.chain(model_state.items(), (
+                (f"{self._param_names.get(id(p), '?')} ({k})", v)
+                for p, st in self.optimizer.state.items() for k, v in st.items()))):
+            raise NonFiniteWeightsError(
+                f"checkpoint {path} not written at step {self.step} (epoch {self.epoch + 1}): "
+                f"non-finite {_listed(bad)}; {self._last_good()}")
+        now = _get_rng()
         config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()}
-        state = {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+        state = {"format": CHECKPOINT_FORMAT, "model": model_state,
                  "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                  "step": self.step, "epoch": self.epoch, "batches_in_epoch": self._batches_in_epoch,
                  "rng_now": now, "rng_epoch_start": self._rng_epoch_start
@@ -355,29 +450,101 @@ class Trainer:
                  "config": config}
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
-        self._last_checkpoint_step = self.step
+        self._last_checkpoint = (path, self.step)
         return path
 
+    def _mismatches(self, state: dict) -> list[str]:
+        """How a checkpoint's model and optimizer state differ from this Trainer's."""
+        own, saved, out = self.model.state_dict(), state["model"], []
+        if not isinstance(saved, Mapping):
+            return [f"its model state is a {type(saved).__name__}, not a state dict"]
+        if missing := [k for k in own if k not in saved]:
+            out.append(f"model keys missing from the checkpoint: {_listed(missing)}")
+        if unexpected := [k for k in saved if k not in own]:
+            out.append(f"unexpected model keys in the checkpoint: {_listed(unexpected)}")
+        out += [f"{k} has shape {tuple(saved[k].shape)} in the checkpoint but "
+                f"{tuple(v.shape)} in the model" for k, v in own.items()
+                if isinstance(saved.get(k), torch.Tensor) and saved[k].shape != v.shape]
+        theirs = state["config"].get("optimizer") if isinstance(state["config"], Mapping) else None
+        if theirs is not None and theirs != self.config.optimizer:
+            return out + [f"optimizer {theirs!r} in the checkpoint but {self.config.optimizer!r} "
+                          "in the config"]
+        opt, groups = state["optimizer"], self.optimizer.param_groups
+        if not (isinstance(opt, Mapping) and isinstance(opt.get("param_groups"), list)
+                and isinstance(opt.get("state"), Mapping)):
+            return out + ["its optimizer state is not an optimizer state dict"]
+        if len(opt["param_groups"]) != len(groups):
+            return out + [f"optimizer param groups: {len(opt['param_groups'])} in the checkpoint "
+                          f"but {len(groups)} here"]
+        by_index = {}
+        for i, (saved_group, group) in enumerate(zip(opt["param_groups"], groups)):
+            if len(saved_group["params"]) != len(group["params"]):
+                out.append(f"optimizer param group {i} has {len(saved_group['params'])} "
+                           f"parameters in the checkpoint but {len(group['params'])} here")
+            by_index.update(zip(saved_group["params"], group["params"]))
+        for index, entry in opt["state"].items():
+            p = by_index.get(index)
+            out += [f"optimizer {k} of {self._param_names[id(p)]} has shape {tuple(v.shape)} in "
+                    f"the checkpoint but {tuple(p.shape)} here" for k, v in entry.items()
+                    if p is not None and isinstance(v, torch.Tensor) and v.dim()
+                    and v.shape != p.shape]
+        return out
+
     def resume(self, path: str | Path) -> Trainer:
-        """Load a checkpoint of :meth:`save_checkpoint`; the next ``fit`` continues from it."""
+        """Load a checkpoint of :meth:`save_checkpoint`; the next ``fit`` continues from it.
+
+        Raises :class:`CheckpointError` (a ValueError) naming the file when it cannot be read
+        or does not match the model or optimizer (keys, shapes, optimizer kind; checked before
+        anything is loaded), and :class:`NonFiniteWeightsError` when it holds NaN/inf. The
+        config's learning rate wins over the checkpoint's: when they differ, each param group
+        keeps this Trainer's base lr (at the checkpoint's schedule position) and a warning names
+        both values.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise ValueError(f"checkpoint {path} cannot be read: {err}") from err
+            raise CheckpointError(f"checkpoint {path} cannot be read: {err}") from err
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a clickvision checkpoint (format {CHECKPOINT_FORMAT})")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+            raise CheckpointError(f"{path} is not a clickvision checkpoint "
+                                  f"(format {CHECKPOINT_FORMAT})")
+        if missing := [k for k in _CHECKPOINT_KEYS if k not in state]:
+            raise CheckpointError(f"checkpoint {path} lacks the entries {missing}")
+        if problems := self._mismatches(state):
+            raise CheckpointError(f"checkpoint {path} does not match this Trainer's model or "
+                                  f"optimizer: {'; '.join(problems)}")
+        if bad := _nonfinite(itertools.chain(state["model"].items(), (
+                (f"optimizer {k} of state {i}", v)
+                for i, entry in state["optimizer"]["state"].items() for k, v in entry.items()))):
+            raise NonFiniteWeightsError(f"checkpoint {path} holds non-finite {_listed(bad)}; "
+                                        "not resumed")
+        base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"checkpoint {path} does not match this Trainer's model or "
+                                  f"optimizer: {err}") from err
+        changed = []
+        for i, (group, base) in enumerate(zip(self.optimizer.param_groups, base_lrs)):
+            saved = group.get("initial_lr", group["lr"])
+            if saved != base:  # the config wins; keep the checkpoint's schedule position
+                changed.append(f"lr={saved!r} in the checkpoint but {base!r} in the config"
+                               + (f" (param group {i})" if len(base_lrs) > 1 else ""))
+                group["lr"] = group["lr"] * base / saved if saved else base
+            group["initial_lr"] = base
+        if changed:
+            warnings.warn(f"checkpoint {path} has {'; '.join(changed)}: training continues with "
+                          "the config's lr", UserWarning, stacklevel=2)
         if state["scaler"]:  # pragma: no cover - fp16 on CUDA only
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self._batches_in_epoch = (
             state["step"], state["epoch"], state["batches_in_epoch"])
         self._rows, self._best = [tuple(r) for r in state["history"]], state["best"]
         self._bad_evals, self._last_eval_step = state["bad_evals"], state["last_eval_step"]
-        self._last_checkpoint_step, self._seeded = self.step, True
+        self._last_checkpoint, self._seeded = (path, self.step), True
         self._resume_rng = (state["rng_epoch_start"], state["rng_now"])
         return self
 
