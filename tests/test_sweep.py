@@ -8,7 +8,9 @@ FIXTURE = paths.PROJ_ROOT / "tests" / "fixtures" / "notebooks" / "sweep_fixture.
 
 @pytest.fixture()
 def dirs(tmp_path, monkeypatch):
+    # as if CLICKVISION_RESULTS_DIR were set before the process started (paths reads it once)
     monkeypatch.setenv("CLICKVISION_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     return tmp_path
 
 

@@ -28,7 +28,9 @@ CACHE_DIR: Path = DATA_DIR / "cache"        # backbone feature cache (git-ignore
 # folder so they never touch the committed figures/ and results/).
 FIGURES_DIR: Path = Path(os.environ.get("CLICKVISION_FIGURES_DIR") or PROJ_ROOT / "figures")
 RESULTS_DIR: Path = Path(os.environ.get("CLICKVISION_RESULTS_DIR") or PROJ_ROOT / "results")
-RUNS_DIR: Path = PROJ_ROOT / "results" / "runs"       # executed sweep copies (git-ignored)
+# Executed sweep copies and their per-point row logs live under the (possibly redirected)
+# results folder, so a redirected sweep never mistakes another folder's runs for its own.
+RUNS_DIR: Path = RESULTS_DIR / "runs"  # git-ignored
 NOTEBOOKS_DIR: Path = PROJ_ROOT / "notebooks"
 CHECKPOINTS_DIR: Path = DATA_DIR / "cache" / "checkpoints"
 

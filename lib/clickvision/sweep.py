@@ -2,33 +2,72 @@
 
     python -m clickvision.sweep NOTEBOOK -p NAME V1 V2 ... [-p NAME2 ...] [--jobs N]
 
-Runs papermill once per grid point (executed copies under ``results/runs/<notebook>/``).
-A point whose executed copy exists is skipped, so a sweep resumes after a crash or Ctrl-C.
-A failing point does not stop the others; its notebook is named at the end. Values are
+Runs papermill once per grid point. Executed copies go to ``<results>/runs/<notebook>/``
+(``<results>`` is ``results/`` or ``CLICKVISION_RESULTS_DIR``), beside each point's log of the
+result rows it recorded (``<point>.rows.jsonl``; every row a run records with
+``clickvision.results.record`` goes to ``<results>/<experiment>.csv`` as usual). Values are
 Python literals (``0.1``, ``True``, ``'smoke'``, ``[1,2]``); anything else is a string.
-Every result row a run records (``clickvision.results.record``) goes to ``results/`` as
-usual and is also logged beside the run, and the gathered table is printed at the end.
+
+Resuming: a point is done when it once succeeded (its executed copy and its rows log exist)
+and the results files still hold the rows its log lists. When they do not (the CSV was
+deleted, or the results folder is another one), the rows are re-recorded from the log
+without running the notebook again; a point with no successful run is run. So a sweep
+resumes after a crash, Ctrl-C or kill, and a second run adds nothing.
+
+A failing point does not stop the others; its notebook (``<point>.failed.ipynb``) is named
+at the end, and removed once the point succeeds. The gathered table is read back from the
+results files and printed at the end.
+
+Two sweeps at once: each point is locked (``<point>.lock``) while it is checked and run.
+A point another sweep holds is not run twice: it is put off to the end of this sweep, which
+then waits for the lock, and runs the point only if the other sweep did not finish it.
+
+Stopping: Ctrl-C, SIGTERM or SIGHUP kill the running papermill children (each in a process
+group of its own, with its kernel), keep the points already done, print one line and exit
+130 (143, 129); re-running the same command resumes. A SIGKILLed sweep takes its children
+with it on Linux (see ``clickvision.nbrun``).
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import concurrent.futures as cf
+import fcntl
 import hashlib
 import itertools
 import json
 import os
 import re
+import signal
 import sys
+import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import paths
+from . import nbrun, paths, results
+from .io import atomic_path, file_lock
 from .nbrun import RunInfo, notebook_parameters, run_notebook
 
 RUN_LOG_ENV = "CLICKVISION_RUN_LOG"
+RESULTS_ENV = "CLICKVISION_RESULTS_DIR"
+LOCK_POLL_S = 0.5  # how often a sweep waiting for another sweep's point looks again
+
+
+class SweepStopped(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C or a signal; ``message`` says what was done, ``signum`` why."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.message, self.signum = message, signum
+
+
+class _Signalled(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def parse_value(text: str) -> Any:
@@ -60,57 +99,252 @@ def check_names(notebook: Path, spec: dict[str, list[Any]]) -> None:
             f"it accepts: {', '.join(sorted(known))}")
 
 
+# --- the results files, as the sweep sees them ------------------------------------------------
+
+def _read_results(path: Path) -> pd.DataFrame:
+    """A results CSV (empty frame when missing); run ids stay strings (they may look numeric)."""
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"run_id": str})
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """A point's logged rows; a run that recorded the same run and metric twice keeps the last."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    last = {(r["experiment"], str(r["run_id"]), str(r["metric"])): r for r in rows}
+    return list(last.values())
+
+
+def _by_experiment(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["experiment"], []).append(r)
+    return out
+
+
+def _missing_rows(rows: list[dict[str, Any]], cache: dict[str, set] | None = None) -> list[dict[str, Any]]:
+    """The logged rows whose (run_id, metric) the results file of their experiment lacks."""
+    cache = {} if cache is None else cache
+    missing = []
+    for exp, rs in _by_experiment(rows).items():
+        if exp not in cache:
+            table = _read_results(results.results_path(exp))
+            cache[exp] = (set(zip(table["run_id"].astype(str), table["metric"].astype(str)))
+                          if {"run_id", "metric"} <= set(table.columns) else set())
+        missing += [r for r in rs if (str(r["run_id"]), str(r["metric"])) not in cache[exp]]
+    return missing
+
+
+def _rerecord(rows: list[dict[str, Any]], missing: list[dict[str, Any]]) -> int:
+    """Write back the logged rows of every run with a missing row (replacing that run's rows,
+    as ``results.record`` does); return the number of rows written."""
+    runs = {(r["experiment"], str(r["run_id"])) for r in missing}
+    n = 0
+    for exp, rs in _by_experiment([r for r in rows if (r["experiment"], str(r["run_id"])) in runs]).items():
+        new = pd.DataFrame(rs)
+        new["run_id"] = new["run_id"].astype(str)
+        path = results.results_path(exp)
+        with file_lock(path):
+            old = _read_results(path)
+            if len(old):
+                old = old[~old["run_id"].astype(str).isin(set(new["run_id"]))]
+            table = pd.concat([old, new], ignore_index=True) if len(old) else new
+            with atomic_path(path) as tmp:
+                table.to_csv(tmp, index=False)
+        n += len(new)
+    return n
+
+
+class _Point:
+    """The files of one grid point in the runs folder."""
+
+    def __init__(self, out_dir: Path, params: dict[str, Any]):
+        self.params, self.name = params, point_name(params)
+        stem = out_dir / self.name
+        self.final = Path(f"{stem}.ipynb")             # executed copy of the last success
+        self.log = Path(f"{stem}.rows.jsonl")          # rows that success recorded
+        self.running = Path(f"{stem}.running.ipynb")   # papermill's output while it runs
+        self.running_log = Path(f"{stem}.rows.running.jsonl")
+        self.failed = Path(f"{stem}.failed.ipynb")
+        self.lock = Path(f"{stem}.lock")               # io.file_lock's naming
+
+    def state(self, cache: dict[str, set] | None = None) -> tuple[str, list, list]:
+        """('done' | 'restore' | 'run', logged rows, missing rows)."""
+        if not (self.final.exists() and self.log.exists()):
+            return "run", [], []
+        rows = _read_log(self.log)
+        missing = _missing_rows(rows, cache)
+        return ("restore" if missing else "done"), rows, missing
+
+    def try_lock(self, wait: bool, cancel: threading.Event):
+        """The point's lock (an open file) or None: held by another sweep and not waiting, or cancelled."""
+        fh = open(self.lock, "a")
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fh
+            except BlockingIOError:
+                if not wait or cancel.is_set():
+                    fh.close()
+                    return None
+                cancel.wait(LOCK_POLL_S)
+
+
+# --- stopping ---------------------------------------------------------------------------------
+
+def _raise_signalled(signum, frame):
+    raise _Signalled(signum)
+
+
+def _install_stop_handlers() -> dict:
+    """In the main thread: SIGTERM and SIGHUP stop the sweep like Ctrl-C (unless ignored, as
+    under nohup). Returns the handlers to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    saved = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        saved[sig] = signal.getsignal(sig)
+        if saved[sig] is not signal.SIG_IGN:
+            signal.signal(sig, _raise_signalled)
+    return saved
+
+
+def _ignore_stop_signals(saved: dict) -> None:
+    for sig in saved:  # a second Ctrl-C must not break off the cleanup
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _restore_handlers(saved: dict) -> None:
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+# --- the sweep --------------------------------------------------------------------------------
+
 def run_sweep(notebook: str | Path, spec: dict[str, list[Any]], jobs: int = 1,
               runs_dir: Path | None = None, timeout_s: int = 3600) -> tuple[pd.DataFrame, list[RunInfo]]:
-    """Run every grid point not yet done; return (gathered rows, infos of the runs made)."""
+    """Run every grid point not yet done; return (gathered rows, infos of the runs made).
+
+    Raises ``SweepStopped`` (a ``KeyboardInterrupt``) on Ctrl-C, or SIGTERM / SIGHUP when
+    called from the main thread, after killing the runs in progress.
+    """
     notebook = Path(notebook).resolve()
     if not notebook.exists():
         raise SystemExit(f"error: notebook not found: {notebook}")
     check_names(notebook, spec)
-    out_dir = (runs_dir or paths.RUNS_DIR) / notebook.stem
+    out_dir = (runs_dir or paths.RESULTS_DIR / "runs") / notebook.stem
     out_dir.mkdir(parents=True, exist_ok=True)
-    points = grid(spec)
-    todo, done = [], 0
-    for p in points:
-        final = out_dir / f"{point_name(p)}.ipynb"
-        if final.exists():
-            done += 1
-        else:
-            todo.append(p)
-    print(f"{notebook.name}: {len(points)} points, {done} already done, {len(todo)} to run")
+    points = list({point_name(p): p for p in grid(spec)}.values())  # a value given twice runs once
+    cache: dict[str, set] = {}
+    first = {point_name(p): _Point(out_dir, p).state(cache)[0] for p in points}
+    states = Counter(first.values())
+    todo = [p for p in points if first[point_name(p)] != "done"]
+    restore = f", {states['restore']} to re-record from their logs" if states["restore"] else ""
+    print(f"{notebook.name}: {len(points)} points, {states['done']} already done{restore}, "
+          f"{states['run']} to run", flush=True)
 
-    def one(p: dict[str, Any]) -> RunInfo:
-        name = point_name(p)
-        running = out_dir / f"{name}.running.ipynb"
-        log = out_dir / f"{name}.rows.jsonl"
-        if log.exists():
-            log.unlink()
-        info = run_notebook(notebook, running, p, env={RUN_LOG_ENV: str(log)}, timeout_s=timeout_s)
-        if info.ok:
-            os.replace(running, out_dir / f"{name}.ipynb")
-            info.output = str(out_dir / f"{name}.ipynb")
-        else:
-            failed = out_dir / f"{name}.failed.ipynb"
-            if running.exists():
-                os.replace(running, failed)
-            info.output = str(failed)
-        print(f"  [{'ok' if info.ok else 'FAILED'}] {name} ({info.wall_s:.0f} s)", flush=True)
-        return info
+    # Children see the results folder this process checks, whatever their environment says.
+    child_env = {RESULTS_ENV: str(paths.RESULTS_DIR)}
+    cancel = threading.Event()
+    counts: Counter = Counter()
+    count_lock = threading.Lock()
 
-    infos: list[RunInfo] = []
-    with cf.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for info in pool.map(one, todo):
-            infos.append(info)
-    return gather(out_dir, points), infos
+    def say(pt: _Point, what: str, text: str = "") -> None:
+        with count_lock:
+            counts[what] += 1
+        print(f"  [{what}] {pt.name}{text}", flush=True)
+
+    def one(p: dict[str, Any], wait: bool) -> tuple[str, RunInfo | None]:
+        pt = _Point(out_dir, p)
+        fh = pt.try_lock(wait, cancel)
+        if fh is None:
+            return ("stopped" if cancel.is_set() else "held"), None
+        try:
+            if cancel.is_set():
+                return "stopped", None
+            state, rows, missing = pt.state()  # again, under the lock: another sweep may have run it
+            if state == "done":
+                say(pt, "done", " (finished by another sweep)")
+                return "done", None
+            if state == "restore":
+                n = _rerecord(rows, missing)
+                say(pt, "restored", f": {n} row{'' if n == 1 else 's'} re-recorded from {pt.log.name}, not re-run")
+                return "restored", None
+            pt.running_log.unlink(missing_ok=True)
+            info = run_notebook(notebook, pt.running, p, timeout_s=timeout_s, cancel=cancel,
+                                env={**child_env, RUN_LOG_ENV: str(pt.running_log)})
+            if not info.ok and cancel.is_set():  # killed by the stop: not a failure of the point
+                pt.running.unlink(missing_ok=True)
+                pt.running_log.unlink(missing_ok=True)
+                say(pt, "stopped", " (killed; runs again next time)")
+                return "stopped", None
+            if info.ok:
+                pt.running_log.touch()  # a point that records nothing still leaves a (empty) log
+                os.replace(pt.running_log, pt.log)
+                os.replace(pt.running, pt.final)
+                pt.failed.unlink(missing_ok=True)  # an earlier failure is stale now
+                info.output = str(pt.final)
+            else:
+                if pt.running.exists():
+                    os.replace(pt.running, pt.failed)
+                for stale in (pt.running_log, pt.log, pt.final):  # no earlier success stands for it
+                    stale.unlink(missing_ok=True)
+                info.output = str(pt.failed)
+            say(pt, "ok" if info.ok else "FAILED", f" ({info.wall_s:.0f} s)")
+            return "ran", info
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+    saved = _install_stop_handlers()
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        first_pass = list(pool.map(lambda p: one(p, False), todo))
+        held = [p for p, (what, _) in zip(todo, first_pass) if what == "held"]
+        for p in held:
+            print(f"  [waiting] {point_name(p)}: another sweep is running it", flush=True)
+        waited = dict(zip(map(point_name, held), pool.map(lambda p: one(p, True), held)))
+        outcomes = [waited.get(point_name(p), r) for p, r in zip(todo, first_pass)]
+        infos = [info for _, info in outcomes if info is not None]  # in grid order
+        return gather(out_dir, points), infos
+    except KeyboardInterrupt as exc:
+        _ignore_stop_signals(saved)
+        nbrun.kill_children(cancel)
+        pool.shutdown(wait=True, cancel_futures=True)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        done = states["done"] + counts["ok"] + counts["restored"] + counts["done"]
+        failed = f", {counts['FAILED']} failed" if counts["FAILED"] else ""
+        killed = f", {counts['stopped']} killed mid-run" if counts["stopped"] else ""
+        raise SweepStopped(
+            f"sweep stopped by {signal.Signals(signum).name}: {done} of {len(points)} points done "
+            f"({counts['ok']} run now{failed}{killed}); running children killed; "
+            f"re-run the same command to resume", signum) from None
+    finally:
+        nbrun.kill_children(cancel)
+        pool.shutdown(wait=True)
+        _restore_handlers(saved)
 
 
 def gather(out_dir: Path, points: list[dict[str, Any]]) -> pd.DataFrame:
-    rows = []
+    """The rows the done points recorded, read back from the results files."""
+    tables: dict[str, pd.DataFrame] = {}
+    frames = []
     for p in points:
-        log = out_dir / f"{point_name(p)}.rows.jsonl"
-        if (out_dir / f"{point_name(p)}.ipynb").exists() and log.exists():
-            rows += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return pd.DataFrame(rows)
+        pt = _Point(out_dir, p)
+        if not (pt.final.exists() and pt.log.exists()):
+            continue
+        for exp, rs in _by_experiment(_read_log(pt.log)).items():
+            if exp not in tables:
+                tables[exp] = _read_results(results.results_path(exp))
+            table = tables[exp]
+            if "run_id" not in table.columns:
+                continue
+            cols = list(dict.fromkeys(k for r in rs for k in r))
+            ids = {str(r["run_id"]) for r in rs}
+            frames.append(table[table["run_id"].astype(str).isin(ids)].reindex(columns=cols))
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +361,16 @@ def main(argv: list[str] | None = None) -> int:
         if len(item) < 2:
             ap.error(f"-p {item[0]}: give at least one value")
         spec[item[0]] = [parse_value(v) for v in item[1:]]
-    table, infos = run_sweep(args.notebook, spec, jobs=args.jobs, timeout_s=args.timeout)
+    try:
+        table, infos = run_sweep(args.notebook, spec, jobs=args.jobs, timeout_s=args.timeout)
+    except SweepStopped as stop:
+        print(stop.message, file=sys.stderr)
+        return 128 + stop.signum
+    except KeyboardInterrupt:
+        nbrun.kill_children()
+        print("sweep interrupted before it ran any point; nothing new was recorded; "
+              "re-run the same command to resume", file=sys.stderr)
+        return 130
     failed = [i for i in infos if not i.ok]
     if len(table):
         cols = [c for c in table.columns if c not in ("experiment", "run_id", "time")]
