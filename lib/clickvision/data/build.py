@@ -4,6 +4,9 @@
 when they are importable (MovieLens, Fashion-MNIST, WordNet, and the *simulated* click logs
 and interactions). Each builder is ``build(force: bool = False) -> dict`` (its manifest
 entry) and skips finished work itself (``manifest.is_built``), so a second run does nothing.
+Image sets also list every image with its sha256 and byte size (:func:`write_image_index`):
+each build checks the sizes cheaply, ``build --verify`` re-hashes the images, and a damaged
+image is rebuilt alone where the builder can (:func:`up_to_date`'s ``repair``).
 A missing source raises :class:`~clickvision.data.base.MissingSourceError` whose message is
 the exact command to get it; ``build_all`` keeps going with the other sets, keeps
 everything already built, and reports the missing ones.
@@ -11,12 +14,15 @@ everything already built, and reports the missing ones.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
+import hashlib
 import importlib
 import importlib.util
 import io
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,9 +33,10 @@ from typing import Any
 
 import pandas as pd
 
+from .. import paths
 from ..io import atomic_path, atomic_write_text
 from . import manifest
-from .base import MissingSourceError
+from .base import DataError, MissingSourceError
 
 # (data set name, "module:function"), in build order: later sets may read earlier ones.
 BUILDERS: tuple[tuple[str, str], ...] = (
@@ -42,6 +49,9 @@ BUILDERS: tuple[tuple[str, str], ...] = (
 )
 
 INDEX_NAME = "images.sha256"
+SIZES_NAME = "images.size"
+_SIZES_HEADER = "# byte sizes of the images of images.sha256 with sha256"
+_VERIFY: contextvars.ContextVar[bool] = contextvars.ContextVar("clickvision_verify_images", default=False)
 
 
 # ----------------------------------------------------------------------------- rasters
@@ -138,32 +148,175 @@ def read_table(path: Path, what: str) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
+def _digest_and_size(path: Path) -> tuple[str, int]:
+    """(sha256, byte size) of one file, read once."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def _write_index(root: Path, records: dict[str, tuple[str, int]]) -> Path:
+    """Write ``images.sha256`` and its ``images.size`` sidecar from ``{rel: (sha256, bytes)}``."""
+    root = Path(root)
+    rels = sorted(records)
+    index = atomic_write_text(root / INDEX_NAME, "".join(f"{records[r][0]}  {r}\n" for r in rels))
+    header = f"{_SIZES_HEADER} {manifest.sha256_file(index)}\n"
+    atomic_write_text(root / SIZES_NAME, header + "".join(f"{records[r][1]}  {r}\n" for r in rels))
+    return index
+
+
 def write_image_index(root: Path, rel_paths: Iterable[str]) -> Path:
     """Write ``root/images.sha256`` ("<sha256>  <relative path>" per image, sorted).
 
     The manifest records this one file, so ``is_built`` checks thousands of images by
-    hashing one small index; :func:`images_present` checks the files exist.
+    hashing one small index. The index keeps ``sha256sum -c`` format (run it in ``root``);
+    each image's byte size goes to the sidecar ``root/images.size`` ("<bytes>  <path>",
+    headed by the sha256 of the index it belongs to), so :func:`damaged_images` can check
+    every image cheaply (one ``stat`` each) on every build and ``status``, and re-hash them
+    against the index on request. An index without a sidecar (built before sizes were
+    recorded), or with a sidecar of another index, still works: sizes are then not checked.
+    Returns the index path.
     """
-    lines = [f"{manifest.sha256_file(root / rel)}  {rel}" for rel in sorted(rel_paths)]
-    return atomic_write_text(root / INDEX_NAME, "\n".join(lines) + "\n")
+    root = Path(root)
+    return _write_index(root, {rel: _digest_and_size(root / rel) for rel in rel_paths})
+
+
+def read_image_index(root: Path) -> dict[str, tuple[str, int | None]]:
+    """``{relative path: (sha256, byte size or None)}`` from ``root/images.sha256`` (+ sizes).
+
+    A missing index raises FileNotFoundError; a malformed line raises DataError naming the
+    file and line. Sizes come from the ``images.size`` sidecar when it belongs to this very
+    index (its header names the index's sha256), else they are None.
+    """
+    root = Path(root)
+    index = root / INDEX_NAME
+    text = index.read_text(encoding="utf-8")
+    records: dict[str, tuple[str, int | None]] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line or line.startswith("#"):
+            continue
+        digest, sep, rel = line.partition("  ")
+        if not sep or not rel or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise DataError(f"{index}:{lineno}: expected '<sha256>  <relative path>', got {line[:80]!r}")
+        records[rel] = (digest, None)
+    sizes = _read_sizes(root, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    for rel, size in sizes.items():
+        if rel in records:
+            records[rel] = (records[rel][0], size)
+    return records
+
+
+def _read_sizes(root: Path, index_digest: str) -> dict[str, int]:
+    """The sidecar's sizes when it belongs to the index with ``index_digest``, else {}."""
+    try:
+        lines = (Path(root) / SIZES_NAME).read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return {}
+    if not lines or lines[0] != f"{_SIZES_HEADER} {index_digest}":
+        return {}  # stale (another build's) or foreign: ignore, the hashes still hold
+    sizes: dict[str, int] = {}
+    for line in lines[1:]:
+        size, sep, rel = line.partition("  ")
+        if not sep or not size.isdigit():
+            return {}
+        sizes[rel] = int(size)
+    return sizes
+
+
+def damaged_images(root: Path, verify: bool = False,
+                   only: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """``[(relative path, what is wrong)]`` for the images of ``root/images.sha256``.
+
+    Always cheap: every image must be a file and, when the index has recorded sizes, have
+    its recorded byte size (an empty file is damaged in any case). ``verify=True`` also
+    re-hashes every image against its recorded sha256 (reads every byte). ``only`` limits
+    the check to those relative paths. A missing or malformed index is reported as
+    ``[("images.sha256", "missing: ...")]`` (or ``"unreadable: ..."``).
+    """
+    root = Path(root)
+    try:
+        records = read_image_index(root)
+    except FileNotFoundError:
+        return [(INDEX_NAME, "missing: the image index (rebuild)")]
+    except (DataError, OSError, UnicodeDecodeError) as exc:
+        return [(INDEX_NAME, f"unreadable: {exc}")]
+    wanted = records if only is None else {r: records.get(r) for r in only}
+    out = []
+    for rel, rec in wanted.items():
+        if rec is None:
+            out.append((rel, "not in the image index"))
+            continue
+        digest, size = rec
+        path = root / rel
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            out.append((rel, "missing"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            out.append((rel, "not a regular file"))
+        elif size is not None and st.st_size != size:
+            out.append((rel, f"{st.st_size} bytes, the index records {size}"))
+        elif st.st_size == 0:
+            out.append((rel, "empty file"))
+        elif verify and manifest.sha256_file(path) != digest:
+            out.append((rel, "sha256 differs from the index (swapped or corrupted)"))
+    return sorted(out)
 
 
 def images_present(root: Path) -> bool:
-    """True when ``root/images.sha256`` exists and every image it lists exists."""
-    index = Path(root) / INDEX_NAME
-    if not index.exists():
-        return False
-    for line in index.read_text().splitlines():
-        if line and not (Path(root) / line.split("  ", 1)[1]).is_file():
-            return False
-    return True
+    """True when ``root/images.sha256`` exists and every image it lists exists with its
+    recorded size (the cheap check of :func:`damaged_images`)."""
+    return not damaged_images(root)
 
 
-def up_to_date(name: str, params: dict[str, Any], root: Path) -> dict[str, Any] | None:
-    """The manifest entry when ``name`` is built with ``params`` and its images exist, else None."""
-    if manifest.is_built(name, params) and images_present(root):
-        return manifest.load_manifest()[name]
-    return None
+@contextlib.contextmanager
+def verifying(on: bool = True) -> Iterator[None]:
+    """Within the block, :func:`up_to_date` re-hashes every image (``build --verify``)."""
+    token = _VERIFY.set(bool(on))
+    try:
+        yield
+    finally:
+        _VERIFY.reset(token)
+
+
+def up_to_date(name: str, params: dict[str, Any], root: Path,
+               repair: Callable[[list[str]], bool] | None = None) -> dict[str, Any] | None:
+    """The manifest entry when ``name`` is built with ``params`` and its images are intact, else None.
+
+    Images are checked cheaply (existence and byte size), and re-hashed inside
+    :func:`verifying` (``build --verify``). When only images are damaged and ``repair`` is
+    given, ``repair(relative paths)`` rebuilds just those (returning False when it cannot,
+    and a full build follows); the repaired files are re-hashed, the index is updated if
+    their bytes changed (then the manifest is re-recorded) and the entry is returned with
+    ``"repaired"``: the project-relative paths rebuilt (not stored in the manifest).
+    """
+    if not manifest.is_built(name, params, images="none"):
+        return None
+    entry = manifest.load_manifest()[name]
+    damaged = damaged_images(root, verify=_VERIFY.get())
+    if not damaged:
+        return entry
+    rels = [rel for rel, _ in damaged]
+    if repair is None or INDEX_NAME in rels or not repair(rels):
+        return None
+    records = dict(read_image_index(root))
+    fresh = {rel: _digest_and_size(Path(root) / rel) for rel in rels}
+    changed = any(records[rel][0] != fresh[rel][0] for rel in rels)  # another renderer version?
+    if changed or any(size is None for _, size in records.values()):
+        full = {rel: (d, s if s is not None else (Path(root) / rel).stat().st_size) for rel, (d, s) in records.items()}
+        full.update(fresh)
+        _write_index(root, full)  # same index text unless ``changed``; the sidecar gets every size
+    if changed:  # the index is an artifact: record its new digest
+        artifacts = [paths.PROJ_ROOT / rel for rel in entry.get("artifacts", {})]
+        entry = manifest.record_build(name, {k: v for k, v in entry.items() if k != "artifacts"}, artifacts)
+    if damaged_images(root, only=rels):
+        return None
+    return {**entry, "repaired": [manifest._rel(Path(root) / rel) for rel in rels]}
 
 
 # ----------------------------------------------------------------------------- orchestration
@@ -172,7 +325,7 @@ class BuildResult:
     """What happened to one data set in :func:`build_all`."""
 
     name: str
-    status: str  # "built", "up to date", "missing source", "not available"
+    status: str  # "built", "up to date", "repaired", "missing source", "not available"
     seconds: float = 0.0
     message: str = ""
     entry: dict[str, Any] = field(default_factory=dict)
@@ -214,11 +367,14 @@ def resolve_builder(target: str) -> Callable[..., dict] | None:
 
 
 def build_all(only: Iterable[str] | None = None, force: bool = False,
-              echo: Callable[[str], None] | None = print) -> list[BuildResult]:
+              echo: Callable[[str], None] | None = print, verify: bool = False) -> list[BuildResult]:
     """Run the builders in order (``only``: a subset of names); one summary line each.
 
     Returns one :class:`BuildResult` per data set. Missing sources do not stop the other
     builders; callers check ``status == "missing source"`` (the CLI exits non-zero).
+    Built images are checked cheaply (existence, byte size) and, with ``verify``, re-hashed
+    against their index; a builder that rebuilt only its damaged images reports
+    ``"repaired"`` and names them.
     """
     names = [n for n, _ in BUILDERS]
     wanted = names if only is None else list(only)
@@ -236,12 +392,18 @@ def build_all(only: Iterable[str] | None = None, force: bool = False,
         else:
             before = _manifest_stamp()
             try:
-                entry = builder(force=force)
+                with verifying(verify):
+                    entry = builder(force=force)
             except MissingSourceError as exc:
                 res = BuildResult(name, "missing source", message=str(exc))
             else:  # a builder that skipped its work recorded nothing: the manifest is untouched
+                entry = dict(entry or {})
+                repaired = entry.pop("repaired", None)
                 status = "up to date" if (not force and before is not None and _manifest_stamp() == before) else "built"
-                res = BuildResult(name, status, entry=dict(entry or {}))
+                res = BuildResult(name, "repaired" if repaired else status, entry=entry)
+                if repaired:
+                    shown = ", ".join(repaired[:10]) + (f", ... ({len(repaired)} in all)" if len(repaired) > 10 else "")
+                    res.message = f"rebuilt {len(repaired)} damaged image(s): {shown}"
         res.seconds = time.perf_counter() - start
         results.append(res)
         if echo is not None:

@@ -36,8 +36,8 @@ from .. import paths
 from ..io import file_lock
 from . import manifest
 from .base import DataError, ImageSet, MissingSourceError
-from .build import (flatten_on_white, images_present, parallel_map, read_table, render_svg, save_png,
-                    staged_dir, up_to_date, write_image_index, write_table)
+from .build import (damaged_images, flatten_on_white, images_present, parallel_map, read_table, render_svg,
+                    save_png, staged_dir, up_to_date, write_image_index, write_table)
 from .splits import DEFAULT_FRACTIONS, grouped_stratified_split
 
 NAME = "emoji"
@@ -238,41 +238,20 @@ def build(force: bool = False, *, package_roots: dict[str, Path] | None = None, 
               "min_concepts_per_class": min_concepts_per_class, "exclude_classes": list(exclude_classes),
               "packages": {v: f"{p}@{ver}" for v, (p, ver) in PACKAGES.items()}}
     with file_lock(out_dir.parent / f".{NAME}.build"):
-        if not force and (entry := up_to_date(NAME, params, out_dir)):
+        def repair(rels: list[str]) -> bool:  # rebuild only the damaged images, from the same sources
+            roots, _ = _package_roots(package_roots, raw_dir)
+            jobs, _ = _plan(_concept_table(roots), roots)
+            return _repair_images(out_dir, rels, jobs, size, workers)
+
+        if not force and (entry := up_to_date(NAME, params, out_dir, repair=repair)):
             return entry
         start = time.perf_counter()
-        sources: dict[str, str] = {}
-        roots = dict(package_roots or {})
-        for vendor in ("google", "twitter", "openmoji"):  # openmoji needs the base set first
-            if vendor in roots:
-                continue
-            tarball = fetch_npm_tarball(vendor, raw_dir / "npm")
-            sources[vendor] = f"{tarball.name} sha256:{manifest.sha256_file(tarball)}"
-            base = None
-            if vendor == "openmoji":
-                base = {_hex_key(u) for u in read_datasource(roots["google"], "google").unified}
-            package, version = PACKAGES[vendor]
-            roots[vendor] = _extract_vendor(vendor, tarball, raw_dir / NAME / f"{package}-{version}", base)
+        roots, sources = _package_roots(package_roots, raw_dir)
         table = _concept_table(roots)
-        jobs: dict[str, list[tuple[str, str]]] = {"png": [], "svg": []}  # (source, path under img/)
-        rows = []
-        for vendor in VENDORS:
-            for r in table.itertuples():
-                name = f"{vendor}/{r.unified.lower()}.png"
-                if vendor == "openmoji":
-                    src = Path(roots["openmoji"]) / "color" / "svg" / f"{r.hexcode}.svg"
-                else:
-                    src = Path(roots[vendor]) / "img" / vendor / "64" / r.image
-                if not src.exists():
-                    raise MissingSourceError(f"{src} missing from the {vendor} package: "
-                                             f"rebuild with `python -m clickvision.data build --only emoji --force`")
-                jobs["svg" if vendor == "openmoji" else "png"].append((str(src), name))
-                rows.append({"key": f"{vendor}:{r.unified}", "path": f"img/{name}", "label": r.label,
-                             "group": r.group, "domain": vendor, "concept": r.unified, "text": r.text,
-                             "name": r.name, "sort_order": r.sort_order})
+        jobs, rows = _plan(table, roots)
         with staged_dir(out_dir / "img") as stage:
-            parallel_map(_copy_png_job, [(s, str(stage / n), size) for s, n in jobs["png"]], workers)
-            parallel_map(_render_svg_job, [(s, str(stage / n), size) for s, n in jobs["svg"]], workers)
+            parallel_map(_copy_png_job, [(s, str(stage / n), size) for k, s, n in jobs if k == "png"], workers)
+            parallel_map(_render_svg_job, [(s, str(stage / n), size) for k, s, n in jobs if k == "svg"], workers)
         items = pd.DataFrame(rows)
         items["split"] = grouped_stratified_split(items["label"], items["concept"], fractions, seed)
         items = items.sort_values(["domain", "sort_order"], kind="stable").reset_index(drop=True)
@@ -289,6 +268,67 @@ def build(force: bool = False, *, package_roots: dict[str, Path] | None = None, 
                      "Label = emoji-datasource subcategory for every vendor; kept_* = default class set.",
         }
         return manifest.record_build(NAME, entry, artifacts)
+
+
+def _package_roots(package_roots: dict[str, Path] | None, raw_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """Each vendor's extracted package folder (given, or fetched with npm and extracted), and
+    ``{vendor: "<tarball> sha256:<digest>"}`` for the fetched ones."""
+    sources: dict[str, str] = {}
+    roots = dict(package_roots or {})
+    for vendor in ("google", "twitter", "openmoji"):  # openmoji needs the base set first
+        if vendor in roots:
+            continue
+        tarball = fetch_npm_tarball(vendor, raw_dir / "npm")
+        sources[vendor] = f"{tarball.name} sha256:{manifest.sha256_file(tarball)}"
+        base = None
+        if vendor == "openmoji":
+            base = {_hex_key(u) for u in read_datasource(roots["google"], "google").unified}
+        package, version = PACKAGES[vendor]
+        roots[vendor] = _extract_vendor(vendor, tarball, raw_dir / NAME / f"{package}-{version}", base)
+    return roots, sources
+
+
+def _plan(table: pd.DataFrame, roots: dict[str, Path]) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
+    """The image jobs ``(kind "png"/"svg", source file, path under img/)`` and the item rows."""
+    jobs: list[tuple[str, str, str]] = []
+    rows = []
+    for vendor in VENDORS:
+        for r in table.itertuples():
+            name = f"{vendor}/{r.unified.lower()}.png"
+            if vendor == "openmoji":
+                src = Path(roots["openmoji"]) / "color" / "svg" / f"{r.hexcode}.svg"
+            else:
+                src = Path(roots[vendor]) / "img" / vendor / "64" / r.image
+            if not src.exists():
+                raise MissingSourceError(f"{src} missing from the {vendor} package: "
+                                         f"rebuild with `python -m clickvision.data build --only emoji --force`")
+            jobs.append(("svg" if vendor == "openmoji" else "png", str(src), name))
+            rows.append({"key": f"{vendor}:{r.unified}", "path": f"img/{name}", "label": r.label,
+                         "group": r.group, "domain": vendor, "concept": r.unified, "text": r.text,
+                         "name": r.name, "sort_order": r.sort_order})
+    return jobs, rows
+
+
+def _repair_images(out_dir: Path, rels: list[str], jobs: list[tuple[str, str, str]], size: int,
+                   workers: int | None) -> bool:
+    """Re-render the images ``rels`` (paths under ``out_dir``) in place, each replaced atomically.
+
+    False (nothing written) when a path is not one the sources produce: a full build follows.
+    """
+    by_rel = {f"img/{name}": (kind, src) for kind, src, name in jobs}
+    if any(rel not in by_rel for rel in rels):
+        return False
+    temps = {rel: out_dir / Path(rel).parent / f".{Path(rel).name}.repair-{os.getpid()}" for rel in rels}
+    try:
+        for kind, job in (("png", _copy_png_job), ("svg", _render_svg_job)):
+            parallel_map(job, [(by_rel[rel][1], str(tmp), size) for rel, tmp in temps.items()
+                               if by_rel[rel][0] == kind], workers)
+        for rel, tmp in temps.items():
+            os.replace(tmp, out_dir / rel)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    return True
 
 
 def _counts(items: pd.DataFrame, kept: pd.DataFrame) -> dict[str, Any]:
@@ -331,22 +371,54 @@ def filter_classes(items: pd.DataFrame, min_concepts_per_class: int = MIN_CONCEP
     return items[items["label"].isin(keep)].reset_index(drop=True)
 
 
+LOAD_CHECKS = ("none", "size", "sha256", "decode")
+
+
 def load_emoji(vendors: tuple[str, ...] | list[str] = VENDORS, min_concepts_per_class: int = MIN_CONCEPTS_PER_CLASS,
-               exclude_classes: tuple[str, ...] = EXCLUDED_CLASSES, out_dir: Path | None = None) -> ImageSet:
+               exclude_classes: tuple[str, ...] = EXCLUDED_CLASSES, out_dir: Path | None = None,
+               verify: str = "size") -> ImageSet:
     """The built emoji set as an :class:`ImageSet` (``domain`` = vendor, ``concept`` = twin id).
 
     Class sizes count concepts (an emoji drawn by three vendors counts once).
+    ``verify`` checks the selected images against the build's image index first:
+    ``"size"`` (default; one ``stat`` each: present, with the recorded byte size),
+    ``"sha256"`` (re-hashes each), ``"decode"`` (size, then Pillow decodes each) or
+    ``"none"``. A damaged image raises DataError naming the file(s) and the command that
+    rebuilds them; :meth:`ImageSet.load_image` names any file it cannot decode.
     """
     bad = [v for v in vendors if v not in VENDORS]
     if bad or not vendors:
         raise ValueError(f"vendors must be a non-empty subset of {VENDORS}, got {list(vendors)}")
+    if verify not in LOAD_CHECKS:
+        raise ValueError(f"verify must be one of {LOAD_CHECKS}, got {verify!r}")
     out_dir = Path(out_dir or paths.PROCESSED_DIR / NAME)
     items = read_table(out_dir / "items.csv", NAME)
     items = items[items["domain"].isin(list(vendors))]
     items = filter_classes(items, min_concepts_per_class, exclude_classes)
+    if verify != "none":
+        _check_images(out_dir, list(items["path"]), verify)
     items["path"] = [str(out_dir / p) for p in items["path"]]
     items["sort_order"] = items["sort_order"].astype(int)
     meta = {"vendors": list(vendors), "min_concepts_per_class": min_concepts_per_class,
             "exclude_classes": list(exclude_classes), "licences": {v: LICENCES[v] for v in vendors},
             "images_present": images_present(out_dir)}
     return ImageSet(NAME, items, meta)
+
+
+def _check_images(out_dir: Path, rels: list[str], verify: str) -> None:
+    """DataError naming every damaged image among ``rels`` (see :func:`load_emoji`'s ``verify``)."""
+    damaged = damaged_images(out_dir, verify=verify == "sha256", only=rels)
+    if verify == "decode" and not damaged:
+        from PIL import Image
+
+        for rel in rels:
+            try:
+                with Image.open(out_dir / rel) as im:
+                    im.load()
+            except Exception as exc:  # noqa: BLE001 - any decode failure is a damaged file, named here
+                damaged.append((rel, f"cannot be decoded ({exc})"))
+    if damaged:
+        listed = "; ".join(f"{out_dir / rel}: {why}" for rel, why in damaged[:10])
+        more = f"; ... ({len(damaged)} in all)" if len(damaged) > 10 else ""
+        raise DataError(f"{len(damaged)} damaged emoji image file(s): {listed}{more}. "
+                        f"Rebuild them with `python -m clickvision.data build --only emoji --verify`")

@@ -8,7 +8,10 @@ One entry per data set::
      "artifacts": {"data/processed/emoji/items.csv": "<sha256>", ...}}
 
 Artifact paths are relative to the project root. Builders call :func:`record_build`
-after writing their artifacts and :func:`is_built` to skip finished work.
+after writing their artifacts and :func:`is_built` to skip finished work. An image set's
+artifacts include its image index (``images.sha256``, see
+:func:`clickvision.data.build.write_image_index`), through which the manifest vouches for
+every image: :func:`damaged_images` lists the images that no longer match it.
 """
 from __future__ import annotations
 
@@ -69,9 +72,35 @@ def record_build(name: str, entry: dict[str, Any], artifacts: list[Path]) -> dic
     return entry
 
 
-def is_built(name: str, params: dict[str, Any] | None = None) -> bool:
+IMAGE_CHECKS = ("none", "size", "sha256")
+
+
+def damaged_images(name: str, verify: bool = False) -> list[tuple[str, str]]:
+    """``[(project-relative image path, what is wrong)]`` over every image index
+    (``images.sha256``) among ``name``'s artifacts: cheap (existence, byte size), or
+    re-hashed against the index with ``verify``. [] when the set has no images or all are intact."""
+    from .build import INDEX_NAME
+    from .build import damaged_images as damaged_in
+
+    entry = load_manifest().get(name) or {}
+    out = []
+    for rel in entry.get("artifacts", {}):
+        index = paths.PROJ_ROOT / rel
+        if index.name == INDEX_NAME:
+            out += [(_rel(index.parent / image), why) for image, why in damaged_in(index.parent, verify)]
+    return out
+
+
+def is_built(name: str, params: dict[str, Any] | None = None, *, images: str = "size") -> bool:
     """True when ``name`` is in the manifest with the same params and its artifacts exist
-    with the recorded sha256 (a changed or missing artifact means: rebuild)."""
+    with the recorded sha256 (a changed or missing artifact means: rebuild).
+
+    An artifact that is an image index (``images.sha256``) vouches for its images:
+    ``images="size"`` (default) also checks each listed image exists with its recorded byte
+    size (one ``stat`` each), ``"sha256"`` re-hashes every image, ``"none"`` skips them.
+    """
+    if images not in IMAGE_CHECKS:
+        raise ValueError(f"images must be one of {IMAGE_CHECKS}, got {images!r}")
     entry = load_manifest().get(name)
     if not entry or not entry.get("artifacts"):
         return False
@@ -81,7 +110,7 @@ def is_built(name: str, params: dict[str, Any] | None = None) -> bool:
         p = paths.PROJ_ROOT / rel
         if not p.exists() or sha256_file(p) != digest:
             return False
-    return True
+    return images == "none" or not damaged_images(name, verify=images == "sha256")
 
 
 def debian_version(package: str) -> str:

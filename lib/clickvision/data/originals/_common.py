@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,24 @@ VERIFY_MODES = ("none", "exists", "decode")
 def as_root(path: str | os.PathLike) -> Path:
     """A user-given folder as an absolute path (so item paths do not depend on the cwd)."""
     return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def confined(base: Path, rel: str, where: str) -> Path:
+    """``base / rel`` when ``rel`` is a relative path that stays inside ``base``.
+
+    An absolute path, a drive, or ``..`` parts that climb out of ``base`` raise DataError at
+    ``where`` (``file:line``): a table of a data set may only name files of that data set.
+    The check is on the path as written (normalised, not resolved through symbolic links:
+    a data set may be a farm of links into shared storage).
+    """
+    text = str(rel)
+    if not text or os.path.isabs(text) or text.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", text):
+        raise DataError(f"{where}: path {text!r} is absolute; it must be relative to {base} (it leads outside it)")
+    base_norm = os.path.normpath(os.fspath(base))
+    full = os.path.normpath(os.path.join(base_norm, text))
+    if full == base_norm or not full.startswith(base_norm.rstrip(os.sep) + os.sep):
+        raise DataError(f"{where}: path {text!r} leads outside {base}")
+    return Path(full)
 
 
 def require(path: Path, dataset: str, how: str) -> Path:

@@ -18,8 +18,9 @@ Files are one record per line, optionally gzip-compressed (``.gz``):
 Events become ``user, item, rating, timestamp`` (seconds); each item's categories become
 multi-labels (HTML entities such as ``&amp;`` unescaped, a ``|`` inside a name
 replaced by ``/``), ``|``-joined in first-seen order, beside ``title``, ``image_url`` and,
-when ``image_dir`` holds ``<asin>.jpg``, a local ``path``. A malformed line raises
-DataError naming ``file:line``.
+when ``image_dir`` holds ``<asin>.jpg``, a local ``path``. A malformed line (also one
+nested too deeply to parse) or a damaged gzip stream raises DataError naming ``file:line``;
+a user rating one item twice warns naming both lines (``load_amazon(duplicates=...)``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import ast
 import html
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ RATING_FIELDS = ("overall", "rating")
 IMAGE_FIELDS = ("imUrl", "imageURLHighRes", "imageURL", "images", "image", "imageURLBackup")
 CSV_2014 = ("user", "item", "rating", "timestamp")
 CSV_2018 = ("item", "user", "rating", "timestamp")
+DUPLICATE_MODES = ("warn", "error", "first", "keep")
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -53,10 +56,15 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]
             continue
         try:
             record = json.loads(line)
+        except RecursionError as exc:
+            raise DataError(f"{path}:{lineno}: JSON nested too deeply to read (RecursionError)") from exc
         except ValueError:
             try:
                 record = ast.literal_eval(line)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+            except (RecursionError, MemoryError) as exc:
+                raise DataError(f"{path}:{lineno}: Python literal nested too deeply to read "
+                                f"({exc.__class__.__name__})") from exc
+            except (ValueError, TypeError, SyntaxError) as exc:
                 raise DataError(f"{path}:{lineno}: neither JSON nor a Python literal "
                                 f"({exc.__class__.__name__})") from exc
         if not isinstance(record, dict):
@@ -77,6 +85,13 @@ def iter_reviews(path: str | os.PathLike,
 
     ``.csv`` / ``.csv.gz`` files are ratings-only tables in ``csv_columns`` order.
     """
+    for _, user, item, rating, ts in _numbered_reviews(path, csv_columns):
+        yield user, item, rating, ts
+
+
+def _numbered_reviews(path: str | os.PathLike,
+                      csv_columns: tuple[str, ...] = CSV_2014) -> Iterator[tuple[int, str, str, float, int]]:
+    """:func:`iter_reviews` with each event's line number first."""
     path = Path(path)
     if path.name.endswith((".csv", ".csv.gz")):
         if sorted(csv_columns) != sorted(CSV_2014):
@@ -90,21 +105,32 @@ def iter_reviews(path: str | os.PathLike,
             if len(fields) != 4:
                 raise DataError(f"{where}: expected 4 comma-separated fields ({','.join(csv_columns)}), "
                                 f"found {len(fields)}")
-            yield (fields[iu], fields[ii], parse_float(fields[ir], where, "rating"),
+            yield (lineno, fields[iu], fields[ii], parse_float(fields[ir], where, "rating"),
                    parse_int(fields[it], where, "timestamp"))
         return
     for lineno, rec in iter_records(path):
-        where = f"{path}:{lineno}"
-        user = str(_first(rec, USER_FIELDS, where, "user id"))
-        item = str(_first(rec, ITEM_FIELDS, where, "item id"))
-        rating = parse_float(str(_first(rec, RATING_FIELDS, where, "rating")), where, "rating")
-        if "unixReviewTime" in rec:
-            ts = parse_int(str(rec["unixReviewTime"]), where, "unixReviewTime")
-        elif "timestamp" in rec:
-            ts = parse_int(str(rec["timestamp"]), where, "timestamp") // 1000  # 2023: milliseconds
-        else:
-            raise DataError(f"{where}: no unixReviewTime or timestamp")
-        yield user, item, rating, ts
+        yield (lineno, *_guarded(_review, rec, f"{path}:{lineno}"))
+
+
+def _review(rec: dict, where: str) -> tuple[str, str, float, int]:
+    user = str(_first(rec, USER_FIELDS, where, "user id"))
+    item = str(_first(rec, ITEM_FIELDS, where, "item id"))
+    rating = parse_float(str(_first(rec, RATING_FIELDS, where, "rating")), where, "rating")
+    if "unixReviewTime" in rec:
+        ts = parse_int(str(rec["unixReviewTime"]), where, "unixReviewTime")
+    elif "timestamp" in rec:
+        ts = parse_int(str(rec["timestamp"]), where, "timestamp") // 1000  # 2023: milliseconds
+    else:
+        raise DataError(f"{where}: no unixReviewTime or timestamp")
+    return user, item, rating, ts
+
+
+def _guarded(fn, rec: dict, where: str, *args):
+    """``fn(rec, where, *args)``; a record nested too deeply to convert is a DataError at ``where``."""
+    try:
+        return fn(rec, where, *args)
+    except RecursionError as exc:
+        raise DataError(f"{where}: record nested too deeply to read (RecursionError)") from exc
 
 
 def _category_names(rec: dict, where: str) -> list[str]:
@@ -144,14 +170,17 @@ def iter_metadata(path: str | os.PathLike, drop_root_category: bool = False) -> 
     """
     path = Path(path)
     for lineno, rec in iter_records(path):
-        where = f"{path}:{lineno}"
-        item = str(_first(rec, ITEM_FIELDS, where, "item id"))
-        names = _category_names(rec, where)
-        if drop_root_category:
-            roots = _category_roots(rec)
-            names = [n for n in names if n not in roots]
-        yield {"item": item, "title": " ".join(html.unescape(str(rec.get("title") or "")).split()),
-               "labels": "|".join(names), "image_url": _image_url(rec)}
+        yield _guarded(_metadata, rec, f"{path}:{lineno}", drop_root_category)
+
+
+def _metadata(rec: dict, where: str, drop_root_category: bool) -> dict[str, str]:
+    item = str(_first(rec, ITEM_FIELDS, where, "item id"))
+    names = _category_names(rec, where)
+    if drop_root_category:
+        roots = _category_roots(rec)
+        names = [n for n in names if n not in roots]
+    return {"item": item, "title": " ".join(html.unescape(str(rec.get("title") or "")).split()),
+            "labels": "|".join(names), "image_url": _image_url(rec)}
 
 
 def _category_roots(rec: dict) -> set[str]:
@@ -160,10 +189,31 @@ def _category_roots(rec: dict) -> set[str]:
     return {" ".join(html.unescape(str(p[0])).replace("|", "/").split()) for p in paths if p}
 
 
+def _handle_duplicates(events: pd.DataFrame, path, mode: str) -> pd.DataFrame:
+    """Warn about, refuse, drop or keep repeated (user, item) events (see :func:`load_amazon`)."""
+    if mode == "keep":
+        return events
+    dup = events.duplicated(["user", "item"], keep="first")
+    if not dup.any():
+        return events
+    if mode == "first":
+        return events[~dup]
+    rep = events[dup].iloc[0]
+    first = events.loc[(events["user"] == rep["user"]) & (events["item"] == rep["item"]), "line"].iloc[0]
+    n = int(dup.sum())
+    message = (f"{path}:{rep['line']}: user {rep['user']!r} rated item {rep['item']!r} again (first on line "
+               f"{first}); {n} repeated (user, item) event(s) in the file")
+    if mode == "error":
+        raise DataError(message)
+    warnings.warn(message + "; all kept (pass duplicates='first' to keep only the first, 'error' to refuse)",
+                  UserWarning, stacklevel=3)
+    return events
+
+
 def load_amazon(reviews: str | os.PathLike, metadata: str | os.PathLike | None = None, *,
                 image_dir: str | os.PathLike | None = None, drop_root_category: bool = False,
                 keep_unreviewed: bool = False, csv_columns: tuple[str, ...] = CSV_2014,
-                name: str = "amazon") -> Interactions:
+                name: str = "amazon", duplicates: str = "warn") -> Interactions:
     """Amazon reviews (+ metadata) as Interactions.
 
     ``events``: ``user, item, rating, timestamp``. ``items``: one row per reviewed item
@@ -171,10 +221,21 @@ def load_amazon(reviews: str | os.PathLike, metadata: str | os.PathLike | None =
     a reviewed item without metadata keeps empty fields. ``path`` is
     ``image_dir/<item>.jpg`` (or ``.png``) when that file exists, else ``""``.
     ``csv_columns`` is the field order of a ratings-only CSV (2018: :data:`CSV_2018`).
+
+    ``duplicates``: what to do when a user rates one item twice (the same (user, item) on
+    two lines; some releases repeat reviews). ``"warn"`` (default) keeps every event and
+    emits one ``UserWarning`` naming ``file:line`` of the first repeat, the line it repeats
+    and how many repeats there are; ``"error"`` raises DataError naming them instead;
+    ``"first"`` keeps only the first event of each pair, silently; ``"keep"`` keeps all,
+    silently.
     """
-    events = pd.DataFrame(list(iter_reviews(reviews, csv_columns)), columns=["user", "item", "rating", "timestamp"])
+    if duplicates not in DUPLICATE_MODES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
+    events = pd.DataFrame(list(_numbered_reviews(reviews, csv_columns)),
+                          columns=["line", "user", "item", "rating", "timestamp"])
     if events.empty:
         raise DataError(f"{reviews}: no reviews")
+    events = _handle_duplicates(events, reviews, duplicates).drop(columns="line").reset_index(drop=True)
     reviewed = set(events["item"])
     meta_rows: dict[str, dict[str, str]] = {}
     if metadata is not None:

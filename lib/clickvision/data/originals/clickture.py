@@ -145,8 +145,11 @@ def load_clickture_images(path: str | os.PathLike, out_dir: str | os.PathLike, *
     """Decode a Clickture image file into ``out_dir/<key>.<ext>`` and return an ImageSet.
 
     Each image is decoded with Pillow first (a corrupt one raises DataError naming file,
-    line and key) and its original bytes are written atomically; files already present
-    are kept, so an interrupted run resumes. ``keys`` restricts the set (e.g. Dev images,
+    line and key) and its original bytes are written atomically; a file already present
+    is kept when it holds exactly those bytes (so an interrupted run resumes) and rewritten
+    otherwise (a truncated or corrupt earlier copy is never trusted). Two keys that map to
+    one output file (e.g. a safe key spelled like another key's hashed name, or keys that
+    differ only in case on a case-insensitive file system) raise DataError naming both. ``keys`` restricts the set (e.g. Dev images,
     or the dog images of paper A); ``labels`` maps key -> class name (Clickture itself has
     no labels: the label is ``""`` for keys not in it); ``split`` fills the split column.
     A requested key absent from the file, or a key repeated in it, raises DataError.
@@ -156,6 +159,7 @@ def load_clickture_images(path: str | os.PathLike, out_dir: str | os.PathLike, *
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, str]] = []
     seen: dict[str, int] = {}
+    owners: dict[object, tuple[str, int]] = {}  # output file (name, and device+inode) -> (key, line)
     for lineno, key, data in iter_image_bytes(path):
         if keys is not None and key not in keys:
             continue
@@ -164,8 +168,10 @@ def load_clickture_images(path: str | os.PathLike, out_dir: str | os.PathLike, *
         seen[key] = lineno
         im = _decode(data, f"{path}:{lineno}", key)
         target = out_dir / (image_file_name(key) + _EXTENSIONS.get(im.format or "", ".img"))
-        if not target.exists():
-            atomic_write_bytes(target, data)
+        _claim(owners, target.name, target, key, path, lineno)
+        _write_verified(target, data)
+        st = target.stat()  # a case-insensitive file system or a hard link can still join two names
+        _claim(owners, (st.st_dev, st.st_ino), target, key, path, lineno)
         rows.append({"key": key, "path": str(target), "label": (labels or {}).get(key, ""),
                      "split": split, "width": im.width, "height": im.height})
     if keys is not None and len(seen) < len(set(keys)):
@@ -173,6 +179,28 @@ def load_clickture_images(path: str | os.PathLike, out_dir: str | os.PathLike, *
         raise DataError(f"{path}: {len(missing)} requested image keys not in the file, e.g. {missing[:3]}")
     items = pd.DataFrame(rows, columns=["key", "path", "label", "split", "width", "height"])
     return ImageSet(name, items, {"source": str(path), "format": "clickture-images"})
+
+
+def _claim(owners: dict, ident, target: Path, key: str, path: Path, lineno: int) -> None:
+    """Record that ``key`` owns output file ``ident``; DataError naming both keys if another does."""
+    other = owners.setdefault(ident, (key, lineno))
+    if other[0] != key:
+        raise DataError(f"{path}:{lineno}: image keys {key!r} and {other[0]!r} (line {other[1]}) map to one "
+                        f"output file {target}; rename one of them")
+
+
+def _write_verified(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically unless ``target`` already holds exactly these bytes.
+
+    An existing file of another size or content (an interrupted copy, a truncated or
+    corrupt file, another image) is replaced; an intact one is left untouched (resume).
+    """
+    try:
+        if target.stat().st_size == len(data) and target.read_bytes() == data:
+            return
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        pass
+    atomic_write_bytes(target, data)
 
 
 def read_dev_set(label_path: str | os.PathLike, image_path: str | os.PathLike,

@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..base import DataError, ImageSet
-from ._common import as_root, carve_validation, check_images, iter_fields, parse_float, parse_int, require
+from ._common import (as_root, carve_validation, check_images, confined, iter_fields, parse_float, parse_int,
+                      require)
 
 HOW_TO_GET = ("Download CUB_200_2011.tgz from https://www.vision.caltech.edu/datasets/cub_200_2011/ "
               "and unpack it; pass the CUB_200_2011 folder (or its parent).")
@@ -57,8 +58,9 @@ def load_cub(root: str | os.PathLike, *, val_fraction: float = 0.0, seed: int = 
 
     Columns: ``key`` (file stem), ``path``, ``label``, ``split``, ``image_id``,
     ``class_id`` and, with ``boxes=True``, ``x y width height``. Every image id must appear
-    in each table and its folder must match its class; otherwise DataError names the file
-    and line (or id). ``verify``: ``"exists"`` (default), ``"decode"`` or ``"none"``.
+    in each table and its folder must match its class, and every path of ``images.txt``
+    must stay inside ``images/`` (no absolute path, no ``..`` climbing out); otherwise
+    DataError names the file and line (or id). ``verify``: ``"exists"`` (default), ``"decode"`` or ``"none"``.
     """
     root = find_root(root)
     images = _id_table(root / "images.txt", 2)
@@ -67,7 +69,9 @@ def load_cub(root: str | os.PathLike, *, val_fraction: float = 0.0, seed: int = 
     splits = _id_table(require(root / "train_test_split.txt", "CUB-200-2011", HOW_TO_GET), 2)
     bbox = _id_table(require(root / "bounding_boxes.txt", "CUB-200-2011", HOW_TO_GET), 5) if boxes else {}
     rows = []
+    images_dir = root / "images"
     for image_id, (lineno, (rel,)) in sorted(images.items()):
+        image_path = confined(images_dir, rel, f"{root / 'images.txt'}:{lineno}")
         for table, fname in ((labels, "image_class_labels.txt"), (splits, "train_test_split.txt")) + (
                 ((bbox, "bounding_boxes.txt"),) if boxes else ()):
             if image_id not in table:
@@ -83,7 +87,7 @@ def load_cub(root: str | os.PathLike, *, val_fraction: float = 0.0, seed: int = 
         split_line, (flag,) = splits[image_id]
         if flag not in ("0", "1"):
             raise DataError(f"{root / 'train_test_split.txt'}:{split_line}: split flag must be 0 or 1, got {flag!r}")
-        row = {"key": Path(rel).stem, "path": str(root / "images" / rel),
+        row = {"key": Path(rel).stem, "path": str(image_path),
                "label": class_folder.split(".", 1)[-1], "split": "train" if flag == "1" else "test",
                "image_id": image_id, "class_id": class_id}
         if boxes:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..base import DataError, ImageSet
-from ._common import as_root, carve_validation, check_images, require
+from ._common import as_root, carve_validation, check_images, confined, require
 
 HOW_TO_GET = ("Download images.tar and lists.tar (annotation.tar for boxes) from "
               "http://vision.stanford.edu/aditya86/ImageNetDogs/ and unpack them into this folder, "
@@ -86,13 +86,16 @@ def load_stanford_dogs(root: str | os.PathLike, *, val_fraction: float = 0.0, se
     (the lists' 1-based number) and, with ``annotations=True``, ``xmin ymin xmax ymax`` of
     the first annotated dog. ``verify``: ``"exists"`` checks every file exists,
     ``"decode"`` also decodes it, ``"none"`` skips the check. Missing or corrupt files and
-    inconsistent lists raise DataError naming the file.
+    inconsistent lists (or a listed path leading outside ``Images/``) raise DataError naming the file.
     """
     root = as_root(root)
     images_dir = require(root / "Images", "Stanford Dogs", HOW_TO_GET)
     frames = []
     for split, fname in LIST_FILES.items():
-        lst = read_list(require(root / "lists" / fname, "Stanford Dogs", HOW_TO_GET))
+        list_path = require(root / "lists" / fname, "Stanford Dogs", HOW_TO_GET)
+        lst = read_list(list_path)
+        lst["path"] = [str(confined(images_dir, f, f"{list_path}: file_list entry {i}"))
+                       for i, f in enumerate(lst["file"], start=1)]
         lst["split"] = split
         frames.append(lst)
     items = pd.concat(frames, ignore_index=True)
@@ -108,7 +111,6 @@ def load_stanford_dogs(root: str | os.PathLike, *, val_fraction: float = 0.0, se
         bad = ids_per_folder[ids_per_folder > 1].index[0]
         raise DataError(f"Stanford Dogs: folder {bad!r} has several class numbers in {root / 'lists'}")
     items["key"] = items["file"].map(lambda f: Path(f).stem)
-    items["path"] = items["file"].map(lambda f: str(images_dir / f))
     if annotations:
         ann_dir = require(root / "Annotation", "Stanford Dogs", HOW_TO_GET)
         boxes = [read_box(ann_dir / Path(f).with_suffix("")) for f in items["file"]]
