@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "paths", "runtime", "params", "results", "plots", "io", "metrics", "train", "sweep",
     "data", "click", "models", "features", "workbook", "widgets", "losses", "experiments",
-    "stats", "nbrun", "report", "retrieval", "cleaning", "fusion",
+    "stats", "nbrun", "report", "retrieval", "cleaning", "fusion", "claims", "regression",
 }
 
 

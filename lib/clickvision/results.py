@@ -1,7 +1,8 @@
 """Tidy results registry and the claims ledger.
 
 ``record`` appends one row per metric to ``results/<experiment>.csv``:
-``experiment, run_id, <parameter columns>, seed, metric, value, time``. Re-running the same
+``experiment, run_id, <parameter columns>, seed, metric, value, time, commit, versions,
+device`` (the last three: :mod:`clickvision.provenance`; the profile is a parameter). Re-running the same
 parameters and seed replaces that run's rows, never duplicates them. Writes are atomic and
 locked, so parallel sweep workers can share a file.
 
@@ -25,7 +26,7 @@ import pandas as pd
 from . import paths
 from .io import atomic_path, file_lock
 
-RESERVED = ("experiment", "run_id", "seed", "metric", "value", "time")
+RESERVED = ("experiment", "run_id", "seed", "metric", "value", "time", "commit", "versions", "device")
 CLAIM_COLUMNS = ("paper", "claim_id", "claim", "evidence", "held", "notebook")
 PAPERS = ("A", "B", "C", "D")
 
@@ -86,11 +87,14 @@ def record(
             raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}")
     rid = run_id(params, seed)
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    from . import provenance
+
+    stamp = provenance.stamp()
     enc = {k: (json.dumps(_jsonable(v)) if isinstance(_jsonable(v), (list, dict)) else _jsonable(v))
            for k, v in params.items()}
     rows = pd.DataFrame(
         [{"experiment": experiment, "run_id": rid, **enc, "seed": seed, "metric": m,
-          "value": float(_jsonable(v)), "time": now} for m, v in metrics.items()]
+          "value": float(_jsonable(v)), "time": now, **stamp} for m, v in metrics.items()]
     )
     path = results_path(experiment)
     with file_lock(path):
