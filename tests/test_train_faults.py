@@ -220,3 +220,33 @@ def test_a_monitor_that_never_moves_is_flagged_without_a_chance_level():
     assert h.attrs["flags"] == ["not_finite"]
     with pytest.raises(T.TrainConfigError, match=r"TrainConfig\.monitor must be set when chance"):
         TrainConfig(epochs=1, chance=0.5)
+
+
+@pytest.mark.filterwarnings("ignore:validation loss never got better:RuntimeWarning")
+def test_min_steps_holds_off_early_stopping_and_history_says_how_the_run_ended():
+    import torch
+    from torch import nn
+
+    from clickvision.train import Trainer, TrainConfig
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3), torch.randn(64, 1)
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+
+    def loss_fn(model, batch):
+        return nn.functional.mse_loss(model(batch[0]), batch[1])
+
+    def run(min_steps):
+        model = nn.Linear(3, 1)
+        cfg = TrainConfig(max_steps=200, optimizer="sgd", lr=1e-9, eval_every=4, monitor="loss",
+                          patience=1, min_delta=1.0, min_steps=min_steps, progress=False)
+        t = Trainer(model, loss_fn, cfg)
+        h = t.fit(batches, batches)
+        return h.attrs
+
+    early = run(0)  # lr ~ 0: never improves by min_delta, patience 1 stops at the 2nd evaluation
+    assert early["stopped_early"] and not early["hit_cap"] and early["stopped_step"] == 8
+    held = run(40)
+    assert held["stopped_early"] and held["stopped_step"] == 40
+    capped = run(10**6)
+    assert capped["hit_cap"] and not capped["stopped_early"] and capped["stopped_step"] == 200

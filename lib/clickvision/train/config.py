@@ -82,7 +82,7 @@ _FIELD_CHECKS = {  # field -> (accepts?, what it must be)
                          and list(v) == sorted(set(v)), "strictly increasing positive integers"),
     "eval_every": _check(lambda v: v == "epoch" or _POS_INT(v), "'epoch' or a positive integer"),
     "monitor": _check(lambda v: isinstance(v, str) and v != "", "a metric name", optional=True),
-    "seed": _check(lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    **{f: _check(lambda v: _is_int(v) and v >= 0, "a non-negative integer") for f in ("seed", "min_steps")},
     **{f: _check(lambda v: isinstance(v, bool), "True or False") for f in ("restore_best", "amp")},
     "progress": _check(lambda v: isinstance(v, bool), "True or False", optional=True),
     "device": _check(_valid_device, "'auto' or a torch device string ('cpu', 'cuda:0')"),
@@ -123,6 +123,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps between checkpoints
     progress: bool | None = None  # None: a bar unless headless (runtime.is_headless)
     chance: float | None = None  # monitor of a useless model (0.5: balanced binary accuracy)
+    min_steps: int = 0  # early stopping (patience) never stops a run before this many steps
 
     def __post_init__(self) -> None:
         rules = [(name, not ok(getattr(self, name)), want)

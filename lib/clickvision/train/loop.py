@@ -194,6 +194,7 @@ class Trainer:
         self._last_eval_step = self._sched_total = None
         self._last_checkpoint: tuple[Path, int] | None = None  # (path, step) of the last good one
         self.flags: list[str] = []  # see fit
+        self._stopped_early = False  # patience ended the last fit
         self._rng_epoch_start: dict | None = None
         self._resume_rng: tuple[dict, dict] | None = None
 
@@ -228,7 +229,7 @@ class Trainer:
             self._seeded = True
         bar = runtime.progress(total=total, initial=self.step, desc="train",
                                **({} if cfg.progress is None else {"disable": not cfg.progress}))
-        self.should_stop, self.flags = False, []
+        self.should_stop, self.flags, self._stopped_early = False, [], False
         try:
             while not self._finished():
                 batches, exhausted = self._start_epoch(source), False
@@ -296,6 +297,11 @@ class Trainer:
             return "no checkpoint was written"
         path, step = self._last_checkpoint
         return f"the last checkpoint (step {step}) is intact: {path}"
+
+    def _at_cap(self) -> bool:
+        """The run reached max_steps or epochs (rather than being stopped early)."""
+        cfg = self.config
+        return bool(cfg.max_steps and self.step >= cfg.max_steps) or bool(cfg.epochs and self.epoch >= cfg.epochs)
 
     def _finished(self) -> bool:
         cfg = self.config
@@ -410,7 +416,9 @@ class Trainer:
                 self._best, self._bad_evals = {"value": value, "step": self.step, "state": state}, 0
             else:
                 self._bad_evals += 1
-                self.should_stop |= cfg.patience is not None and self._bad_evals >= cfg.patience
+                if (cfg.patience is not None and self._bad_evals >= cfg.patience
+                        and self.step >= cfg.min_steps):
+                    self.should_stop = self._stopped_early = True
         self._call("on_eval_end", self.step, metrics)
 
     @property
@@ -421,6 +429,9 @@ class Trainer:
         df = df.astype({"step": "int64", "epoch": "int64", "value": "float64"})
         if self._best is not None:
             df.attrs.update(best_step=self._best["step"], best_value=self._best["value"])
+        # how the run ended: stopped by patience, or ran into its step/epoch cap (still improving?)
+        df.attrs.update(stopped_step=self.step, stopped_early=self._stopped_early,
+                        hit_cap=self._at_cap())
         if self.config.monitor is not None:
             df.attrs["flags"] = list(self.flags)
         return df
