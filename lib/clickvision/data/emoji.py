@@ -52,6 +52,9 @@ LICENCES: dict[str, str] = {
     "twitter": "CC-BY-4.0 (Twemoji images); emoji.json MIT",
     "openmoji": "CC BY-SA 4.0 (share-alike: renders are built locally, never committed)",
 }
+# Vendors whose drawings are share-alike: rendered locally, never drawn in a committed figure
+# or notebook output (the repository is MIT; see DATA-LICENSES.md).
+SHARE_ALIKE: frozenset[str] = frozenset({"openmoji"})
 # 259 country flags are near-identical rectangles that differ only in colour stripes: as
 # one subgroup they would be the largest class by far (18 % of all base emoji) and a
 # trivially recognisable one, dominating accuracy. Excluded by default; pass () to keep.
