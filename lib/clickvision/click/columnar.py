@@ -1,0 +1,654 @@
+"""A columnar click pipeline: the word click matrix C' of paper A (section III-A) at Clickture scale.
+
+Same result as :func:`clickvision.click.features.word_click_matrix` (identical keys, vocabulary,
+counts, word clicks, train mask and the shared statistics), computed column-wise with
+`polars <https://pola.rs>`_ instead of one Python tuple per triad:
+
+1. **Reading** (:func:`iter_click_batches`): the TSV is read in byte blocks of about
+   ``batch_bytes`` (cut at a line end; ``.gz`` is decompressed on the fly), each parsed by
+   polars' CSV reader (no quoting) into ``query, key, clicks`` columns. A block with anything
+   unusual (a blank line, a carriage return left after ``\\r\\n`` -> ``\\n``, a missing or extra
+   field, bytes that are not UTF-8, a white-space-only query or key, clicks that are not
+   1..999999999 written without leading zeros) is re-parsed line by line with the rules of
+   :func:`clickvision.click.log.iter_click_log`, so valid oddities are accepted exactly as the
+   streaming reader accepts them and bad input raises the same :class:`DataError`
+   naming ``path:line``.
+2. **Query formation, once per distinct query of a block and once per distinct token**:
+   a pure-ASCII query is lower-cased and split on ASCII white space vectorised (for ASCII text
+   ``str.lower().split()`` is exactly that), tokens matching ``[a-z0-9]+`` are kept; a
+   query with any non-ASCII character goes through :meth:`QueryFormer.tokens` itself (Unicode
+   lower-casing and white space). Purely numeric tokens are their own lemma; every other
+   distinct token is lemmatised once by the :class:`QueryFormer` (WordNet, memoised across
+   blocks); stop words are dropped after lemmatising and each word counted once per query.
+3. **Word click matrix**: a block's rows give a sparse (image x distinct query) click matrix,
+   times the (query x word) incidence, a sparse (image x word) partial count; per-word clicks on
+   training images are summed as they come. Keys and words are coded by compact string
+   dictionaries (sorted 64-bit hashes, every look-up checked against the stored string, so a
+   hash collision cannot merge two strings). Partials are merged in memory up to
+   ``memory_entries`` stored entries, then spilled to a temporary folder (out of core); only the
+   vocabulary's columns are read back. Memory: one block, the dictionaries (about 30 bytes a
+   string), the per-word totals and ``memory_entries``; not the number of rows.
+4. The vocabulary (top ``k`` training words by clicks, ties alphabetical) is picked with a
+   partial sort, and :func:`clickvision.click.features.click_tfidf` applies unchanged.
+
+:func:`columnar_click_tfidf` chains 1-4. Counts are float64 sums of integer clicks, exact
+below 2**53, so the order of summation does not change a single value.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data.base import DataError
+from .features import ClickTfidf, QueryFormer, WordClickMatrix, click_tfidf
+from .log import CLICKTURE_COLUMNS, GZIP_ERRORS, ClickRecord, _column_order, iter_click_log, parse_clicks
+
+_clock = time.perf_counter  # stage timers (stats["seconds"])
+DEFAULT_BATCH_BYTES = 64 << 20
+"""Bytes of TSV per block (about 1.8 M simulated Clickture triads)."""
+DEFAULT_BATCH_ROWS = 2_000_000
+DEFAULT_MEMORY_ENTRIES = 12_000_000
+"""Stored (image, word) partial counts held in memory before they are spilled to disk (~200 MB)."""
+"""Triads per block when the log is an iterable of records rather than a file."""
+
+# ASCII white space of str.split(): \t \n \v \f \r, \x1c-\x1f and the space.
+_ASCII_TOKEN = r"[^\t\n\x0b\x0c\r\x1c-\x1f ]+"
+_ASCII_SPACE_NOT_BLANK = r"[\t\n\x0b\x0c\r\x1c-\x1f]"
+_KEEP_TOKEN = r"^[a-z0-9]+$"
+_DIGITS = r"^[0-9]+$"
+_FAST_CLICKS = r"^[1-9][0-9]{0,8}$"  # the fast path of iter_click_log: 1..999999999, no leading zero
+# A query or key starting with Unicode white space or \x1c-\x1f (Python's str.isspace() set is
+# inside that union) is checked exactly, in Python: it might be white space only.
+_SPACE_FIRST = r"^[\s\x1c-\x1f]"
+
+
+def _polars():
+    try:
+        import polars as pl
+    except ImportError as exc:  # pragma: no cover - polars is a main dependency
+        raise ImportError("clickvision.click.columnar needs polars: pip install polars") from exc
+    return pl
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+def _iter_blocks(path: Path, batch_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(first_line_number, block)``: whole lines of the file, about ``batch_bytes`` each."""
+    opened = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    lineno = 1
+    rest = b""
+    with opened as fh:
+        while True:
+            data = fh.read(batch_bytes)
+            if not data:
+                break
+            data = rest + data if rest else data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            block, rest = data[:cut + 1], data[cut + 1:]
+            yield lineno, block
+            lineno += block.count(b"\n")
+    if rest:
+        yield lineno, rest
+
+
+def _python_block(block: bytes, path: Path, lineno: int, order: tuple[int, int, int]) -> tuple[list, list, list]:
+    """The triads of ``block`` by the exact rules of :func:`iter_click_log` (same DataErrors)."""
+    iq, ik, ic = order
+    names = [""] * 3
+    names[iq], names[ik], names[ic] = "query", "key", "clicks"
+    queries, keys, clicks = [], [], []
+    lines = block.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for i, raw in enumerate(lines):
+        n = lineno + i
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        line = line.rstrip("\r\n")
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise DataError(f"{path}:{n}: expected 3 tab-separated fields ({' / '.join(names)}), "
+                            f"found {len(fields)}")
+        query, key, text = fields[iq], fields[ik], fields[ic]
+        if not query or not key or query.isspace() or key.isspace():
+            raise DataError(f"{path}:{n}: empty {'query' if not query.strip() else 'key'}")
+        queries.append(query)
+        keys.append(key)
+        clicks.append(parse_clicks(text, f"{path}:{n}"))
+    return queries, keys, clicks
+
+
+def _frame(queries: Sequence[str], keys: Sequence[str], clicks: Sequence[int]):
+    pl = _polars()
+    return pl.DataFrame({"query": pl.Series(queries, dtype=pl.String), "key": pl.Series(keys, dtype=pl.String),
+                         "clicks": pl.Series(clicks, dtype=pl.Int64)})
+
+
+def _parse_block(block: bytes, path: Path, lineno: int, order: tuple[int, int, int]):
+    """One block as a polars frame ``query, key, clicks``; odd blocks go through :func:`_python_block`."""
+    pl = _polars()
+    if b"\r" in block:
+        block = block.replace(b"\r\n", b"\n")
+    # polars would skip blank lines and drop a leading UTF-8 BOM: such blocks are read line by line
+    fast = (b"\r" not in block and b"\n\n" not in block and not block.startswith(b"\n")
+            and not block.startswith(b"\xef\xbb\xbf"))
+    df = None
+    if fast:
+        names = ["", "", ""]
+        iq, ik, ic = order
+        names[iq], names[ik], names[ic] = "query", "key", "clicks"
+        try:
+            df = pl.read_csv(block, separator="\t", has_header=False, quote_char=None,
+                             schema={n: pl.String for n in names})
+        except pl.exceptions.PolarsError:  # ragged lines, bad UTF-8...: the exact reader names the line
+            df = None
+        if df is not None and (sum(df.null_count().row(0))  # a missing field, an empty query, key or clicks
+                               or df.select((~pl.col("clicks").str.contains(_FAST_CLICKS)).any()).item()):
+            df = None
+        if df is not None:
+            # white-space-only query or key: only a field starting with white space can be one
+            odd = df.filter(pl.col("query").str.contains(_SPACE_FIRST) | pl.col("key").str.contains(_SPACE_FIRST))
+            if any(q.isspace() or k.isspace() for q, k in odd.select("query", "key").iter_rows()):
+                df = None
+        if df is not None:
+            df = df.select("query", "key", pl.col("clicks").cast(pl.Int64))
+    if df is None:
+        df = _frame(*_python_block(block, path, lineno, order))
+    return df
+
+
+def iter_click_batches(log: str | os.PathLike | Iterable[ClickRecord], columns: Sequence[str] = CLICKTURE_COLUMNS,
+                       batch_bytes: int = DEFAULT_BATCH_BYTES, batch_rows: int = DEFAULT_BATCH_ROWS):
+    """Yield the triads of a click log as polars frames ``query (str), key (str), clicks (i64)``.
+
+    A file (``.gz`` allowed) is read in blocks of about ``batch_bytes``; anything else is taken
+    as an iterable of ``(query, key, clicks)`` and cut into frames of ``batch_rows`` triads.
+    Validation and errors are those of :func:`clickvision.click.log.iter_click_log`
+    (DataError naming ``path:line``; an empty log is a DataError naming the file).
+    """
+    if not isinstance(batch_bytes, int) or batch_bytes < 1:
+        raise ValueError(f"iter_click_batches: batch_bytes must be a positive integer, got {batch_bytes!r}")
+    if not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValueError(f"iter_click_batches: batch_rows must be a positive integer, got {batch_rows!r}")
+    order = _column_order(columns)
+    if not isinstance(log, (str, os.PathLike)):
+        it = iter(log)
+        while True:
+            chunk = list(islice(it, batch_rows))
+            if not chunk:
+                return
+            queries, keys, clicks = zip(*chunk)
+            del chunk
+            yield _frame(queries, keys, clicks)
+    path = Path(log)
+    if not path.is_file():
+        raise DataError(f"missing file: {path}")
+    rows = 0
+    try:
+        for lineno, block in _iter_blocks(path, batch_bytes):
+            df = _parse_block(block, path, lineno, order)
+            del block
+            if df.height:
+                rows += df.height
+                yield df
+    except GZIP_ERRORS:
+        # a damaged or truncated gzip stream: the exact streaming reader names the line reached
+        for _ in iter_click_log(path, columns):
+            pass
+        raise  # pragma: no cover - iter_click_log raised above
+    if rows == 0:
+        raise DataError(f"{path}: empty click log (no click triads)")
+
+
+# --------------------------------------------------------------------------------------------
+# Query formation
+# --------------------------------------------------------------------------------------------
+
+def _hash(strings) -> np.ndarray:
+    """64-bit hashes (uint64) of a polars String Series (polars' own, fixed seeds)."""
+    return strings.hash().to_numpy()
+
+
+def _group(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(inverse, first)`` of 64-bit hashes: ``inverse[i]`` numbers the distinct values of ``h`` in
+    sorted order, ``first[g]`` is the first row holding value ``g`` (np.unique's, faster)."""
+    n = len(h)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(h)
+    hs = h[order]
+    starts = np.flatnonzero(np.concatenate([[True], hs[1:] != hs[:-1]]))
+    inverse = np.empty(n, dtype=np.int64)
+    gid = np.zeros(n, dtype=np.int64)
+    gid[starts[1:]] = 1
+    inverse[order] = np.cumsum(gid)
+    first = np.minimum.reduceat(order, starts)
+    return inverse, first
+
+
+class _Dictionary:
+    """A string -> code dictionary (codes 0, 1, ... in order of first appearance), global across
+    blocks and compact (about 30 bytes a string; a polars ``Categorical`` takes about 100).
+
+    It holds the sorted 64-bit hashes of its strings with their codes, and each code's string (a
+    polars String Series, in code order). Every look-up is checked against the code's string, so
+    two strings with the same hash never share a code: the later ones get their own codes through
+    a small Python table (``collisions``).
+    """
+
+    def __init__(self) -> None:
+        pl = _polars()
+        self.hashes = np.zeros(0, dtype=np.uint64)  # sorted
+        self.codes = np.zeros(0, dtype=np.int64)  # code of each sorted hash
+        self.strings = pl.Series("strings", [], dtype=pl.String)  # string of each code
+        self.collisions: dict[str, int] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self.strings)
+
+    def encode(self, strings, add: bool = True) -> np.ndarray:
+        """Codes (int64) of a polars String Series; strings not seen yet are added (``add``, codes
+        in order of first appearance) or get ``-1``."""
+        pl = _polars()
+        if len(strings) == 0:
+            return np.zeros(0, dtype=np.int64)
+        h = _hash(strings)
+        inverse, first = _group(h)
+        uh = h[first]  # ascending
+        distinct = strings.gather(first)
+        pos = np.searchsorted(self.hashes, uh)
+        found = pos < len(self.hashes)
+        found[found] = self.hashes[pos[found]] == uh[found]
+        ucodes = np.full(len(uh), -1, dtype=np.int64)
+        ucodes[found] = self.codes[pos[found]]
+        # exact: every row equals its hash group's first row, which equals its code's string
+        if not ((distinct.gather(inverse) == strings).all()
+                                   and (self.strings.gather(ucodes[found]) == distinct.filter(found)).all()):
+            return self._encode_exactly(strings, h, add)
+        new = np.flatnonzero(~found)  # ascending hashes
+        if add and len(new):
+            appear = new[np.argsort(first[new], kind="stable")]  # codes in order of first appearance
+            ucodes[appear] = np.arange(self.size, self.size + len(new))
+            self.strings = pl.concat([self.strings, distinct.gather(appear)], rechunk=False)
+            self.hashes = np.insert(self.hashes, pos[new], uh[new])  # stays sorted
+            self.codes = np.insert(self.codes, pos[new], ucodes[new])
+            if self.strings.n_chunks() > 16:
+                self.strings = self.strings.rechunk()
+        return ucodes[inverse]
+
+    def _encode_exactly(self, strings, h: np.ndarray, add: bool) -> np.ndarray:
+        """Row by row (a block with a 64-bit hash shared by two different strings: all but never)."""
+        pl = _polars()
+        known = dict(zip(self.strings.to_list(), range(self.size)))
+        index = dict(zip(self.hashes.tolist(), self.codes.tolist()))
+        out = np.empty(len(strings), dtype=np.int64)
+        added: list[str] = []
+        for i, (text, hv) in enumerate(zip(strings.to_list(), h.tolist())):
+            code = known.get(text)
+            if code is None:
+                if not add:
+                    out[i] = -1
+                    continue
+                code = known[text] = self.size + len(added)
+                added.append(text)
+                if hv in index:
+                    self.collisions[text] = code
+                else:
+                    index[hv] = code
+            out[i] = code
+        if added:
+            self.strings = pl.concat([self.strings, pl.Series(added, dtype=pl.String)], rechunk=True)
+            hashes = np.fromiter(index.keys(), dtype=np.uint64, count=len(index))
+            codes = np.fromiter(index.values(), dtype=np.int64, count=len(index))
+            order = np.argsort(hashes)
+            self.hashes, self.codes = hashes[order], codes[order]
+        return out
+
+    def decode(self, codes: np.ndarray):
+        """The strings (a polars String Series) of ``codes``."""
+        return self.strings.gather(np.asarray(codes, dtype=np.int64))
+
+    def close(self) -> None:
+        pass
+
+
+class _QueryWords:
+    """Query formation (:class:`QueryFormer` semantics), vectorised over distinct queries and
+    distinct tokens.
+
+    Tokens and their lemmas share one :class:`_Dictionary`, so a word's column is the code of
+    its string. ``tok2word[c]``: the word column of token ``c`` (``-1``: a stop word); each code
+    is lemmatised once, when it first appears (numeric tokens are their own lemma).
+    """
+
+    def __init__(self, former: QueryFormer) -> None:
+        self.former = former
+        self.strings = _Dictionary()
+        self.tok2word = np.zeros(0, dtype=np.int64)
+        self.is_word = np.zeros(0, dtype=bool)  # codes that are the word of a token seen in a query
+        self.stop = sorted(former.stop_words)
+        self.queries_formed = 0
+        self.tokens_lemmatised = 0
+
+    @property
+    def size(self) -> int:
+        return self.strings.size
+
+    def _tokens(self, queries):
+        """``(qid, tok)``: each kept token of each query (``qid`` = position in ``queries``)."""
+        pl = _polars()
+        frame = pl.DataFrame({"query": queries}).with_row_index("qid")
+        is_ascii = pl.col("query").str.len_bytes() == pl.col("query").str.len_chars()
+        ascii_ = frame.filter(is_ascii)
+        # for ASCII text, str.lower().split() is ASCII lower-casing and a split on ASCII white space
+        lower = ascii_.select("qid", pl.col("query").str.to_lowercase())
+        if lower.select(pl.col("query").str.contains(_ASCII_SPACE_NOT_BLANK).any()).item():
+            split = pl.col("query").str.extract_all(_ASCII_TOKEN)
+        else:  # the only white space is " ": splitting on it leaves empty strings, dropped below
+            split = pl.col("query").str.split(" ")
+        qt = lower.select("qid", split.alias("tok")).explode("tok").filter(pl.col("tok").str.contains(_KEEP_TOKEN))
+        del lower
+        if ascii_.height < frame.height:  # Unicode lower-casing and white space: QueryFormer.tokens itself
+            qids, toks = [], []
+            tokens = self.former.tokens
+            for qid, query in frame.filter(~is_ascii).iter_rows():
+                for t in tokens(query):
+                    qids.append(qid)
+                    toks.append(t)
+            qt = pl.concat([qt, pl.DataFrame({"qid": pl.Series(qids, dtype=pl.UInt32),
+                                              "tok": pl.Series(toks, dtype=pl.String)})])
+        return qt
+
+    def _extend(self) -> None:
+        """Lemmatise the codes added since the last call (lemmas may add codes in turn)."""
+        pl = _polars()
+        lemma = self.former._lemma  # the QueryFormer's memoised WordNet lemma of one token
+        while len(self.tok2word) < self.size:
+            start, stop = len(self.tok2word), self.size
+            strings = self.strings.decode(np.arange(start, stop))
+            frame = pl.DataFrame({"s": strings}).with_columns(
+                pl.col("s").str.contains(_DIGITS).alias("numeric"), pl.col("s").is_in(self.stop).alias("stop"))
+            out = np.arange(start, stop, dtype=np.int64)
+            other = np.flatnonzero(~frame["numeric"].to_numpy())
+            if len(other):
+                lemmas = [lemma(t) for t in strings.gather(other).to_list()]
+                self.tokens_lemmatised += len(lemmas)
+                lemmas = pl.Series(lemmas, dtype=pl.String)
+                out[other] = self.strings.encode(lemmas)  # may add codes: lemmatised on the next turn
+                is_stop = np.zeros(stop - start, dtype=bool)
+                is_stop[other] = lemmas.is_in(self.stop).to_numpy()
+            else:
+                is_stop = np.zeros(stop - start, dtype=bool)
+            is_stop |= frame["numeric"].to_numpy() & frame["stop"].to_numpy()
+            out[is_stop] = -1
+            self.tok2word = np.concatenate([self.tok2word, out])
+
+    def __call__(self, queries) -> sp.csr_matrix:
+        """Binary ``(len(queries), size)`` CSR: row ``q`` has a 1 at each word column of query ``q``."""
+        self.queries_formed += len(queries)
+        qt = self._tokens(queries)
+        tid = self.strings.encode(qt["tok"])
+        qid = qt["qid"].to_numpy()
+        del qt
+        self._extend()
+        wid = self.tok2word[tid]
+        keep = wid >= 0
+        qid, wid = qid[keep], wid[keep]
+        if len(self.is_word) < self.size:
+            self.is_word = np.concatenate([self.is_word, np.zeros(self.size - len(self.is_word), dtype=bool)])
+        self.is_word[wid] = True
+        b = sp.csr_matrix((np.ones(len(wid)), (qid, wid)), shape=(len(queries), self.size))
+        b.sum_duplicates()
+        b.data[:] = 1.0  # a word counts once per query
+        return b
+
+    def close(self) -> None:
+        self.strings.close()
+
+
+def _block_queries(queries) -> tuple[np.ndarray, Any]:
+    """``(qid, distinct)``: each row's index into ``distinct``, the distinct queries of a block.
+
+    Rows are grouped by a 64-bit hash of the query, then every row is compared with its group's
+    first query: when no two different queries of the block share a hash (all but certain) the
+    grouping is exact; otherwise the block's queries go through a string dictionary.
+    """
+    qid, rep = _group(_hash(queries))
+    distinct = queries.gather(rep)
+    if (distinct.gather(qid) == queries).all():
+        return qid, distinct
+    d = _Dictionary()  # pragma: no cover - a 64-bit hash collision inside a block
+    qid = d.encode(queries)
+    return qid, d.strings
+
+
+class _Parts:
+    """The running sum of the blocks' sparse (image x word) partial counts, in bounded memory.
+
+    Parts are merged like a binary counter (a part is added to the one before it once it is at
+    least half its size: each entry is copied O(log blocks) times). When the parts held exceed
+    ``memory_entries`` stored entries they are written to ``spill_dir`` as COO arrays; only the
+    vocabulary columns are read back (:meth:`columns`). Shapes grow with the keys and words seen.
+    """
+
+    def __init__(self, memory_entries: int, spill_dir: str | os.PathLike | None) -> None:
+        self.stack: list[sp.csr_matrix] = []
+        self.memory_entries = memory_entries
+        self.spill_dir = spill_dir
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.spilled: list[Path] = []
+        self.spilled_entries = 0
+
+    def add(self, part: sp.csr_matrix) -> None:
+        self.stack.append(part)
+        while len(self.stack) > 1 and 2 * self.stack[-1].nnz >= self.stack[-2].nnz:
+            top = self.stack.pop()
+            self.stack[-1] = _add(self.stack[-1], top)
+        if sum(m.nnz for m in self.stack) > self.memory_entries:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="clickvision-columnar-", dir=self.spill_dir)
+        for m in self.stack:
+            coo = m.tocoo()
+            path = Path(self._tmp.name) / f"part{len(self.spilled):05d}.npz"
+            np.savez(path, row=coo.row.astype(np.int32), col=coo.col.astype(np.int32), data=coo.data)
+            self.spilled.append(path)
+            self.spilled_entries += m.nnz
+            del coo
+        self.stack = []
+
+    def columns(self, columns: np.ndarray, shape: tuple[int, int], chunk: int = 4_000_000) -> sp.csr_matrix:
+        """The sum of every part, columns ``columns`` only (in that order), as CSR."""
+        where = np.full(shape[1], -1, dtype=np.int64)
+        where[columns] = np.arange(len(columns))
+        out = sp.csr_matrix((shape[0], len(columns)))
+        for part in self.stack:
+            part.resize(shape)
+            out = (out + part[:, columns]).tocsr()
+        for path in self.spilled:
+            with np.load(path) as z:
+                row, col, data = z["row"], z["col"], z["data"]
+            for lo in range(0, len(data), chunk):
+                j = where[col[lo:lo + chunk]]
+                keep = j >= 0
+                out = (out + sp.csr_matrix((data[lo:lo + chunk][keep], (row[lo:lo + chunk][keep], j[keep])),
+                                           shape=out.shape)).tocsr()
+        return out
+
+    def close(self) -> None:
+        self.stack = []
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _add(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
+    a.resize(shape)
+    b.resize(shape)
+    return (a + b).tocsr()
+
+
+# --------------------------------------------------------------------------------------------
+# The word click matrix
+# --------------------------------------------------------------------------------------------
+
+def _top_k(totals: np.ndarray, strings: _Dictionary, k: int) -> np.ndarray:
+    """Columns of the ``k`` words with most clicks (> 0), more clicks first, ties alphabetical
+    (``sorted(..., key=lambda j: (-totals[j], words[j]))[:k]`` without sorting every word)."""
+    pl = _polars()
+    clicked = np.flatnonzero(totals > 0)
+    if len(clicked) > k:
+        kth = np.partition(totals[clicked], len(clicked) - k)[len(clicked) - k]
+        clicked = clicked[totals[clicked] >= kth]
+    cand = pl.DataFrame({"j": clicked, "t": totals[clicked], "w": strings.decode(clicked)})
+    # polars compares strings byte-wise; UTF-8 byte order is code point order, as Python's
+    return cand.sort(["t", "w"], descending=[True, False])["j"].head(k).to_numpy().astype(np.int64)
+
+
+def columnar_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], keys: Sequence[str] | None = None,
+                               train_keys: Iterable[str] | None = None, k: int = 1000,
+                               former: QueryFormer | None = None, columns: Sequence[str] = CLICKTURE_COLUMNS,
+                               batch_bytes: int = DEFAULT_BATCH_BYTES,
+                               batch_rows: int = DEFAULT_BATCH_ROWS,
+                               memory_entries: int = DEFAULT_MEMORY_ENTRIES,
+                               spill_dir: str | os.PathLike | None = None) -> WordClickMatrix:
+    """:func:`clickvision.click.features.word_click_matrix`, columnar and out of core.
+
+    Same arguments and result (``keys``: the rows in order, default every key of the log in
+    order of first appearance; ``train_keys``: the images the vocabulary is ranked on; ``k``:
+    vocabulary size). ``batch_bytes`` (files) / ``batch_rows`` (iterables) bound the block held
+    at once; partial counts beyond ``memory_entries`` stored entries go to a temporary folder
+    (under ``spill_dir``, default the system's) and only the vocabulary's columns come back, so
+    memory is bounded by the block, the key and word dictionaries (about 30 bytes a string) and
+    ``memory_entries`` (16 bytes each). ``stats`` holds the streaming path's counters, except
+    the query memo counters, replaced by ``queries_formed`` (distinct queries per block, summed),
+    ``tokens_lemmatised``, ``batches``, ``spilled_entries``, ``engine`` and ``seconds`` (time
+    per stage: read, queries, keys, matrix, vocabulary).
+    """
+    pl = _polars()
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"columnar_word_click_matrix: k must be a positive integer, got {k!r}")
+    if not isinstance(memory_entries, int) or memory_entries < 0:
+        raise ValueError(f"columnar_word_click_matrix: memory_entries must be an integer >= 0, got {memory_entries!r}")
+    former = former or QueryFormer()
+    wanted = None if train_keys is None else {str(x) for x in train_keys}
+    key_dict = _Dictionary()
+    if keys is not None:
+        key_list = [str(x) for x in keys]
+        key_dict.encode(pl.Series(key_list, dtype=pl.String))
+        if key_dict.size != len(key_list):
+            raise ValueError("columnar_word_click_matrix: keys contain duplicates")
+        if wanted is not None and not wanted <= set(key_list):
+            missing = sorted(wanted - set(key_list))[:3]
+            raise ValueError(f"columnar_word_click_matrix: train_keys {missing} are not in keys")
+    else:
+        key_list = None
+    # train[code]: is key ``code`` a training image (grows with the keys when keys is None)
+    train = np.array([x in wanted for x in key_list] if wanted is not None and key_list is not None else
+                     [True] * key_dict.size, dtype=bool)
+    wanted_series = None if wanted is None else pl.Series(sorted(wanted), dtype=pl.String)
+    words = _QueryWords(former)
+    parts = _Parts(memory_entries, spill_dir)
+    totals = np.zeros(0)  # clicks of each word code on training images
+    stats = {"rows": 0, "clicks": 0, "rows_unknown_key": 0, "rows_without_words": 0, "batches": 0}
+    seconds = dict.fromkeys(("read", "queries", "keys", "matrix", "vocabulary"), 0.0)
+    try:
+        batches = iter_click_batches(log, columns, batch_bytes, batch_rows)
+        while True:
+            t0 = _clock()
+            df = next(batches, None)
+            t1 = _clock()
+            seconds["read"] += t1 - t0
+            if df is None:
+                break
+            qid, distinct = _block_queries(df["query"])
+            incidence = words(distinct)
+            del distinct
+            t2 = _clock()
+            seconds["queries"] += t2 - t1
+            kid = key_dict.encode(df["key"], add=key_list is None)  # codes: rows, in order of appearance
+            clicks = df["clicks"].to_numpy()
+            n_rows = df.height
+            del df
+            known = kid >= 0
+            n_keys = key_dict.size
+            if len(train) < n_keys:
+                fresh = key_dict.strings.slice(len(train))
+                train = np.concatenate([train, np.ones(len(fresh), dtype=bool) if wanted_series is None
+                                        else fresh.is_in(wanted_series.implode()).to_numpy()])
+            t3 = _clock()
+            seconds["keys"] += t3 - t2
+            has_words = np.diff(incidence.indptr) > 0
+            stats["rows"] += n_rows
+            stats["clicks"] += int(clicks.sum())
+            stats["rows_unknown_key"] += int(n_rows - known.sum())
+            stats["rows_without_words"] += int((known & ~has_words[qid]).sum())
+            stats["batches"] += 1
+            a = sp.csr_matrix((clicks[known].astype(np.float64), (kid[known], qid[known])),
+                              shape=(n_keys, incidence.shape[0]))
+            del kid, qid, clicks, known
+            part = (a @ incidence).tocsr()
+            del a, incidence
+            if len(totals) < part.shape[1]:
+                totals = np.concatenate([totals, np.zeros(part.shape[1] - len(totals))])
+            weights = part.data if wanted is None else part.data * train[np.repeat(
+                np.arange(part.shape[0]), np.diff(part.indptr))]
+            totals += np.bincount(part.indices, weights=weights, minlength=part.shape[1])
+            parts.add(part)
+            del part, weights
+            seconds["matrix"] += _clock() - t3
+        t3 = _clock()
+        n_codes, n_keys = words.size, key_dict.size
+        totals = np.concatenate([totals, np.zeros(n_codes - len(totals))])
+        all_keys = np.array(key_list if key_list is not None else key_dict.strings.to_list(), dtype=object)
+        vocab_ids = _top_k(totals, words.strings, int(k)) if n_codes else np.zeros(0, dtype=np.int64)
+        vocabulary = words.strings.decode(vocab_ids).to_list() if len(vocab_ids) else []
+        counts = parts.columns(vocab_ids, (n_keys, n_codes))
+        counts.sum_duplicates()
+        counts.sort_indices()
+        stats["spilled_entries"] = parts.spilled_entries
+        seconds["vocabulary"] += _clock() - t3
+    finally:
+        parts.close()
+        words.close()
+        key_dict.close()
+    stats["train_word_clicks"] = float(totals.sum())
+    stats["train_word_clicks_in_vocabulary"] = float(totals[vocab_ids].sum()) if len(vocab_ids) else 0.0
+    stats["train_words"] = int((totals > 0).sum())
+    stats.update(distinct_words=int(words.is_word.sum()), vocabulary=len(vocab_ids), images=len(all_keys),
+                 train_images=int(train.sum()), queries_formed=words.queries_formed,
+                 tokens_lemmatised=words.tokens_lemmatised, engine=f"polars {pl.__version__}",
+                 seconds={name: round(v, 3) for name, v in seconds.items()})
+    if stats["rows"] and keys is not None and stats["rows_unknown_key"] == stats["rows"]:
+        raise DataError(f"columnar_word_click_matrix: none of the {stats['rows']} log rows has a key among the "
+                        f"{len(key_list)} given keys (first given: {next(iter(key_list), None)!r})")
+    return WordClickMatrix(counts, all_keys, vocabulary, totals[vocab_ids].astype(np.float64), train, stats)
+
+
+def columnar_click_tfidf(log: str | os.PathLike | Iterable[ClickRecord], variant: str = "paper",
+                         **kwargs: Any) -> tuple[WordClickMatrix, ClickTfidf]:
+    """:func:`columnar_word_click_matrix` (``kwargs``) then :func:`click_tfidf` (eq. 1 or ``"code"``)."""
+    wc = columnar_word_click_matrix(log, **kwargs)
+    return wc, click_tfidf(wc, variant=variant)
