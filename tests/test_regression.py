@@ -75,7 +75,14 @@ def test_check_passes_within_tolerance(tmp_path, monkeypatch):
 def test_check_ignores_rows_older_than_this_process(tmp_path, monkeypatch):
     # the scratch results start as a copy of the committed rows: those must not count as this run's
     _setup_dirs(tmp_path, monkeypatch, _rows([0.5]), _rows([0.5], time="2000-01-01T00:00:00"))
-    with pytest.raises(regression.RegressionError, match="this run nan"):
+    with pytest.raises(regression.RegressionError, match="none of the committed runs"):
+        regression.check("x", atol=0.05)
+
+
+def test_check_compares_the_runs_repeated_and_every_metric_of_them(tmp_path, monkeypatch):
+    ref = pd.concat([_rows([0.5]), _rows([0.7], metric="map"), _rows([0.9], seeds=(7,))])  # r7: a sweep point
+    _setup_dirs(tmp_path, monkeypatch, ref, _rows([0.5]))
+    with pytest.raises(regression.RegressionError, match=r"map \[r0\]: committed 0.7, this run nan"):
         regression.check("x", atol=0.05)
 
 

@@ -3,7 +3,7 @@
 | metric | paper | function |
 |---|---|---|
 | recognition accuracy (Acc-S, Acc-T) | A, Tables III-IX | :func:`accuracy` |
-| RMSE-S of the predicted click feature | A, Table VII (pinned in READING-NOTES) | :func:`rmse_normalized` |
+| RMSE-S of the predicted click feature | A, Table VII (pinned in docs/READING-NOTES.md) | :func:`rmse_normalized` |
 | DCG@25 with Z = 0.01757 | B, eq. (4) | :func:`dcg_at_k`, :func:`mean_dcg_at_k` |
 | MAP over the whole ranking (Img->Txt, Txt->Img) | C, eq. (8) | :func:`retrieval_map`, :func:`cross_modal_map` |
 | macro mAP over classes with a positive | D, section 4.1.4 | :func:`average_precision_macro` |
@@ -101,7 +101,7 @@ def rmse(a: Any, b: Any) -> float:
 def rmse_normalized(v_true: Any, v_pred: Any) -> float:
     """Paper A's RMSE-S: sqrt(mean_i ||N'(v_i) - N'(vhat_i)||^2), N' the l2 normalisation.
 
-    The paper never defines RMSE-S; this is the reading pinned in READING-NOTES (it gives
+    The paper never defines RMSE-S; this is the reading pinned in docs/READING-NOTES.md (it gives
     the paper's 1.00 at lambda = 0, where an untrained click head predicts about zero).
     Rows are click vectors, shape (n, K); a zero row stays zero after N'.
     """
@@ -329,7 +329,7 @@ def dcg_at_k(relevances: Any, k: int = 25, normalizer: str | float = "paper") ->
 
     ``relevances`` are the graded relevances (Excellent 3, Good 2, Bad 0) in ranked order.
     A list shorter than k is not padded and Z stays the one for k (the MM'15 challenge
-    scorer, IMPLEMENTATION-FACTS). scikit-learn's ``dcg_score`` uses linear gain: it is not
+    scorer, docs/READING-NOTES.md#paper-b-click-collaborative-filtering). scikit-learn's ``dcg_score`` uses linear gain: it is not
     this metric.
     """
     z = dcg_normalizer(k, normalizer)

@@ -1,6 +1,6 @@
 """Project paths, resolved from this file and never from the working directory.
 
-The repository layout is fixed (see DESIGN.md): the package lives in ``lib/clickvision``,
+The repository layout is fixed (see docs/DESIGN.md): the package lives in ``lib/clickvision``,
 so the project root is two folders above this file. ``CLICKVISION_ROOT`` overrides it
 (useful when the package is installed non-editable elsewhere).
 """

@@ -146,6 +146,12 @@ def check(experiment: str, *, sd: float | Mapping[str, float] | None = None, ato
     run = _read(paths.RESULTS_DIR / f"{experiment}.csv")
     if "time" in run.columns:  # the scratch results start as a copy of the committed ones:
         run = run[run["time"].astype(str) >= process_started()]  # keep this kernel's rows only
+    # compare the committed runs this run repeated (a results file may also hold other
+    # parameter sets, e.g. sweep points); every metric of those runs must be there
+    ref = ref[ref["run_id"].isin(set(run["run_id"]))]
+    if ref.empty:
+        raise RegressionError(f"{experiment}: this run recorded none of the committed runs of "
+                              f"{ref_dir / (experiment + '.csv')} (other parameters than the committed run?)")
     table = compare(run, ref, sd=sd, atol=atol, n_sd=n_sd, metrics=metrics)
     bad = table[~table["ok"]]
     if len(bad):

@@ -8,7 +8,7 @@ the images, then the cosine of two image columns is taken)::
     S_uv = sum_n (R_nu - Rbar_n)(R_nv - Rbar_n) / (||R_.u - Rbar|| ||R_.v - Rbar||)
 
 and ranks images for a query with the similarities. The paper leaves the step from S to a
-ranking unstated; pinned in READING-NOTES as the item-based CF prediction
+ranking unstated; pinned in docs/READING-NOTES.md as the item-based CF prediction
 
     score(q, i) = m_q + sum_{j in N_k(i)} S_ij (R_qj - m_q) / sum_{j in N_k(i)} |S_ij|,
 
@@ -164,7 +164,7 @@ def neighbour_weights(neighbours: Neighbours, n_images: int | None = None) -> sp
 
 
 def cf_scores(predicted: Any, weights: sp.csr_matrix) -> np.ndarray:
-    """The CF score of every (query, image), ``(n_queries, n_images)`` (READING-NOTES, paper B).
+    """The CF score of every (query, image), ``(n_queries, n_images)`` (docs/READING-NOTES.md, paper B).
 
     ``predicted``: ``R_qj`` (eq. 1) of the queries for the image pool, ``(n_queries, n_pool)``;
     ``weights`` from :func:`neighbour_weights` over the same pool. With ``m_q`` the row mean,

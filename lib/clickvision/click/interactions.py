@@ -1,6 +1,6 @@
 """SIMULATED user-item interactions for image items (paper D), only partly aligned with labels.
 
-No real image ever meets a real interaction here (READING-NOTES, paper D): these events are
+No real image ever meets a real interaction here (docs/READING-NOTES.md, paper D): these events are
 simulated, and built so that they do not put the paper's result in by construction.
 
 * Item factors mix a label-derived vector with a random one,

@@ -1,6 +1,6 @@
 """SIMULATED click logs (Clickture-like) and a SIMULATED Dev set, grounded in real image text.
 
-No real click log ships in any package, so every log here is simulated (DESIGN.md "Data").
+No real click log ships in any package, so every log here is simulated (docs/DESIGN.md#what-is-simulated-and-what-is-real).
 The simulation is a standard search-and-click model over the images' real human text:
 
 1. **Queries** are keyword phrases of the real text, lower-cased: word n-grams (up to
@@ -19,7 +19,7 @@ The simulation is a standard search-and-click model over the images' real human 
    (:func:`assign_label_noise` tells which, for paper A's cleaning experiment); each search
    adds a junk click on a uniformly random image with probability ``junk_click_rate``.
    The Dev set's queries (:func:`simulate_dev_set`) are withheld from the log.
-5. ``informativeness`` (paper A's leakage check, READING-NOTES): the probability that a result
+5. ``informativeness`` (paper A's leakage check, docs/READING-NOTES.md): the probability that a result
    slot is filled by the text match rather than by a random image, with attractiveness mixed
    the same way. At 0 which image gets clicked is independent of its text and label.
 
@@ -45,7 +45,7 @@ from .log import ClickRecord, write_click_log
 
 CLICKTURE_LITE = {"triads": 23_100_000, "queries": 11_700_000, "images": 1_000_000,
                   "triads_per_image": 23.1, "triads_per_query": 23.1 / 11.7}
-"""Clickture-Lite's published figures (MSR; FACTS.md), to set and check the simulator."""
+"""Clickture-Lite's published figures (MSR; the calibration block of data/MANIFEST.json), to set and check the simulator."""
 RELEVANCE_NAMES = {3: "Excellent", 2: "Good", 0: "Bad"}
 STOP_WORDS = frozenset("a an and are as at be by for from in is it of on or the to with".split())
 _TOKEN = re.compile(r"[^\W_]+")
@@ -57,7 +57,7 @@ _NOISE, _POOL, _CLICKS, _DEV = 1, 2, 3, 4  # independent random streams of one s
 class ClickSimConfig:
     """Parameters of the SIMULATED click log, set once (never tuned to make a claim hold).
 
-    Set once from Clickture's published figures (FACTS.md), by one calibration run on the
+    Set once from Clickture's published figures (data/MANIFEST.json, calibration), by one calibration run on the
     default emoji-google log (seed 0), whose realised figures the manifest records:
       queries_per_image = 16.0     query pool per image; a quarter of the simulated queries get
                                    no click, leaving 11.8 clicked queries per image

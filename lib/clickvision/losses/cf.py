@@ -10,7 +10,7 @@
 | Omega: clip to the train 25th-75th percentile, rescale to [1, 3] (authors' code) | :func:`clip_and_rescale` |
 | triplet loss of the Contrastive-loss baseline (4.3.1) | :func:`triplet_loss` |
 
-Readings pinned in READING-NOTES: eq. (1) lacks its minus sign and its mean-normalised
+Readings pinned in docs/READING-NOTES.md: eq. (1) lacks its minus sign and its mean-normalised
 class weights apply to the positive term; l_WEIGHT as printed is non-positive (a sign slip),
 so the loss-based weight here is 1 / mean(-log y_hat) over the positive labels.
 """
@@ -79,7 +79,7 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "p
     """Per-item ``l_CF_R`` (section 3.4), shape (n,).
 
     ``kind="paper"``: ``exp(L1 + L2)`` with L1 = mean |q - q_hat| and L2 = sqrt(mean (q - q_hat)^2)
-    (the paper's sums overflow ``exp`` for 65-d vectors: means, as READING-NOTES pins).
+    (the paper's sums overflow ``exp`` for 65-d vectors: means, as docs/READING-NOTES.md pins).
     ``kind="code"``: the authors' ``exp(MSE + MAE) - 1``.
     """
     if pred.shape != target.shape:

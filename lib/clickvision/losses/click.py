@@ -2,7 +2,7 @@
 
 Shapes: ``v`` (ground-truth click features, e.g. TF-IDF of eq. 1) and ``v_hat`` (predicted)
 are ``(N, K)``; ``valid`` is an optional ``(N,)`` bool mask of rows whose ground truth is
-not a zero row (READING-NOTES: a zero row is 0/0 in eq. 1 and N'(0) is undefined, so it is
+not a zero row (docs/READING-NOTES.md: a zero row is 0/0 in eq. 1 and N'(0) is undefined, so it is
 dropped from every click-loss term). Each term is averaged over the rows it applies to (as
 each loss layer of the authors' Caffe net is normalised by its own batch); ``reduction=
 "none"`` returns per-row values with masked rows set to 0.

@@ -8,7 +8,7 @@
   PCA-whitened by a fixed ``mu, B``, through a learned projection to D dims, 3.1), predicted
   clicks ``R = V_q . V_i`` (eq. 1-2).
 * :func:`fit_click_cf` -- learning from the click graph with click counts as implicit ratings
-  (3.2): regression of ``log(1 + clicks)`` (READING-NOTES default; raw counts an option) on the
+  (3.2): regression of ``log(1 + clicks)`` (docs/READING-NOTES.md default; raw counts an option) on the
   clicked pairs, plus sampled zero-click pairs as negatives, through the one Trainer.
 * :func:`fit_cross_view_pls` -- a click-through cross-view linear embedding *in the spirit of*
   CCL (Pan et al. 2014): query bag-of-words and image features projected to a common space

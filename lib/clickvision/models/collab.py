@@ -257,7 +257,7 @@ def fit_cf2label(q: np.ndarray, y: np.ndarray, q_val: np.ndarray | None = None, 
 
 
 def out_of_fold_scores(q: np.ndarray, y: np.ndarray, n_folds: int = 5, seed: int = 0, **fit_kwargs) -> np.ndarray:
-    """Label logits of every item from a CF2Label that never saw it (k-fold, READING-NOTES).
+    """Label logits of every item from a CF2Label that never saw it (k-fold, docs/READING-NOTES.md).
 
     Each fold's CF2Label trains a fixed number of epochs on the other folds (no test-set look).
     """

@@ -8,7 +8,7 @@
 * ``"conv_bifc"`` -- ``E3 f(E2 E1(omega))`` (eq. 8, the paper's choice).
 
 ``phi`` is the backbone's pooled vector (``in_channels``), ``omega`` its last conv map
-(``map_channels``, default the same; READING-NOTES: FC and biFC read phi, the CONV variants
+(``map_channels``, default the same; docs/READING-NOTES.md: FC and biFC read phi, the CONV variants
 read omega). ``E1`` = conv (``conv_kernels`` filters of
 ``conv_size`` x ``conv_size``, 'same' padding) -> ReLU -> max pool to ``pool`` x ``pool``
 (the authors' code: conv, ReLU, max-pool). ``output_relu`` adds the ReLU the text mentions
