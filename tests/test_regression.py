@@ -75,8 +75,18 @@ def test_check_passes_within_tolerance(tmp_path, monkeypatch):
 def test_check_ignores_rows_older_than_this_process(tmp_path, monkeypatch):
     # the scratch results start as a copy of the committed rows: those must not count as this run's
     _setup_dirs(tmp_path, monkeypatch, _rows([0.5]), _rows([0.5], time="2000-01-01T00:00:00"))
-    with pytest.raises(regression.RegressionError, match="none of the committed runs"):
+    with pytest.raises(regression.RegressionError, match="recorded no metrics"):
         regression.check("x", atol=0.05)
+
+
+def test_a_run_with_other_parameters_is_not_compared(tmp_path, monkeypatch):
+    _setup_dirs(tmp_path, monkeypatch, _rows([0.5]), _rows([0.9], seeds=(5,)))  # a smoke run / sweep point
+    assert regression.check("x", atol=0.05) is None
+
+
+def test_seed_sd_with_empty_parameter_cells():
+    ref = _rows([0.50, 0.52, 0.54], seeds=(0, 1, 2), params={"width": 8, "root": float("nan")})
+    assert regression.seed_sd(ref)[("r1", "acc")] == pytest.approx(0.02)
 
 
 def test_check_compares_the_runs_repeated_and_every_metric_of_them(tmp_path, monkeypatch):
