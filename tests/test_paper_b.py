@@ -256,7 +256,8 @@ def test_dcg_by_method_is_tidy_and_scaled():
     assert m1.loc["q2", "part"] == "test"
 
 
-def test_subsample_queries_is_nested_and_claims_follow_the_paired_test():
+def test_subsample_queries_is_nested_and_claims_are_judged_per_query():
+    from clickvision import claims as C
     from clickvision.experiments import paper_b as B
 
     log = pd.DataFrame({"query": [f"q{i % 40}" for i in range(100)], "key": "k", "clicks": 1})
@@ -265,15 +266,22 @@ def test_subsample_queries_is_nested_and_claims_follow_the_paired_test():
     with pytest.raises(ValueError, match="fraction"):
         B.subsample_queries(log, 0.0)
     rng = np.random.default_rng(0)
-    rows = []
-    for q in range(60):
-        base = rng.normal(10, 2)
-        for m, shift in ((B.CF, 1.0), (B.PLAIN, 0.0), (B.CCL, 2.0), (B.BOW_CLICKS, -1.0), (B.BOW_TEXT, -1.0),
-                         (B.TEXT_MODEL, -2.0), (B.RANDOM, -5.0), (B.ORACLE, 10.0)):
-            rows.append({"method": m, "query": f"q{q}", "part": "test", "dcg": base + shift + rng.normal(0, 0.3)})
-    pq = pd.DataFrame(rows)
-    comp, table = B.comparisons(pq), B.dcg_table(pq, n_resamples=200)
-    held = {c["claim_id"].split("-", 1)[1]: c["held"] for c in B.claims("toy", comp, table)}
-    assert held == {"cf-beats-content-only-toy": True, "cf-beats-ccl-toy": False, "cf-beats-bowdnn-toy": True,
-                    "cf-step-helps-toy": True}
+    by_seed = {}
+    for sd in (0, 1):
+        rows = []
+        for q in range(60):
+            base = rng.normal(10, 2)
+            for m, shift in ((B.CF, 1.0), (B.PLAIN, 0.0), (B.CCL, 2.0), (B.BOW_CLICKS, -1.0), (B.BOW_TEXT, -1.0),
+                             (B.TEXT_MODEL, -2.0), (B.RANDOM, -5.0), (B.ORACLE, 10.0)):
+                rows.append({"method": m, "query": f"q{q}", "part": "test" if q < 50 else "val",
+                             "dcg": base + shift + rng.normal(0, 0.3)})
+        by_seed[sd] = pd.DataFrame(rows)
+    scores = B.query_scores(by_seed)
+    assert list(scores.columns) == ["method", "seed", "item", "value"] and scores["item"].nunique() == 50
+    verdicts = {c.claim_id.split("-", 1)[1]: C.judge(c, scores).verdict for c in B.claim_list("toy")}
+    assert verdicts == {"cf-beats-content-only-toy": "untestable", "cf-beats-ccl-toy": "contradicted",
+                        "cf-beats-bowdnn-toy": "supported", "cf-step-helps-toy": "supported"}
+    ccl = next(c for c in B.claim_list("toy") if "ccl" in c.claim_id)
+    assert ccl.paper_effect == pytest.approx(79.88 - 50.59)
+    table = B.dcg_table(by_seed[0], n_resamples=200)
     assert table.loc[B.CF, "paper"] == B.PAPER_TABLE1["CNN+CF"]

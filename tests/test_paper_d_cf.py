@@ -160,5 +160,15 @@ def test_cf_auc_table_refits_bpr_and_the_chosen_vae_with_more_seeds():
         assert m.loc[name, "test_auc"] == pytest.approx(np.mean(aucs))
         assert m.loc[name, "test_auc_min"] <= m.loc[name, "test_auc"] <= m.loc[name, "test_auc_max"]
     assert m.loc["BPR", "test_auc"] > m.loc["most popular", "test_auc"] + 0.1
-    tests = D.paired_auc_tests(t)
-    assert list(tests["comparison"])[1] == "BPR - most popular" and tests["p_value"].iloc[1] < 0.05
+    rows = D.per_user_auc_rows(t, {"VAE": chosen, "BPR": "BPR", "most popular": "most popular"})
+    assert set(rows["seed"]) == {0, 1} and rows["value"].notna().all()
+    per_arm = rows.groupby(["method", "seed"])["item"].apply(tuple)
+    assert per_arm.nunique() == 1  # every arm and seed scored on the same users
+    pop = rows[rows["method"] == "most popular"].pivot(index="item", columns="seed", values="value")
+    np.testing.assert_array_equal(pop[0], pop[1])  # fit once: repeated for every seed
+    for sd in (0, 1):  # the rows are the per-user AUCs behind each seed's mean
+        bpr = rows.query("method == 'BPR' and seed == @sd")["value"]
+        assert bpr.mean() == pytest.approx(t.attrs["seed_aucs"]["BPR"][sd], abs=0.02)
+    from clickvision import claims
+    j = claims.judge(claims.Claim("D", "t", "t", "direction", arms=("BPR", "most popular")), rows)
+    assert j.verdict == "supported" and j.n_seeds == 2

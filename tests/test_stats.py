@@ -10,8 +10,17 @@ from clickvision import stats as S
 from clickvision.metrics import average_precision_macro
 
 
-def test_bootstrap_indices_subsample_without_replacement():
-    idx = S.bootstrap_indices(100, n_resamples=50, fraction=0.9, seed=3)
+def test_bootstrap_indices_default_is_the_classic_bootstrap():
+    idx = S.bootstrap_indices(100, seed=0)  # all rows, with replacement
+    assert idx.shape == (1000, 100)
+    assert all(len(np.unique(row)) < 100 for row in idx[:20])  # repeats in every resample
+    sub = S.bootstrap_indices(100, 5, fraction=0.9, seed=0)  # a fraction alone still replaces
+    assert sub.shape == (5, 90) and any(len(np.unique(row)) < 90 for row in sub)
+
+
+def test_paper_d_subsamples_are_90_percent_without_replacement():
+    idx = S.paper_d_subsamples(100, n_resamples=50, seed=3)
+    assert np.array_equal(idx, S.bootstrap_indices(100, 50, 0.9, seed=3, replace=False))
     assert idx.shape == (50, 90) and idx.dtype.kind == "i"
     assert all(len(np.unique(row)) == 90 for row in idx)  # no row drawn twice
     assert idx.min() >= 0 and idx.max() < 100
@@ -35,11 +44,21 @@ def test_bootstrap_indices_full_fraction_replaces():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"n": 0}, "n must"), ({"n": 10, "fraction": 0.0}, "fraction"),
-     ({"n": 10, "n_resamples": 0}, "n_resamples")],
+     ({"n": 10, "n_resamples": 0}, "n_resamples"),
+     ({"n": 10, "fraction": 1.0, "replace": False}, "nothing is resampled")],
 )
 def test_bootstrap_indices_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         S.bootstrap_indices(**kwargs)
+
+
+def test_paper_d_range_is_about_a_third_of_the_bootstrap_interval():
+    """Why the paper's protocol decides no claim: sd of a 90% subsample mean without replacement
+    = sqrt(0.1 / 0.9) = 1/3 of the bootstrap mean's sd (finite-population correction)."""
+    v = np.random.default_rng(0).standard_normal(500)
+    sub = v[S.paper_d_subsamples(500, 4000, seed=1)].mean(1).std()
+    boot = v[S.bootstrap_indices(500, 4000, seed=1)].mean(1).std()
+    assert sub / boot == pytest.approx(1 / 3, rel=0.08)
 
 
 def test_bootstrap_metric_uses_identical_resamples_for_every_method():

@@ -1,16 +1,18 @@
-"""Bootstrap intervals and paired comparisons of methods.
+"""Bootstrap helpers for tables; the verdicts on the papers' claims come from :mod:`clickvision.claims`.
 
-Paper D reports mAP as the mean and a 90% interval over 50 bootstrap resamples of 90% of
-the test rows, and marks gains "significant" by paired t-tests (section 4.1.4, Table 5).
-Its code drew new resamples for each method; here every method is scored on the SAME
-resamples (:func:`bootstrap_indices` once, then :func:`bootstrap_metric`), so differences
-are paired. Paper B's intervals and its "paired test over queries" work on per-query
-values: :func:`bootstrap_ci` and :func:`paired_query_test`.
+Paper D reports mAP as the mean and a 90% range over 50 resamples of 90% of the test rows
+drawn WITHOUT replacement (section 4.1.4, Table 5), and marks gains "significant" by paired
+t-tests on those resamples. That range is NOT a confidence interval: a subsample of 90% of n
+rows without replacement has a mean whose spread is sqrt(0.1 / 0.9) = 1/3 of a bootstrap
+mean's (finite-population correction), so the range is about a third of the proper width,
+and the t-test on overlapping subsamples overstates significance. It is kept, under its own
+name (:func:`paper_d_subsamples`), only to display the paper's protocol beside its numbers.
+Every claim is judged by :func:`clickvision.claims.judge` (a two-level bootstrap WITH
+replacement over training seeds and test items).
 
-Caveat: bootstrap resamples overlap (90% of rows each), so they are not independent
-samples and a t-test on them (``paired_bootstrap_test``'s ``t_p_value``) overstates
-significance; it is reported because paper D used it. Prefer the percentile interval of
-the paired differences (``lo``, ``hi``) and its ``p_value``.
+:func:`bootstrap_indices` draws the classic bootstrap (all n rows, with replacement) unless
+asked otherwise; :func:`bootstrap_metric` scores every method on the SAME resamples;
+:func:`bootstrap_ci` and :func:`paired_query_test` work on per-query values (paper B).
 """
 from __future__ import annotations
 
@@ -35,16 +37,17 @@ def _percentiles(values: np.ndarray, ci: float) -> tuple[float, float]:
 
 def bootstrap_indices(
     n: int,
-    n_resamples: int = 50,
-    fraction: float = 0.9,
+    n_resamples: int = 1000,
+    fraction: float = 1.0,
     seed: int = 0,
-    replace: bool | None = None,
+    replace: bool = True,
 ) -> np.ndarray:
     """Row indices of ``n_resamples`` resamples of ``round(fraction * n)`` rows, (R, m).
 
-    ``replace=None`` draws without replacement when ``fraction < 1`` (paper D's "90% of
-    the test rows", a subsample) and with replacement when ``fraction == 1`` (the classic
-    bootstrap). Each row is sorted; the same ``seed`` gives the same indices.
+    The default is the classic bootstrap: all n rows, drawn WITH replacement. ``replace=False``
+    draws subsamples without replacement (it needs ``fraction < 1``); that is paper D's
+    protocol (:func:`paper_d_subsamples`), whose range is about a third of a confidence
+    interval's width. Each row is sorted; the same ``seed`` gives the same indices.
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -52,11 +55,22 @@ def bootstrap_indices(
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
-    replace = fraction >= 1 if replace is None else bool(replace)
+    if not replace and fraction >= 1:
+        raise ValueError("replace=False with fraction 1 draws every row every time: nothing is resampled")
     m = max(1, int(round(fraction * n)))
     rng = np.random.default_rng(seed)
-    draws = [rng.choice(n, size=m, replace=replace) for _ in range(n_resamples)]
+    draws = [rng.choice(n, size=m, replace=bool(replace)) for _ in range(n_resamples)]
     return np.sort(np.stack(draws), axis=1)
+
+
+def paper_d_subsamples(n: int, n_resamples: int = 50, seed: int = 0) -> np.ndarray:
+    """PAPER D's protocol: ``n_resamples`` subsamples of 90% of the n test rows WITHOUT replacement.
+
+    For displaying the paper's "mean and 90% range over 50 resamples" beside its numbers only:
+    the range is about 1/3 of a bootstrap confidence interval's width (see the module doc), so
+    it must not decide a claim (use :func:`clickvision.claims.judge`).
+    """
+    return bootstrap_indices(n, n_resamples, fraction=0.9, seed=seed, replace=False)
 
 
 def bootstrap_metric(
@@ -91,7 +105,10 @@ def bootstrap_metric(
 
 
 def summarize_bootstrap(df: pd.DataFrame, ci: float = 0.9) -> pd.DataFrame:
-    """Mean and percentile interval per method: columns method, mean, lo, hi, n_resamples."""
+    """Mean and percentile range per method: columns method, mean, lo, hi, n_resamples.
+
+    The range is a confidence interval only if the resamples are bootstrap resamples (with
+    replacement, all rows); over :func:`paper_d_subsamples` it is paper D's narrow range."""
     _check_ci(ci)
     missing = {"method", "resample", "value"} - set(df.columns)
     if missing:
@@ -121,6 +138,9 @@ def _paired_t_p(a: np.ndarray, b: np.ndarray) -> float:
 
 def paired_bootstrap_test(df: pd.DataFrame, a: str, b: str, ci: float = 0.9) -> dict[str, float]:
     """Compare methods ``a`` and ``b`` on paired resamples (same resample id, same rows).
+
+    Meaningful only on bootstrap resamples (with replacement); on paper D's subsamples the
+    interval is about 1/3 too narrow. Claims are judged by :func:`clickvision.claims.judge`.
 
     Returns ``mean_diff`` (mean of a - b), ``lo``/``hi`` (percentile interval of the paired
     differences), ``p_value`` (two-sided: twice the add-one-smoothed share of differences

@@ -8,8 +8,10 @@ Images: the real Open Clip Art images with their real keywords as labels and SIM
 interactions (:mod:`clickvision.click.interactions`). No real image ever meets a real
 interaction here. Items split 70/15/15; validation and test items are cold (their
 interactions are dropped before the CF model is fit). Model selection on validation only.
-mAP: mean and 90% interval over 50 resamples of 90% of the test rows, the SAME resamples for
-every method and seed, paired tests.
+Tables: mAP with paper D's own range (50 subsamples of 90% of the test rows, the SAME for
+every method and seed, seeds averaged per subsample: about a third of a confidence interval,
+display only). Claims: per-test-image AP rows in ``attrs['items']`` (seeds x images), judged
+by :mod:`clickvision.claims`.
 """
 from __future__ import annotations
 
@@ -28,10 +30,10 @@ from ..data import openclipart
 from ..losses import cf as losses
 from ..models import collab
 from .paper_d_cf import (CFSettings, cf2label_table, cf_auc_table, cornac_rows, fit_cf,  # noqa: F401
-                         item_cf_vectors, paired_auc_tests)
+                         item_cf_vectors, per_user_auc_rows)
 from .paper_d_data import (NON_CONTENT_KEYWORDS, SPLIT_FRACTIONS, LabelledItems, bootstrap_table,  # noqa: F401
-                           movielens_items, multi_hot, openclipart_items, standardize, subsample_users,
-                           summarize_with_tests)
+                           item_ap_rows, movielens_items, multi_hot, openclipart_items, paper_protocol_table,
+                           per_class_ap, per_image_ap, standardize, subsample_users)
 
 
 # ----------------------------------------------------------------------------- Table 5 and Figs 3-4
@@ -120,9 +122,10 @@ def alpha_sweep(run: ImageRun, alphas: tuple, seed: int = 0, settings: collab.Fi
 
 
 def seed_averaged_values(y_test: np.ndarray, scores: dict, idx: np.ndarray) -> pd.DataFrame:
-    """Tidy (method, resample, value) mAP rows: ``scores`` maps a method to a list of test score
-    matrices (one per training seed); each is scored on the SAME resamples ``idx`` and the
-    seeds are averaged resample by resample, so paired tests compare like with like."""
+    """Tidy (method, resample, value) mAP rows for paper D's displayed range: ``scores`` maps a
+    method to a list of test score matrices (one per training seed); each is scored on the SAME
+    resamples ``idx`` and the seeds are averaged resample by resample (the paper's protocol:
+    the seed spread is averaged away, so this range is no interval for a claim)."""
     values = [stats.bootstrap_metric(M.average_precision_macro, y_test, {name: s}, idx)
               for name, per_seed in scores.items() for s in per_seed]
     return pd.concat(values).groupby(["method", "resample"], sort=False, as_index=False)["value"].mean()
@@ -130,27 +133,23 @@ def seed_averaged_values(y_test: np.ndarray, scores: dict, idx: np.ndarray) -> p
 
 def table5(run: ImageRun, alpha: float, seeds: tuple = (0,), settings: collab.FitSettings | None = None,
            n_resamples: int = 50, methods: tuple = TABLE5) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Table 5 on the test items: per method, the mAP over the same bootstrap resamples,
-    averaged over ``seeds`` resample by resample (so paired tests compare like with like),
-    with the 90% interval, gain vs Image-only and paired p-values; and a per-seed table
-    (validation and test mAP) that shows the spread over training seeds."""
+    """Table 5 on the test items: per method, the mAP over paper D's subsamples averaged over
+    ``seeds`` (:func:`paper_protocol_table`: the paper's range and the gain vs Image-only), with
+    ``attrs['items']`` the per-test-image AP of every method and seed (the claims' scores);
+    and a per-seed table (validation and test mAP) that shows the spread over training seeds."""
     y_te = run.items.y[run.items.rows("test")]
-    idx = stats.bootstrap_indices(len(y_te), n_resamples, 0.9, seed=0)
-    scores, per_seed = {}, []
+    idx = stats.paper_d_subsamples(len(y_te), n_resamples, seed=0)
+    scores, per_seed, by_seed = {}, [], {}
     for name, method, scheme in methods:
         for sd in seeds:
             out = fit_and_score(run, method, scheme, alpha, sd, settings=settings)
             scores.setdefault(name, []).append(out["test_scores"])
+            by_seed.setdefault(name, {})[sd] = out["test_scores"]
             per_seed.append({"method": name, "seed": sd, "val_mAP": out["val_mAP"],
                              "test_mAP": M.average_precision_macro(y_te, out["test_scores"])})
-    names = [m[0] for m in methods]
-    pairs = [(a, b) for a, b in (("MTL-reconstruct uniform", "MTL-reconstruct interaction"),
-                                 ("MTL-reconstruct loss", "MTL-reconstruct uniform"),
-                                 ("MTL-reconstruct loss", "MTL-reconstruct interaction"),
-                                 ("MTL-reconstruct loss", "Contrastive-loss"), ("MTL-reconstruct loss", "Sequential"))
-             if a in names and b in names]
-    return (summarize_with_tests(seed_averaged_values(y_te, scores, idx), "Image-only", tuple(pairs)),
-            pd.DataFrame(per_seed))
+    table = paper_protocol_table(seed_averaged_values(y_te, scores, idx), "Image-only")
+    table.attrs["items"] = item_ap_rows(y_te, by_seed)
+    return table, pd.DataFrame(per_seed)
 
 
 def mask_labels(y: np.ndarray, ratio: float, unit: str = "items", seed: int = 0) -> np.ndarray:
@@ -183,62 +182,59 @@ def label_paucity(run: ImageRun, ratios: tuple, alpha: float, seeds: tuple = (0,
     the same removal for both methods). Returns (summary, per_seed): per (ratio, method) the
     seed-averaged mean mAP and 90% interval on the test items (same resamples for every method
     and seed), the relative gain and paired p-value of MTL over Image-only; and per (ratio,
-    seed) each method's test mAP and MTL's relative gain, to show the spread over seeds."""
+    seed) each method's test mAP and MTL's relative gain, to show the spread over seeds.
+    The summary's mean and range follow paper D's protocol (display only); ``attrs['items']``
+    holds the per-test-image AP of every (ratio, method, seed) for the claims."""
     it = run.items
     tr, te = it.rows("train"), it.rows("test")
     y_te = it.y[te]
-    idx = stats.bootstrap_indices(len(y_te), n_resamples, 0.9, seed=0)
-    rows, per_seed, resampled = [], [], []
+    idx = stats.paper_d_subsamples(len(y_te), n_resamples, seed=0)
+    rows, per_seed, item_rows = [], [], []
     for ratio in ratios:
         scores = {name: [] for name, _ in PAUCITY_METHODS}
+        by_seed = {name: {} for name, _ in PAUCITY_METHODS}
         for sd in seeds:
             mask = mask_labels(it.y[tr], ratio, unit, sd)
             row = {"label_ratio": ratio, "seed": sd}
             for name, method in PAUCITY_METHODS:
                 scores[name].append(fit_and_score(run, method, "uniform", alpha, sd, mask, settings)["test_scores"])
+                by_seed[name][sd] = scores[name][-1]
                 row[name] = M.average_precision_macro(y_te, scores[name][-1])
             row["gain_%"] = 100 * (row["MTL-reconstruct uniform"] - row["Image-only"]) / row["Image-only"]
             per_seed.append(row)
         values = seed_averaged_values(y_te, scores, idx)
-        rows.append(summarize_with_tests(values, "Image-only").assign(label_ratio=ratio))
-        resampled.append(values.assign(label_ratio=ratio))
+        rows.append(paper_protocol_table(values, "Image-only").assign(label_ratio=ratio))
+        item_rows.append(item_ap_rows(y_te, by_seed, label_ratio=ratio))
     summary = pd.concat(rows, ignore_index=True)
-    summary.attrs["values"] = pd.concat(resampled, ignore_index=True)
+    summary.attrs["items"] = pd.concat(item_rows, ignore_index=True)
     return summary, pd.DataFrame(per_seed)
-
-
-def gain_difference_test(summary: pd.DataFrame, low: float, high: float) -> dict:
-    """Paired test of "the gain grows as labels get scarcer": MTL's relative gain over
-    Image-only on each resample (the same test rows at every ratio) at label ratio ``low``
-    minus the gain at ``high`` (:func:`clickvision.stats.paired_bootstrap_test`, in %)."""
-    v = summary.attrs["values"].pivot_table(index=["label_ratio", "resample"], columns="method", values="value")
-    gain = 100 * (v["MTL-reconstruct uniform"] - v["Image-only"]) / v["Image-only"]
-    df = pd.concat([pd.DataFrame({"method": f"ratio {r:g}", "resample": gain.loc[r].index, "value": gain.loc[r].values})
-                    for r in (low, high)], ignore_index=True)
-    return stats.paired_bootstrap_test(df, f"ratio {low:g}", f"ratio {high:g}")
 
 
 def alignment_sweep(alignments: tuple, ratios: tuple, alpha: float, seeds: tuple = (0,), unit: str = "items",
                     cf_settings: CFSettings | None = None, settings: collab.FitSettings | None = None,
                     items: LabelledItems | None = None, n_resamples: int = 50, cf2label_epochs: int = 20,
                     reuse: ImageRun | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """How the finding moves with the SIMULATED label alignment (READING-NOTES, paper D).
+    """How the finding moves with the SIMULATED label alignment (docs/READING-NOTES.md, paper D).
 
     Per alignment (re-simulated, CF model seeded by ``seeds[0]``): the out-of-fold CF2Label mAP
     of the simulator's item factors and of the training items' CF vectors (how much label
     information the simulated interactions put in q), then Image-only vs
-    MTL-reconstruct-uniform at each label ratio (:func:`label_paucity`, both of its tables).
+    MTL-reconstruct-uniform at each label ratio (:func:`label_paucity`, both of its tables;
+    ``attrs['items']``: the per-image AP rows of every alignment).
     ``reuse``: a run on the same ``items`` whose Image-only fits are reused (they do not depend
     on the interactions), so every alignment is compared with the very same baseline."""
     items = items or openclipart_items(seed=seeds[0])
-    rows, per_seed = [], []
+    rows, per_seed, item_rows = [], [], []
     for a in alignments:
         run = image_run(a, cf_settings, seeds[0], cf2label_epochs, items=items)
         if reuse is not None and reuse.items is items:  # Image-only never sees a CF vector: same fits
             run.fits.update({k: v for k, v in reuse.fits.items() if k[0] == "image_only"})
         summary, seeds_table = label_paucity(run, ratios, alpha, seeds, unit, settings, n_resamples)
         info = dict(alignment=a, cf2label_oof_mAP=run.oof_map, true_factor_oof_mAP=run.true_factor_oof_map)
+        item_rows.append(summary.attrs["items"].assign(alignment=a))
         rows.append(summary.assign(**info))
-        rows[-1].attrs = {}  # the per-resample values stay with label_paucity's own table
+        rows[-1].attrs = {}
         per_seed.append(seeds_table.assign(alignment=a))
-    return pd.concat(rows, ignore_index=True), pd.concat(per_seed, ignore_index=True)
+    out = pd.concat(rows, ignore_index=True)
+    out.attrs["items"] = pd.concat(item_rows, ignore_index=True)  # per-image AP, with an alignment column
+    return out, pd.concat(per_seed, ignore_index=True)

@@ -14,10 +14,10 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from .. import paths, stats
+from .. import paths
 from ..io import atomic_path
 from ..models import cf, collab
-from .paper_d_data import LabelledItems, bootstrap_table, standardize
+from .paper_d_data import LabelledItems, bootstrap_table, item_ap_rows, standardize
 
 
 # ----------------------------------------------------------------------------- CF models (Table 3)
@@ -71,6 +71,7 @@ def cf_auc_table(events: pd.DataFrame, settings: CFSettings | None = None, seed:
     the spread) and ``attrs['per_user']`` the per-user AUC averaged over seeds.
     ``cornac_epochs`` > 0: also fit Cornac's BPR and VAECF for that many epochs on the same
     split. Rows: method, val_auc, test_auc, test_auc_min, test_auc_max, n_seeds, fit_s, selected.
+    ``attrs['per_user_seeds']``: method -> {training seed: per-user test AUC} (:func:`per_user_auc_rows`).
     """
     if n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
@@ -112,21 +113,35 @@ def cf_auc_table(events: pd.DataFrame, settings: CFSettings | None = None, seed:
     out = pd.DataFrame(rows, columns=["method", "val_auc", "test_auc", "test_auc_min", "test_auc_max", "n_seeds",
                                       "fit_s", "selected"])
     out.attrs.update(vae_beta=vae_betas[best], vae_method=vaes[best][0], seed_aucs=seed_aucs,
-                     per_user={k: np.mean(np.vstack(v), 0) if len(v) > 1 else v[0] for k, v in per_user.items()})
+                     per_user={k: np.mean(np.vstack(v), 0) if len(v) > 1 else v[0] for k, v in per_user.items()},
+                     per_user_seeds={k: {seed + i: u for i, u in enumerate(v)} for k, v in per_user.items()})
     return out
 
 
-def paired_auc_tests(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Paired tests over users (:func:`clickvision.stats.paired_query_test`) of the test AUC:
-    the chosen VAE vs BPR, and BPR vs most popular (users where the AUC is defined)."""
-    pu = table.attrs["per_user"]
-    rows = []
-    for a, b in ((table.attrs["vae_method"], "BPR"), ("BPR", "most popular"), (table.attrs["vae_method"], "most popular")):
-        ok = ~np.isnan(pu[a]) & ~np.isnan(pu[b])
-        t = stats.paired_query_test(pu[a][ok], pu[b][ok], seed=seed)
-        rows.append({"comparison": f"{a} - {b}", "users": int(ok.sum()), **{k: t[k] for k in
-                     ("mean_diff", "lo", "hi", "p_value", "t_p_value")}})
-    return pd.DataFrame(rows)
+def per_user_auc_rows(table: pd.DataFrame, methods: dict) -> pd.DataFrame:
+    """Tidy per-user test AUC rows (method, seed, item = user, value) for :mod:`clickvision.claims`.
+
+    ``methods`` maps a claim's arm name to a row of ``table`` (e.g. ``{"VAE": "VAE (beta 1.0)"}``).
+    A method fit once (deterministic, e.g. most popular) is repeated for every training seed of
+    the others, so every arm has the same seeds; users whose AUC is undefined under any arm are
+    dropped (the same users for every arm and seed).
+    """
+    pus = table.attrs["per_user_seeds"]
+    seeds = sorted(set().union(*(pus[m].keys() for m in methods.values())))
+    grid = {}
+    for arm, m in methods.items():
+        by_seed = pus[m]
+        if len(by_seed) == 1:  # fit once: the same scores at every seed
+            only = next(iter(by_seed.values()))
+            by_seed = {sd: only for sd in seeds}
+        if sorted(by_seed) != seeds:
+            raise ValueError(f"{m!r} was fit with seeds {sorted(by_seed)}, the others with {seeds}")
+        grid[arm] = np.vstack([by_seed[sd] for sd in seeds])
+    ok = np.all([np.isfinite(v).all(0) for v in grid.values()], axis=0)
+    users = np.flatnonzero(ok)
+    return pd.concat([pd.DataFrame({"method": arm, "seed": np.repeat(seeds, len(users)),
+                                    "item": np.tile(users, len(seeds)), "value": v[:, ok].ravel()})
+                      for arm, v in grid.items()], ignore_index=True)
 
 
 def cornac_rows(train: sp.csr_matrix, test: sp.csr_matrix, s: CFSettings, seed: int, max_test_users: int | None,
@@ -203,6 +218,9 @@ def cf2label_table(items: LabelledItems, events: pd.DataFrame, settings: CFSetti
     The pre-study sees every item's interactions (4.2): the CF models are fit on all events
     (10% held out for early stopping); CF2Label trains on the training items, stops on the
     validation items. Popularity scores each class by its training frequency.
+    ``attrs['items']``: per-class AP rows on the test items (:func:`item_ap_rows` ``per="class"``,
+    seed ``seed``; their mean is the table's mAP) for the claims: the popularity baseline gives
+    every item the same scores, so only a per-class average scores it as the paper's mAP does.
     """
     tr, va, te = items.rows("train"), items.rows("val"), items.rows("test")
     prior = items.y[tr].mean(0)
@@ -212,5 +230,6 @@ def cf2label_table(items: LabelledItems, events: pd.DataFrame, settings: CFSetti
         q = standardize(q, tr)
         net, _ = collab.fit_cf2label(q[tr], items.y[tr], q[va], items.y[va], epochs=epochs, seed=seed)
         scores[f"CF2Label {model.upper()}"] = collab.predict_scores(net, q[te])
-    return bootstrap_table(items.y[te], scores, "Popularity based", n_resamples, seed=seed,
-                           pairs=(("CF2Label VAE", "CF2Label BPR"),))
+    table = bootstrap_table(items.y[te], scores, "Popularity based", n_resamples, seed=seed)
+    table.attrs["items"] = item_ap_rows(items.y[te], {k: {seed: v} for k, v in scores.items()}, per="class")
+    return table
