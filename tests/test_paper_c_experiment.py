@@ -36,54 +36,83 @@ def test_summarize_mean_sd_in_input_order():
     assert list(s["n_seeds"]) == [2, 2]
 
 
-def test_claims_table2_held_only_when_true_on_every_target():
-    vals = {}
-    for t, (oc, ns, nsp, ch) in {"x": (0.4, 0.5, 0.55, 0.6), "y": (0.4, 0.5, 0.65, 0.6)}.items():
-        vals.update({(t, "OnlyCross"): [oc, oc + 0.01], (t, "NoShare"): [ns, ns - 0.02],
-                     (t, "NoSrcSp"): [nsp, nsp], (t, "CHTN"): [ch, ch]})
-    claims = {c["claim_id"]: c for c in pc.claims_table2(runs_frame(vals))}
-    assert claims["C-T2-onlycross-noshare"]["held"] is True
-    assert claims["C-T2-noshare-chtn"]["held"] is True
-    assert claims["C-T2-nosrcsp-chtn"]["held"] is False  # y: NoSrcSp 0.65 > CHTN 0.6
-    assert "(2/2 seeds)" in claims["C-T2-noshare-chtn"]["evidence"]
-    assert "difference +0.110 ± 0.014" in claims["C-T2-noshare-chtn"]["evidence"]  # x: 0.6 - (0.5, 0.48), sd ddof 1
-    # a lower mean whose paired gap is within one sd of zero is not held
-    few = runs_frame({("x", "OnlyCross"): [0.50, 0.50, 0.40], ("x", "NoShare"): [0.49, 0.49, 0.60],
-                      ("x", "NoSrcSp"): [0.5] * 3, ("x", "CHTN"): [0.6] * 3})
-    claims = {c["claim_id"]: c for c in pc.claims_table2(few)}
-    assert claims["C-T2-onlycross-noshare"]["held"] is False
-    assert "(1/3 seeds, within 1 sd of 0: not resolved)" in claims["C-T2-onlycross-noshare"]["evidence"]
+def scores_frame(means, n=30, seeds=(0, 1, 2), noise=0.05):
+    """Per-query AP rows: {(target, method): mean AP} -> target, method, seed, direction, query, value."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for (target, method), m in means.items():
+        for seed in seeds:
+            for d in pc.DIRECTIONS:
+                v = np.clip(m + noise * rng.standard_normal(n), 0, 1)
+                rows.append(pd.DataFrame({"target": target, "method": method, "seed": seed, "direction": d,
+                                          "query": np.arange(n), "value": v}))
+    return pd.concat(rows, ignore_index=True)
 
 
-def test_claims_table1_best_and_reorder():
-    df = runs_frame({("x", "CCA"): [0.3], ("x", "CFA"): [0.4], ("x", "CHTN"): [0.5],
-                     ("y", "CCA"): [0.45], ("y", "CFA"): [0.35], ("y", "CHTN"): [0.4]})
-    claims = {c["claim_id"]: c for c in pc.claims_table1(df)}
-    assert claims["C-T1-best"]["held"] is False and "CCA" in claims["C-T1-best"]["evidence"]
-    assert claims["C-T1-reorder"]["held"] is True and claims["C-T1-reorder"]["evidence"].startswith("1 baseline")
-    same = runs_frame({("x", "CCA"): [0.3], ("x", "CFA"): [0.4], ("x", "CHTN"): [0.5],
-                       ("y", "CCA"): [0.2], ("y", "CFA"): [0.3], ("y", "CHTN"): [0.5]})
-    claims = {c["claim_id"]: c for c in pc.claims_table1(same)}
-    assert claims["C-T1-best"]["held"] is True and claims["C-T1-reorder"]["held"] is False
-    tie = runs_frame({("x", "CCA"): [0.300], ("x", "CFA"): [0.305], ("x", "CHTN"): [0.5],
-                      ("y", "CCA"): [0.305], ("y", "CFA"): [0.300], ("y", "CHTN"): [0.5]})
-    assert not {c["claim_id"]: c for c in pc.claims_table1(tie)}["C-T1-reorder"]["held"]  # within the margin
-    noisy = runs_frame({("x", "CCA"): [0.30, 0.30], ("x", "CFA"): [0.36, 0.30], ("x", "CHTN"): [0.5, 0.5],
-                        ("y", "CCA"): [0.35, 0.35], ("y", "CFA"): [0.30, 0.30], ("y", "CHTN"): [0.5, 0.5]})
-    assert not {c["claim_id"]: c for c in pc.claims_table1(noisy)}["C-T1-reorder"]["held"]  # x: gap 0.03 < sd 0.042
-    close = runs_frame({("x", "CCA"): [0.30, 0.31, 0.29], ("x", "CHTN"): [0.33, 0.29, 0.32]})
-    best = {c["claim_id"]: c for c in pc.claims_table1(close)}["C-T1-best"]
-    assert best["held"] is False and "not resolved" in best["evidence"]  # CHTN ahead on the mean only
+def runs_of(scores):
+    """Per-seed averages of a scores frame, as Trial.runs has them."""
+    g = scores.groupby(["target", "method", "seed"], sort=False)["value"].mean().rename("average").reset_index()
+    return g
 
 
-def test_paired_gap_and_resolved():
-    df = runs_frame({("t", "A"): [0.5, 0.6, 0.7], ("t", "B"): [0.4, 0.4, 0.4], ("t", "C"): [0.45]})
-    mean, sd, n, wins = pc.paired_gap(df, "t", "A", "B")
-    assert (mean, n, wins) == (pytest.approx(0.2), 3, 3) and sd == pytest.approx(0.1)  # sample sd of .1 .2 .3
-    assert pc.resolved(mean, sd) and not pc.resolved(0.05, 0.1) and not pc.resolved(0.005, 0.0, margin=0.01)
-    assert pc.paired_gap(df, "t", "A", "C")[2] == 3  # a one-row (deterministic) method pairs with every seed
-    with pytest.raises(ValueError, match="no runs"):
-        pc.paired_gap(df, "t", "A", "D")
+def test_query_ap_averages_to_cross_modal_map():
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 5)
+    ri, rt = rng.normal(size=(15, 4)) + y[:, None], rng.normal(size=(15, 4)) + y[:, None]
+    ap = pc.query_ap(ri, rt, y)
+    m = pc.metrics.cross_modal_map(ri, rt, y)
+    assert len(ap) == 30 and list(ap.columns) == ["direction", "query", "value"]
+    assert ap["value"].mean() == pytest.approx(m["average"])
+    assert ap.groupby("direction")["value"].mean()["img2txt"] == pytest.approx(m["img2txt"])
+
+
+def test_claim_data_items_and_folds():
+    sc = scores_frame({("x", "A"): 0.5, ("y", "A"): 0.5, ("x", "B"): 0.4, ("y", "B"): 0.4}, n=4, seeds=(0,))
+    d = pc.claim_data(sc, ("A", "B"))
+    assert list(d.columns) == ["method", "seed", "fold", "item", "value"]
+    assert set(d["item"]) == {f"{k}:{q}" for k in pc.DIRECTIONS for q in range(4)} and set(d["fold"]) == {"x", "y"}
+    assert len(pc.claim_data(sc, ("A",), ["x"])) == 8
+
+
+def test_table1_claims_best_and_reorder():
+    sc = scores_frame({("x", "CCA"): 0.3, ("x", "CFA"): 0.5, ("x", "CHTN"): 0.45,
+                       ("y", "CCA"): 0.5, ("y", "CFA"): 0.35, ("y", "CHTN"): 0.55})
+    claims = {c.claim_id: (c, d) for c, d in pc.table1_claims(sc, runs_of(sc))}
+    best, data = claims["C-T1-best"]
+    assert best.arms == ("CHTN", "CFA") and best.kind == "direction" and set(data["fold"]) == {"x"}
+    assert pc.judge(best, data).verdict == "contradicted"  # CHTN best pooled, but not on x
+    reorder, data = claims["C-T1-reorder"]
+    assert {"CCA", "CFA"} == set(reorder.arms) and data["fold"].nunique() == 1
+    assert pc.judge(reorder, data).verdict == "supported"
+    one = sc[sc["target"] == "x"]
+    claims = {c.claim_id: c for c, _ in pc.table1_claims(one, runs_of(one))}
+    assert claims["C-T1-reorder"].kind == "untestable"
+    assert claims["C-T1-best"].arms == ("CHTN", "CFA")
+
+
+def test_ablation_claims_orientation_and_paper_effects():
+    means = {("x", "OnlyCross"): 0.4, ("x", "NoShare"): 0.5, ("x", "NoSrcSp"): 0.55, ("x", "CHTN"): 0.6,
+             ("x", "NoSource"): 0.58, ("x", "NoMMD"): 0.58}
+    claims = {c.claim_id: (c, d) for c, d in pc.ablation_claims(scores_frame(means))}
+    assert len(claims) == 6
+    c, d = claims["C-T2-onlycross-noshare"]
+    assert c.arms == ("NoShare", "OnlyCross") and c.paper_effect == pytest.approx((0.017 + 0.082 + 0.019) / 3)
+    assert pc.judge(c, d).verdict == "supported"
+    assert claims["C-T2-ctrl-nosource-chtn"][0].paper_effect is None
+    assert pc.judge(*claims["C-T2-ctrl-nosrcsp-nosource"]).verdict == "supported"  # NoSrcSp 0.55 < NoSource 0.58
+    few = {k: v for k, v in means.items() if k[1] in ("NoShare", "CHTN")}
+    assert [c.claim_id for c, _ in pc.ablation_claims(scores_frame(few))] == ["C-T2-noshare-chtn"]
+
+
+def test_tune_picks_best_validation_run():
+    class R:
+        def __init__(self, v):
+            self.stop, self.settings = {"best_val": v, "stop_step": 10, "capped": False}, {}
+    vals = {0.0: 0.5, 0.2: 0.7, 0.5: 0.7}
+    best, table = pc.tune(lambda seed, dropout: R(vals[dropout]), [{"dropout": d} for d in vals])
+    assert best.stop["best_val"] == 0.7 and table["chosen"].tolist() == [False, True, False]  # first of a tie
+    with pytest.raises(ValueError, match="empty"):
+        pc.tune(lambda seed: R(0), [])
 
 
 def test_rank_cosine_and_stable_ties():

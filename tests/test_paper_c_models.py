@@ -82,6 +82,11 @@ def test_ablation_flags_remove_exactly_what_they_name():
     assert names["NoShare"] - names["OnlyCross"] == source
     assert terms["OnlyCross"] == {"pair", "correlation"}
     assert full.flags.shared_layers and not make_model("OnlyCross").flags.source_pathway
+    # NoSource (control): CHTN without the source pathway; the shared layers stay.
+    assert names["CHTN"] - names["NoSource"] == source and names["NoSource"] <= names["CHTN"]
+    assert terms["NoSource"] == {"pair", "correlation"}
+    # NoMMD (control): every part of CHTN, the MMD term alone goes.
+    assert names["NoMMD"] == names["CHTN"] and terms["NoMMD"] == terms["CHTN"] - {"mmd"}
     with pytest.raises(ValueError, match="variant"):
         make_model("NoPair")
 
@@ -155,10 +160,37 @@ def test_every_baseline_runs_and_beats_chance_on_separable_data():
     x = centres_x[y] + rng.normal(size=(n, 10))
     t = centres_t[y] + rng.normal(size=(n, 8))
     for name in BASELINES:
-        kw = {"steps": 40, "eval_every": 20, "batch_size": 20} if name in ("Bimodal AE", "Corr-AE", "Deep-SM") else {}
+        kw = {"steps": 40, "eval_every": 20, "batch_size": 20, "dropout": 0.2} \
+            if name in ("Bimodal AE", "Corr-AE", "Deep-SM") else {}
         method = make_baseline(name, seed=0, **kw).fit(x, t, y, val=(x, t, y))
         ri, rt = method.transform(x, t)
         assert ri.shape[0] == n and rt.shape[0] == n and ri.shape[1] == rt.shape[1]
         assert cross_modal_map(ri, rt, y)["average"] > 0.5, name  # chance is ~0.35
     with pytest.raises(ValueError, match="unknown baseline"):
         make_baseline("CMDN")
+
+
+def test_stop_rule_minimum_steps_patience_and_cap():
+    from clickvision.models.crossmodal_deep import StopRule, fit_to_convergence
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def loss_fn(m, batch):
+        return (m.w - 1).pow(2).sum()
+    data = [torch.zeros(1)] * 4
+    flat = lambda m: {"val_map": 0.5}  # noqa: E731 - never improves after the first evaluation
+    rule = StopRule(max_steps=100, eval_every=5, patience=2, min_delta=0.0, min_steps=30)
+    _, stop = fit_to_convergence(Net(), loss_fn, data, flat, rule, seed=0)
+    assert stop["stop_step"] == 30 and not stop["capped"] and stop["best_step"] == 5  # waits for min_steps
+    _, stop = fit_to_convergence(Net(), loss_fn, data, flat, StopRule(100, 5, 2, 0.0, 0), seed=0)
+    assert stop["stop_step"] == 15  # patience 2 after the first evaluation
+    rising = lambda m: {"val_map": float(m.w)}  # noqa: E731 - improves at every evaluation
+    _, stop = fit_to_convergence(Net(), loss_fn, data, rising, StopRule(40, 5, 2, 0.0, 0), seed=0)
+    assert stop["stop_step"] == 40 and stop["capped"] and stop["best_step"] == 40
+    acc = StopRule(1500, 25, 4, 0.002, 200).for_accumulation(16)
+    assert (acc.max_steps, acc.eval_every, acc.min_steps, acc.patience) == (94, 2, 12, 4)
+    with pytest.raises(ValueError, match="min_steps"):
+        StopRule(max_steps=10, min_steps=20)

@@ -67,6 +67,28 @@ def test_train_chtn_end_to_end_deterministic_and_per_variant_terms(data, run):
     assert "mmd" in terms["NoSrcSp"] and "source" not in terms["NoSrcSp"]
     with pytest.raises(ValueError, match="solver"):
         pc.train_chtn(data, solver="rmsprop", **KW)
+    # stopped by the rule on the validation MAP; per-query AP averages to the test MAP
+    assert set(a.stop) >= {"stop_step", "best_step", "best_val", "capped"} and a.stop["stop_step"] <= 40
+    assert a.ap["value"].mean() == pytest.approx(a.scores["average"]) and len(a.ap) == 2 * 12
+    authors = pc.train_chtn(data, "CHTN", seed=0, pair_weight=0.01, **{**KW, "steps": 32}, **pc.AUTHORS)
+    assert authors.stop["batches"] == 16 * authors.stop["stop_step"] and authors.stop["stop_step"] <= 2
+
+
+def test_run_trial_search_and_seeds(data):
+    rule = pc.StopRule(max_steps=6, eval_every=3, patience=1, min_delta=0.0, min_steps=0)
+    tr = pc.run_trial({"toy": data}, [0, 1], ["NoShare", "CHTN", "Deep-SM", "CCA"], rule=rule, hidden=16,
+                      dropouts=(0.0, 0.5), pair_weights=(0.01, 0.1))
+    assert len(tr.runs) == 8 and set(tr.scores["method"]) == {"NoShare", "CHTN", "Deep-SM", "CCA"}
+    assert len(tr.scores) == 8 * 2 * 12
+    s = tr.search
+    assert len(s[s["method"] == "CHTN"]) == 3 and len(s[s["method"] == "NoShare"]) == 2  # pw x {0.5}, then dropout 0
+    assert s.groupby("method")["chosen"].sum().eq(1).all()
+    chtn_w = tr.runs.loc[tr.runs["method"] == "CHTN", "pair_weight"].iloc[0]
+    assert (tr.runs.loc[tr.runs["method"] == "NoShare", "pair_weight"] == chtn_w).all()  # CHTN's weight
+    cca = tr.scores[tr.scores["method"] == "CCA"]
+    assert (cca[cca["seed"] == 0]["value"].to_numpy() == cca[cca["seed"] == 1]["value"].to_numpy()).all()
+    st = pc.stop_table(tr.runs)
+    assert set(st["method"]) == {"NoShare", "CHTN", "Deep-SM"} and (st["seeds"] == 2).all()
 
 
 def test_text_query_tokenises_like_training_and_ranks_by_cosine(data, run):

@@ -23,6 +23,11 @@ variant        removed
 ``NoSrcSp``    the source classifier fc8-s and the source supervision loss (eq. 3)
 ``NoShare``    the shared fc8/fc9/classifier: fc7-i and fc7-t get one classifier each
 ``OnlyCross``  the source pathway (so MMD and source supervision) and the shared layers
+``NoSource``   the source pathway (so MMD and source supervision); the shared layers stay
+               (a control the paper lacks: single-modal transfer with the shared layers)
+``NoMMD``      the MMD (eq. 2) only; the source pathway and its classifier stay (a control:
+               the target image pathway has its own parameters, so without the MMD nothing
+               of the source reaches the target network)
 =============  ==========================================================================
 """
 from __future__ import annotations
@@ -37,7 +42,7 @@ from torch import nn
 from ..losses.crossmodal import pair_loss_layers
 from ..losses.mmd import mmd2_layers
 
-VARIANTS = ("CHTN", "NoSrcSp", "NoShare", "OnlyCross")
+VARIANTS = ("CHTN", "NoSrcSp", "NoShare", "OnlyCross", "NoSource", "NoMMD")
 
 
 @dataclass(frozen=True)
@@ -47,14 +52,17 @@ class VariantFlags:
     source_pathway: bool
     source_supervision: bool
     shared_layers: bool
+    mmd: bool = True
 
     @classmethod
     def of(cls, variant: str) -> "VariantFlags":
         if variant not in VARIANTS:
             raise ValueError(f"CHTN variant must be one of {VARIANTS}, got {variant!r}")
-        return cls(source_pathway=variant != "OnlyCross",
-                   source_supervision=variant in ("CHTN", "NoShare"),
-                   shared_layers=variant in ("CHTN", "NoSrcSp"))
+        source = variant not in ("OnlyCross", "NoSource")
+        return cls(source_pathway=source,
+                   source_supervision=variant in ("CHTN", "NoShare", "NoMMD"),
+                   shared_layers=variant in ("CHTN", "NoSrcSp", "NoSource", "NoMMD"),
+                   mmd=source and variant != "NoMMD")
 
 
 class Pathway(nn.Module):
@@ -162,7 +170,7 @@ class CHTNLoss:
     MMD (eq. 2), source supervision (eq. 3), pair loss (eq. 6) and correlation loss (eq. 7).
 
     ``batch`` = ``{"target": (image, text, label), "source": (image, label)}`` (the source
-    part is ignored by OnlyCross). The pair loss is the per-pair mean of eq. (5), summed over
+    part is ignored by OnlyCross and NoSource). The pair loss is the per-pair mean of eq. (5), summed over
     fc6 and fc7, times ``pair_weight`` (paper: 0.001 for AlexNet's scale; recalibrate, see
     :func:`calibrate_pair_weight`). Returns ``(loss, {term: value})``; terms a variant lacks
     are not logged. ``kernel_num`` / ``kernel_mul`` / ``detach_bandwidth``: the MMD's kernel
@@ -189,8 +197,9 @@ class CHTNLoss:
         if model.flags.source_pathway:
             s_image, s_label = batch["source"]
             src = model.forward_source(s_image)
-            out["mmd"] = mmd2_layers([(src["fc6"], img["fc6"]), (src["fc7"], img["fc7"])],
-                                     self.kernel_num, self.kernel_mul, self.detach_bandwidth)
+            if model.flags.mmd:
+                out["mmd"] = mmd2_layers([(src["fc6"], img["fc6"]), (src["fc7"], img["fc7"])],
+                                         self.kernel_num, self.kernel_mul, self.detach_bandwidth)
             if "logits" in src:
                 out["source"] = F.cross_entropy(src["logits"], s_label)
         return out

@@ -12,10 +12,11 @@ Traditional (no validation split, as in the paper):
   (Zhai et al., 2014) and LGCFL (Kang et al., 2015): :class:`JRLSpirit`,
   :class:`LGCFLSpirit` (simplified: label-space regression with l2,1 sparsity, plus a
   cross-modal graph for JRL; not the authors' algorithms).
-DNN-based (in :mod:`~clickvision.models.crossmodal_deep`): Corr-AE (Feng et al., 2014) and
-  Bimodal AE (Ngiam et al., 2011), both selecting their training length on the validation
-  MAP as the paper says, and Deep-SM (Wei et al., 2017): one classifier per modality,
-  probability vectors as the common space. Multimodal DBN and CMDN are left out (see paper
+DNN-based (in :mod:`~clickvision.models.crossmodal_deep`): Corr-AE (Feng et al., 2014),
+  Bimodal AE (Ngiam et al., 2011) and Deep-SM (Wei et al., 2017: one classifier per
+  modality, probability vectors as the common space), each trained until its validation
+  MAP stops improving by the one rule of every paper C network
+  (:class:`~clickvision.models.crossmodal_deep.StopRule`). Multimodal DBN and CMDN are left out (see paper
   C's notebook C.03). :func:`make_baseline` builds any of them by its Table 1 name.
 """
 from __future__ import annotations
