@@ -103,7 +103,9 @@ def test_image_click_counts_sum_the_log(synthetic, tmp_path, monkeypatch):
     assert counts[0] == 5 and counts[2] == 7 and counts[1] == 0 and counts.sum() == 12
 
 
-def test_claims_follow_the_paired_gap():
+def test_claims_on_the_verdict_engine():
+    from clickvision.claims import judge
+
     scores = {"scorer": "click", "noise_before": 0.2, "noise_after": 0.05, "precision": 0.5, "recall": 0.8,
               "removed": 10, "n": 50, "noisy": 10}
 
@@ -114,8 +116,22 @@ def test_claims_follow_the_paired_gap():
                 out += [{"arm": arm, "seed": seed, "metric": m, "value": base} for m in ("acc_s", "acc_t")]
         return pd.DataFrame(out)
 
-    held = {c["claim_id"]: c["held"] for c in AC.claims_table_ii(rows([0.02, 0.03, 0.025]), scores)}
-    assert held == {"TableII-removes-noise": True, "TableII-cleaning-improves-Acc-T": True,
-                    "TableII-cleaning-improves-Acc-S": True}
-    held = {c["claim_id"]: c["held"] for c in AC.claims_table_ii(rows([0.05, -0.04, 0.0]), {**scores, "precision": 0.1})}
-    assert not any(held.values())  # gap within its sd; removal no better than chance
+    noisy = np.zeros(50, bool)
+    noisy[:10] = True
+    keep = np.ones(50, bool)
+    keep[:8] = False  # 8 of the 10 removed are noisy: precision 0.8 against a noise rate of 0.2
+    keep[40:42] = False
+
+    def verdicts(r, k):
+        return {c.claim_id: judge(c, d, n_resamples=400).verdict for c, d in AC.claims_table_ii(r, scores, k, noisy)}
+
+    assert verdicts(rows([0.02, 0.03, 0.025]), keep) == {
+        "TableII-removes-noise": "supported", "TableII-cleaning-improves-Acc-T": "supported",
+        "TableII-cleaning-improves-Acc-S": "supported"}
+    worse = np.ones(50, bool)
+    worse[30:45] = False  # removes only clean images: precision 0 < 0.2
+    got = verdicts(rows([0.05, -0.04, 0.0]), worse)
+    assert got["TableII-removes-noise"] == "contradicted"
+    assert got["TableII-cleaning-improves-Acc-T"] == "inconclusive"  # per-seed gaps of both signs
+    (c, d), *_ = AC.claims_table_ii(rows([0.0]), scores)  # without the flags: untestable, with a reason
+    assert c.kind == "untestable" and d is None

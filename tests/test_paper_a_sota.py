@@ -157,7 +157,10 @@ def test_dann_follows_ganins_schedule_and_dan_uses_its_mmd(paper_a_synth, monkey
     net0 = S.train_adapted(data, CFG, "DAN", 0, S.SotaSettings(mmd_weight=0.0))["net"]
     net1 = S.train_adapted(data, CFG, "DAN", 0, S.SotaSettings(mmd_weight=50.0))["net"]
     assert not torch.equal(net0.psi[0].weight, net1.psi[0].weight)  # the MMD term reaches psi
-    assert len(S.adapted_rows("DAN", data, CFG, 0, SOTA)) == 4
+    rows = pd.DataFrame(S.adapted_rows("DAN", data, CFG, 0, SOTA))
+    assert set(rows["metric"]) == {"acc_s", "val_acc_s", "acc_t", "val_acc_t", "correct_s", "correct_t"}
+    per_image = rows[rows["metric"] == "correct_t"]["value"].mean()  # per test image: its mean is Acc-T
+    assert per_image == pytest.approx(rows.loc[rows["metric"] == "acc_t", "value"].iloc[0])
     with pytest.raises(ValueError, match="visual_hidden"):
         S.train_adapted(data, CFG.scaled(visual_hidden=0), "DAN", 0)
 
@@ -188,16 +191,23 @@ def _rows(acc_t: dict, noise: float = 0.001) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def test_claims_follow_the_paired_gaps():
+def test_claims_on_the_verdict_engine():
+    from clickvision.claims import judge
+
+    def verdicts(rows):
+        return {c.claim_id: judge(c, d, n_resamples=400) for c, d in S.claims_table_viii(rows)}
+
     acc = {"DAN": 0.70, "DANN": 0.50, "VGGimg": 0.60, "VGGsrc": 0.62, "SCDA": 0.71, "SF": 0.61, "VSE++": 0.66,
            "TDL[7]": 0.63, "TDL": 0.64, "MTTDL": 0.65, "MTMDD-VM": 0.69, "MTMDD-VM*": 0.74}
-    claims = {c["claim_id"]: c for c in S.claims_table_viii(_rows(acc))}
-    assert len(claims) == 8 and all(c["paper"] == "A" for c in claims.values())
-    assert all(c["held"] for c in claims.values())
-    assert "best V + C on validation: OURS*" in claims["VIII-combined-beats-visual"]["evidence"]
-    assert "best of the others: SCDA" in claims["VIII-OURS-best-Acc-T"]["evidence"]
+    claims = verdicts(_rows(acc))
+    assert len(claims) == 8 and all(j.claim.paper == "A" for j in claims.values())
+    assert all(j.verdict == "supported" for j in claims.values())
+    assert "(chosen on validation Acc-T: OURS*)" in claims["VIII-combined-beats-visual"].claim.claim
+    assert claims["VIII-OURS-best-Acc-T"].claim.arms == ("OURS*", "SCDA")
+    assert claims["VIII-TDL-beats-VGGsrc"].claim.paper_effect == pytest.approx(0.0)  # the paper's own tie
     acc.update({"MTMDD-VM*": 0.68, "TDL": 0.60})  # SCDA tops; TDL falls below VGGsrc and SF
-    claims = {c["claim_id"]: c for c in S.claims_table_viii(_rows(acc))}
-    assert not claims["VIII-OURS-best-Acc-T"]["held"] and not claims["VIII-TDL-beats-VGGsrc"]["held"]
-    assert not claims["VIII-joint-beats-SF"]["held"] and claims["VIII-MTTDL-beats-TDL"]["held"]
+    claims = verdicts(_rows(acc))
+    assert claims["VIII-OURS-best-Acc-T"].verdict == "contradicted"
+    assert claims["VIII-TDL-beats-VGGsrc"].verdict == "contradicted"
+    assert claims["VIII-joint-beats-SF"].verdict == "contradicted" and claims["VIII-MTTDL-beats-TDL"].verdict == "supported"
     assert S.best_combined(_rows(acc)) == "MTMDD-VM"

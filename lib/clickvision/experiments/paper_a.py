@@ -6,7 +6,7 @@ Tables VII and Fig. 12 are in :mod:`.paper_a_joint`, the gradient plots of Fig. 
 :mod:`.paper_a_grad`, the click features of A.01 in :mod:`.paper_a_clicks`, the data in
 :mod:`.paper_a_data`, the training in :mod:`.paper_a_train`.
 
-Protocol (READING-NOTES): TDL tables (III-VI) train a click predictor on the source, then
+Protocol (docs/READING-NOTES.md): TDL tables (III-VI) train a click predictor on the source, then
 a recognizer per domain on the frozen predictions, so "Acc-S" is the source recognizer's
 test accuracy with the predicted click feature; hyper-parameters (B, T, tau) are selected
 on the validation split and test is reported; several seeds give the spread.
@@ -72,12 +72,25 @@ def _rows(metrics: dict[str, float], **labels) -> list[dict]:
     return [{**labels, "metric": m, "value": float(v)} for m, v in metrics.items()]
 
 
+def item_rows(correct: np.ndarray, d, dom: str, **labels) -> list[dict]:
+    """Per test image of domain ``dom``: metric ``correct_<dom>`` (1.0 / 0.0), ``item`` the image's key.
+
+    The per-item scores behind Acc-S / Acc-T (their mean), for the claims' two-level bootstrap;
+    the key (not the row number) names the image, so runs on subsets of the training rows pair up.
+    """
+    rows = d.rows("test")
+    keys = d.items["key"].to_numpy()[rows] if "key" in d.items.columns else rows
+    return [{**labels, "metric": f"correct_{dom}", "item": str(k), "value": float(c)}
+            for k, c in zip(keys, correct)]
+
+
 def visual_baseline(data: PaperAData, cfg: HeadConfig, seed: int) -> list[dict]:
     """V alone (no click feature): recognizers on each domain; shared by every table's V column."""
     out = []
     for dom, d, cols in data.domains():
         acc = recognition_accuracy(d, cfg, None, True, seed, len(data.classes), cols)
         out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation="V", seed=seed)
+        out += item_rows(acc["test_correct"], d, dom, representation="V", seed=seed)
     return out
 
 
@@ -87,7 +100,7 @@ def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, k
     """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
 
     Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
-    and ``val_*``; for ``representation="click"``: ``rmse_s``, ``position_error`` (eq. 9),
+    and ``val_*``, per test image ``correct_s`` / ``correct_t`` with ``item``; for ``representation="click"``: ``rmse_s``, ``position_error`` (eq. 9),
     ``ratio`` (Table IV) on source test/val rows with a non-zero truth) and extras (the
     gd-ratio terms, and with ``keep`` the fit and the predictions).
     """
@@ -104,6 +117,7 @@ def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, k
         for (dom, d, cols), vh in zip(data.domains(), (vs, vt)):
             acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
             out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep, seed=seed)
+            out += item_rows(acc["test_correct"], d, dom, representation=rep, seed=seed)
     extras = {"grad_terms": fit.grad_terms}
     if keep:
         extras.update(fit=fit, v_source=vs, v_target=vt)
@@ -127,6 +141,7 @@ def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int]) -> tup
             for rep, use_visual in (("C (ground truth)", False), ("V+C (ground truth)", True)):
                 acc = recognition_accuracy(data.source, cfg, data.source.clicks, use_visual, seed, n)
                 rows += _rows({"acc_s": acc["test"], "val_acc_s": acc["val"]}, representation=rep, seed=seed)
+                rows += item_rows(acc["test_correct"], data.source, "s", representation=rep, seed=seed)
     return pd.DataFrame(rows), history
 
 

@@ -3,7 +3,7 @@
 From the SIMULATED click log to the vocabulary and eq. (1) (:mod:`clickvision.click.features`):
 query-formation examples, the vocabulary and its click distribution, eq. (1) against the
 authors'-code TF-IDF, Fig. 1's top words per image, and the ground-truth click feature as a
-recognizer's input (READING-NOTES leakage check) as the simulator's informativeness varies.
+recognizer's input (docs/READING-NOTES.md leakage check) as the simulator's informativeness varies.
 Each function returns a tidy DataFrame or Series.
 """
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _logistic_accuracy(x_train, y_train, x_eval, y_eval, seed: int) -> float:
 
 def click_ceiling(data: PaperAData, seed: int = 0,
                   per_image: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """The ground-truth click feature as a recognizer's input (READING-NOTES leakage check).
+    """The ground-truth click feature as a recognizer's input (docs/READING-NOTES.md leakage check).
 
     Logistic regression on the source training rows with V (pooled visual vector), C (the
     ground-truth click TF-IDF, simulated clicks) and V+C; accuracy on the source test rows,

@@ -278,7 +278,7 @@ def with_label_sets(data: PaperAData, source_classes, target_classes, k: int | N
     :class:`~clickvision.losses.unseen.LabelSpaces` union order (target classes first, then
     source-only ones); ``source_columns`` / ``target_columns`` name each domain's softmax
     columns. The click vocabulary is **rebuilt on the kept source training images** (the K
-    words with most clicks on them, as eq. 1 asks; READING-NOTES Fig. 13) and the eq. (1)
+    words with most clicks on them, as eq. 1 asks; docs/READING-NOTES.md Fig. 13) and the eq. (1)
     features recomputed, so a class subset never sees words learnt from classes it lacks.
     ``k``: vocabulary size (default: the current one). ``full``: the source's word click
     matrix over every training-clicked word, row-aligned with ``data.source`` (default:

@@ -2,7 +2,7 @@
 
 Heads on cached features have no conv layers to show, so this fine-tunes the last backbone
 blocks with the click branch (CONV+biFC) on a small subset of source training images at low
-resolution on the CPU (READING-NOTES). Three runs, one per loss: ``Count`` (tau = 0, eq. 2),
+resolution on the CPU (docs/READING-NOTES.md). Three runs, one per loss: ``Count`` (tau = 0, eq. 2),
 ``Position`` (tau = 1, eq. 10-11) and ``Combined`` (tau = 0.1, eq. 12); each records, every
 ``every`` iterations, the l2 norm of the loss gradient over each layer's parameters (the
 caption of Fig. 11) with :class:`clickvision.train.GradNormRecorder`.
@@ -121,37 +121,42 @@ def late_ratio(frame: pd.DataFrame, late_from: float = 0.3, a: str = "Combined",
     return out
 
 
-def claims_fig11(ratios: pd.DataFrame, layers: Sequence[str], low: float = 0.5, high: float = 2.0,
-                 position: pd.DataFrame | None = None) -> list[dict]:
-    """Fig. 11's claims: late in training the combined loss's (and the position loss's) gradients
-    track the count loss's; the position loss's fluctuate more (one run per loss, one seed).
+def claims_fig11(ratios: pd.DataFrame, layers: Sequence[str], position: pd.DataFrame | None = None,
+                 factor: float = 2.0) -> list:
+    """Fig. 11's claims as ``(Claim, data)`` pairs for a :class:`clickvision.claims.Ledger`.
 
-    ``ratios``: :func:`late_ratio` Combined / Count; ``position``: :func:`late_ratio` with
-    ``a="Position"`` (adds the claim that the position loss's gradients also converge).
+    One fine-tuning run per loss on one seed: the items are the panels (``layers``), so the
+    intervals say how the finding varies across the network's layers, not across seeds.
+    ``ratios``: :func:`late_ratio` Combined / Count (its ``cv`` columns give the fluctuation
+    claim); ``position``: :func:`late_ratio` with ``a="Position"``. "About the same" is an
+    equivalence of log2(median late ratio) with 0 within +/- log2(``factor``).
     """
-    col = [c for c in ratios.columns if c.startswith("late median")][0]
-    vals = ratios.loc[list(layers), col]
-    out = [dict(paper="A", claim_id="Fig11-combined-tracks-count",
-                claim="Late in training (after 30 % of the iterations) the combined loss's per-layer "
-                      f"gradient norms track the count loss's (median ratio within [{low}, {high}])",
-                evidence="late median Combined/Count per layer (1 run per loss, 1 seed): "
-                         + ", ".join(f"{k} {v:.2f}" for k, v in vals.items()),
-                held=bool(((vals >= low) & (vals <= high)).all()))]
+    from ..claims import Claim
+
+    layers = list(layers)
+    out = [(Claim("A", "Fig11-combined-tracks-count",
+                  "Late in training (after 30 % of the iterations) the combined loss's per-layer gradient norms "
+                  "track the count loss's", "structural",
+                  reason="the combined loss (eq. 12 at tau = 0.1) is 0.9 x the count loss plus 0.1 x the position "
+                         "loss, so its gradients track the count loss's by construction (the late medians of "
+                         "Combined / Count are in the table above)"), None)]
     if position is not None:
         pcol = [c for c in position.columns if c.startswith("late median")][0]
-        pv = position.loc[list(layers), pcol]
-        out.append(dict(paper="A", claim_id="Fig11-position-converges-late",
-                        claim="Late in training the position loss's per-layer gradient norms also become about the "
-                              f"same as the count loss's (median ratio within [{low}, {high}])",
-                        evidence="late median Position/Count per layer (1 run per loss, 1 seed): "
-                                 + ", ".join(f"{k} {v:.2f}" for k, v in pv.items()),
-                        held=bool(((pv >= low) & (pv <= high)).all())))
+        pv = np.log2(position.loc[layers, pcol].to_numpy(float))
+        data = pd.DataFrame({"method": ["log2 Position/Count"] * len(layers) + ["log2 1"] * len(layers),
+                             "seed": 0, "item": list(range(len(layers))) * 2,
+                             "value": np.concatenate([pv, np.zeros(len(layers))])})
+        out.append((Claim("A", "Fig11-position-converges-late",
+                           "Late in training the position loss's per-layer gradient norms also become about the same "
+                           f"as the count loss's: log2 of the late median ratio within +/-{np.log2(factor):g} "
+                           f"(a factor {factor:g}), averaged over the panels {', '.join(layers)}", "equivalence",
+                           arms=("log2 Position/Count", "log2 1"), margin=float(np.log2(factor))), data))
     if {"cv Position", "cv Count"} <= set(ratios.columns):
-        cp, cc = ratios.loc[list(layers), "cv Position"], ratios.loc[list(layers), "cv Count"]
-        out.append(dict(paper="A", claim_id="Fig11-position-fluctuates-more",
-                        claim="The position loss's gradient magnitudes fluctuate more than the count loss's "
-                              "(coefficient of variation over the run, every panel)",
-                        evidence="cv Position / Count per layer (1 seed): "
-                                 + ", ".join(f"{k} {cp[k]:.2f} / {cc[k]:.2f}" for k in cp.index),
-                        held=bool((cp > cc).all())))
+        data = pd.concat([pd.DataFrame({"method": r, "seed": 0, "item": range(len(layers)),
+                                        "value": ratios.loc[layers, f"cv {r}"].to_numpy(float)})
+                          for r in ("Position", "Count")], ignore_index=True)
+        out.append((Claim("A", "Fig11-position-fluctuates-more",
+                           "The position loss's gradient magnitudes fluctuate more than the count loss's (coefficient "
+                           f"of variation over the run, panels {', '.join(layers)} as the items)", "direction",
+                           arms=("Position", "Count")), data))
     return out

@@ -17,10 +17,10 @@ import pandas as pd
 
 from .. import metrics
 from ..models.mtmdd import SOURCE, TARGET
-from .paper_a import summarize
+from .paper_a import item_rows, summarize
 from .paper_a_data import PaperAData, torch_threads
-from .paper_a_train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, joint_outputs, predict_clicks,
-                            recognition_accuracy, train_joint)
+from .paper_a_train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, joint_outputs,
+                            predict_clicks, recognition_accuracy, train_joint)
 
 PAPER_TABLE_VII = pd.DataFrame(
     {("MTMDD-VM", 0.8): [77.0, 81.8, 73.1, 1.6], ("MTMDD-VM", 0.6): [77.2, 81.9, 73.1, 1.6],
@@ -39,7 +39,8 @@ def model_name(shared: bool, lam: float) -> str:
 
 
 def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> list[dict]:
-    """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth) and Acc-T, val and test.
+    """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth) and Acc-T, val and test,
+    and per test image ``correct_s`` / ``correct_t`` (with ``item``).
 
     MTTDL (``spec.two_domain=False``): Acc-T from a target recognizer (visual layer +
     classifier, trained on the target) on the frozen source-trained click predictor.
@@ -54,15 +55,21 @@ def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> 
         ok = s.valid[rows]
         vals = {p + "acc_s": accuracy_in(s.y[rows], logits, data.source_columns),
                 p + "rmse_s": metrics.rmse_normalized(s.clicks[rows][ok], v_hat[ok])}
+        if split == "test":
+            out += item_rows(correct_in(s.y[rows], logits, data.source_columns), s, "s", seed=seed)
         if spec.two_domain:
             trow = t.rows(split)
-            vals[p + "acc_t"] = accuracy_in(t.y[trow], joint_outputs(net, t, trow, TARGET)[0], data.target_columns)
+            t_logits = joint_outputs(net, t, trow, TARGET)[0]
+            vals[p + "acc_t"] = accuracy_in(t.y[trow], t_logits, data.target_columns)
+            if split == "test":
+                out += item_rows(correct_in(t.y[trow], t_logits, data.target_columns), t, "t", seed=seed)
         out += [{"metric": k, "value": float(v), "seed": seed} for k, v in vals.items()]
     if not spec.two_domain:
         acc = recognition_accuracy(t, cfg, predict_clicks(net, t), True, seed, len(data.classes),
                                    data.target_columns)
         out += [{"metric": "acc_t", "value": acc["test"], "seed": seed},
                 {"metric": "val_acc_t", "value": acc["val"], "seed": seed}]
+        out += item_rows(acc["test_correct"], t, "t", seed=seed)
     return out
 
 
@@ -130,132 +137,82 @@ def multidomain_sweep(data: PaperAData, cfg: HeadConfig, mus: Sequence[float], s
 
 # --- claims ----------------------------------------------------------------------------------
 
-def _m(summ: pd.DataFrame, metric: str, **where) -> float:
-    sub = summ[summ["metric"] == metric]
-    for k, v in where.items():
-        sub = sub[sub[k] == v]
-    return float(sub["mean"].mean()) if len(sub) else float("nan")
+def _dacc_items(rows: pd.DataFrame, shared: bool, lams: Sequence[float]) -> pd.DataFrame:
+    """Per (seed, test image): Acc-T correctness averaged over ``lams`` minus that at lambda = 1 (dAcc-T)."""
+    from .paper_a_claims import scores
+
+    d = scores(rows, "correct_t", {"mt": {"shared": shared, "lam": list(lams)}, "one": {"shared": shared, "lam": 1.0}})
+    w = d.pivot_table(index=["seed", "item"], columns="method", values="value")
+    return (w["mt"] - w["one"]).rename("value").reset_index().assign(method=model_name(shared, 0.4))
 
 
-def _per_seed(rows: pd.DataFrame, metric: str, **where) -> pd.Series:
-    """Per seed: the mean of ``metric`` over the rows matching ``where`` (values may be lists)."""
-    sub = rows[rows["metric"] == metric]
-    for k, v in where.items():
-        sub = sub[sub[k].isin(v if isinstance(v, (list, tuple, set)) else [v])]
-    return sub.groupby("seed")["value"].mean()
+def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) -> list:
+    """Table VII's claims as ``(Claim, data)`` pairs: per test image over the seeds (RMSE-S per seed)."""
+    from .paper_a_claims import A, DOMAIN, ranked, scores
 
-
-def _resolved(a: pd.Series, b: pd.Series) -> bool:
-    """The paired per-seed gap ``a - b`` is positive and outside one sd of zero (the ledger's rule)."""
-    from .paper_a_claims import gap_stats, resolved_positive
-
-    return resolved_positive(*gap_stats(a - b))
-
-
-def _ms(x: pd.Series, scale: float = 100.0, digits: int = 1) -> str:
-    """``"60.5 +- 1.2"`` over seeds (``"60.5 (1 seed)"`` with one)."""
-    if len(x) > 1:
-        return f"{scale * x.mean():.{digits}f} +- {scale * x.std():.{digits}f}"
-    return f"{scale * x.mean():.{digits}f} (1 seed)"
-
-
-def _gap(a: pd.Series, b: pd.Series, scale: float = 100.0, digits: int = 1) -> str:
-    """Paired per-seed gap ``a - b`` with its sd, and a note when it is within one sd of zero."""
-    d = (a - b).dropna()
-    if len(d) > 1:
-        note = " (within 1 sd of 0: not resolved)" if abs(d.mean()) <= d.std() else ""
-        return f"{scale * d.mean():+.{digits}f} +- {scale * d.std():.{digits}f}{note}"
-    return f"{scale * d.mean():+.{digits}f} (1 seed)"
-
-
-def claims_table_vii(rows: pd.DataFrame, chance: float) -> list[dict]:
-    """Table VII's claims, checked on our runs (means over seeds; per-seed paired gaps as evidence)."""
-    summ = summarize(rows, ["shared", "lam"])
     lams = sorted(float(x) for x in rows["lam"].unique() if 0 < x < 1)
-    n_seeds = rows["seed"].nunique()
     out = []
-    gain_rows, evidence, held_mt = {}, [], True
     for shared in (False, True):
         name = model_name(shared, 0.4)
-        s_mt, s_one = _per_seed(rows, "acc_s", shared=shared, lam=lams), _per_seed(rows, "acc_s", shared=shared, lam=1.0)
-        t_mt, t_one = _per_seed(rows, "acc_t", shared=shared, lam=lams), _per_seed(rows, "acc_t", shared=shared, lam=1.0)
-        held_mt &= _resolved(s_mt, s_one) and _resolved(t_mt, t_one)
-        evidence.append(f"{name}: mean over lambda {lams} Acc-S {_ms(s_mt)} / Acc-T {_ms(t_mt)} vs lambda=1 "
-                        f"{_ms(s_one)} / {_ms(t_one)}; paired gap Acc-S {_gap(s_mt, s_one)}, Acc-T {_gap(t_mt, t_one)}")
-        gain_rows[shared] = _per_seed(rows, "dacc_t", shared=shared, lam=[x for x in lams + [0.0]])
-    out.append(dict(paper="A", claim_id="VII-multitask-beats-lambda1",
-                    claim="Multitask training (0 < lambda < 1) gives higher Acc-S and Acc-T than the "
-                          "prediction loss alone (lambda = 1), for MTMDD-VM and MTMDD-VM*",
-                    evidence=f"{n_seeds} seeds, mean +- sd: " + "; ".join(evidence), held=held_mt))
-    rm_ev, rm_held = [], True
+        for dom, label in DOMAIN.items():
+            arms = {f"{name} (lambda < 1)": {"shared": shared, "lam": lams},
+                    f"{model_name(shared, 1.0)} (lambda = 1)": {"shared": shared, "lam": 1.0}}
+            out.append((A(f"VII-multitask-beats-lambda1-{name}-{label}",
+                          f"Multitask training (0 < lambda < 1, averaged over lambda {lams}) gives a higher {label} "
+                          f"than the prediction loss alone (lambda = 1), {name}", "direction", arms=tuple(arms)),
+                        scores(rows, f"correct_{dom}", arms)))
     for shared in (False, True):
-        one = _m(summ, "rmse_s", shared=shared, lam=1.0)
-        best_lam = min(lams, key=lambda x: _m(summ, "rmse_s", shared=shared, lam=x))
-        best = _m(summ, "rmse_s", shared=shared, lam=best_lam)
-        rm_held &= bool(one <= best)
-        a, b = _per_seed(rows, "rmse_s", shared=shared, lam=1.0), _per_seed(rows, "rmse_s", shared=shared, lam=best_lam)
-        rm_ev.append(f"{model_name(shared, 1.0)} RMSE-S {_ms(a, 1, 3)} vs best multitask (lambda={best_lam:g}) "
-                     f"{_ms(b, 1, 3)}, paired gap {_gap(a, b, 1, 3)}")
-    out.append(dict(paper="A", claim_id="VII-lambda1-lowest-rmse",
-                    claim="lambda = 1 (prediction loss only) predicts clicks best (lowest RMSE-S)",
-                    evidence="; ".join(rm_ev) + " (paper 81.7 vs 81.8 and 81.0 vs 82.0, x 1e-2)", held=rm_held))
-    out.append(dict(paper="A", claim_id="VII-shared-gains-more",
-                    claim="The multitask gain over lambda = 1 (dAcc-T) is larger with the shared classifier "
-                          "(paired per seed, resolved)",
-                    evidence=f"mean dAcc-T over lambda < 1 (per-seed paired with lambda = 1): shared "
-                             f"{_ms(gain_rows[True])} vs unshared {_ms(gain_rows[False])} points; difference "
-                             f"{_gap(gain_rows[True], gain_rows[False])} (paper about 11.7 vs 1.2)",
-                    held=_resolved(gain_rows[True], gain_rows[False])))
-    mdd_s = _m(summ, "acc_s", shared=False, lam=1.0)
-    out.append(dict(paper="A", claim_id="VII-mddvm-source-chance",
-                    claim="MDD-VM (unshared, lambda = 1) has near-chance Acc-S: its source classifier gets no "
-                          "gradient",
-                    evidence=f"MDD-VM Acc-S {_ms(_per_seed(rows, 'acc_s', shared=False, lam=1.0))} % (chance "
-                             f"{100 * chance:.1f} %; paper 0.1 %)",
-                    held=bool(mdd_s <= 2 * chance)))
-    span = [100 * _m(summ, "acc_t", shared=False, lam=x) for x in lams]
-    per = ", ".join(f"lambda={x:g}: {_ms(_per_seed(rows, 'acc_t', shared=False, lam=x))}" for x in lams)
-    out.append(dict(paper="A", claim_id="VII-lambda-little-impact",
-                    claim="lambda in (0, 1) has little impact on MTMDD-VM's Acc-T (range of the means <= 2 points)",
-                    evidence=f"MTMDD-VM Acc-T {per}; range {max(span) - min(span):.1f} points",
-                    held=bool(max(span) - min(span) <= 2.0)))
+        best_lam = ranked(rows, "lam", lams, "rmse_s", shared=shared)[-1]  # lowest mean RMSE among lambda < 1
+        arms = {f"{model_name(shared, 1.0)}": {"shared": shared, "lam": 1.0},
+                f"{model_name(shared, 0.4)} lambda={best_lam:g}": {"shared": shared, "lam": best_lam}}
+        paper = {False: (0.817, 0.818), True: (0.810, 0.820)}[shared]
+        out.append((A(f"VII-lambda1-lowest-rmse-{model_name(shared, 0.4)}",
+                      f"lambda = 1 (prediction loss only) predicts clicks best: lower RMSE-S than the best multitask "
+                      f"lambda by mean (here {best_lam:g}), {model_name(shared, 0.4)} (per seed; paper "
+                      f"{paper[0]} vs {paper[1]})", "direction", arms=tuple(arms), alternative="less",
+                      paper_effect=paper[1] - paper[0]),
+                    scores(rows, "rmse_s", arms)))
+    low = lams + [0.0] if 0.0 in set(rows["lam"]) else lams
+    d = pd.concat([_dacc_items(rows, True, low), _dacc_items(rows, False, low)], ignore_index=True)
+    out.append((A("VII-shared-gains-more", "The multitask gain over lambda = 1 (dAcc-T, mean over lambda < 1) is "
+                  "larger with the shared classifier (MTMDD-VM*) than with the unshared one (MTMDD-VM) (paper about "
+                  "11.7 vs 1.2 points)", "direction", arms=("MTMDD-VM*", "MTMDD-VM"), paper_effect=0.105), d))
+    out.append((A("VII-mddvm-source-chance", "MDD-VM (unshared, lambda = 1) has near-chance Acc-S: its source "
+                  "classifier gets no gradient (paper 0.1 %)", "structural",
+                  reason=f"at lambda = 1 the source softmax has weight 1 - lambda = 0 in eq. (15) and the unshared "
+                         f"source classifier is used by no other term, so it keeps its random initial weights and its "
+                         f"Acc-S is chance ({100 * chance:.1f} %) by construction (Table VII prints ours)"), None))
+    if len(lams) < 2:  # one lambda in (0, 1): nothing to compare (the smoke profile)
+        return out
+    hi, lo = (lambda o: (o[0], o[-1]))(ranked(rows, "lam", lams, "correct_t", shared=False))
+    arms = {f"lambda={hi:g}": {"shared": False, "lam": hi}, f"lambda={lo:g}": {"shared": False, "lam": lo}}
+    out.append((A("VII-lambda-little-impact", f"lambda in (0, 1) has little impact on MTMDD-VM's Acc-T: the best and "
+                  f"worst lambda by mean (here {hi:g}, {lo:g}) differ by less than {100 * margin:g} points",
+                  "equivalence", arms=tuple(arms), margin=margin), scores(rows, "correct_t", arms)))
     return out
 
 
-def claims_fig12(rows: pd.DataFrame) -> list[dict]:
-    """Fig. 12's claims, checked on our runs (means over seeds; per-seed paired gaps as evidence)."""
-    summ = summarize(rows, ["model", "mu"])
+def claims_fig12(rows: pd.DataFrame) -> list:
+    """Fig. 12's claims as ``(Claim, data)`` pairs, per target test image over the seeds."""
+    from .paper_a_claims import A, ranked, scores
+
     mus = sorted(float(x) for x in rows["mu"].unique())
-    mttdl = _m(summ, "acc_t", model="MTTDL")
-    mttdl_seed = _per_seed(rows, "acc_t", model="MTTDL")
-    n_seeds = rows["seed"].nunique()
     names = [n for n in rows["model"].unique() if n != "MTTDL"]
-    means = {n: np.mean([_m(summ, "acc_t", model=n, mu=m) for m in mus]) for n in names}
-    worst_mu = {n: min(mus, key=lambda m: _m(summ, "acc_t", model=n, mu=m)) for n in names}
-    worst = {n: _m(summ, "acc_t", model=n, mu=worst_mu[n]) for n in names}
-    ev = [f"MTTDL {_ms(mttdl_seed)}"]
+    out = []
     for n in names:
-        at_worst = _per_seed(rows, "acc_t", model=n, mu=worst_mu[n])
-        ev.append(f"{n} mean over mu {_ms(_per_seed(rows, 'acc_t', model=n, mu=mus))}, worst mu={worst_mu[n]:g} "
-                  f"{_ms(at_worst)} (gap to MTTDL {_gap(at_worst, mttdl_seed)})")
-    out = [dict(paper="A", claim_id="Fig12-two-domain-beats-mttdl",
-                claim="Training one network on both domains (MTMDD-VM, MTMDD-VM*) beats MTTDL in Acc-T at every mu",
-                evidence=f"Acc-T, {n_seeds} seeds, mean +- sd: " + "; ".join(ev),
-                held=bool(all(worst[n] > mttdl for n in names)))]
-    lo, hi = mus[0], mus[-1]
-    ev, held = [], True
-    for n in names:
-        a_s, b_s = _per_seed(rows, "acc_t", model=n, mu=lo), _per_seed(rows, "acc_t", model=n, mu=hi)
-        held &= bool(a_s.mean() > b_s.mean())
-        ev.append(f"{n}: mu={lo:g} {_ms(a_s)} vs mu={hi:g} {_ms(b_s)}, paired gap {_gap(a_s, b_s)}")
-    out.append(dict(paper="A", claim_id="Fig12-smaller-mu-better", claim="A smaller target weight mu gives a "
-                    "higher Acc-T", evidence="Acc-T: " + "; ".join(ev), held=held))
-    if {"MTMDD-VM", "MTMDD-VM*"} <= set(means):
-        a_s = _per_seed(rows, "acc_t", model="MTMDD-VM*", mu=mus)
-        b_s = _per_seed(rows, "acc_t", model="MTMDD-VM", mu=mus)
-        out.append(dict(paper="A", claim_id="Fig12-shared-slightly-better",
-                        claim="MTMDD-VM* (shared classifier) is better than MTMDD-VM in Acc-T",
-                        evidence=f"Acc-T mean over mu: MTMDD-VM* {_ms(a_s)} vs MTMDD-VM {_ms(b_s)}, paired gap "
-                                 f"{_gap(a_s, b_s)}",
-                        held=bool(means["MTMDD-VM*"] > means["MTMDD-VM"])))
+        worst = ranked(rows, "mu", mus, "correct_t", model=n)[-1]
+        arms = {f"{n} mu={worst:g}": {"model": n, "mu": worst}, "MTTDL": {"model": "MTTDL", "mu": mus[0]}}
+        out.append((A(f"Fig12-two-domain-beats-mttdl-{n}", f"Training one network on both domains ({n}) beats MTTDL in "
+                      f"Acc-T at every mu: judged at its worst mu by mean, here {worst:g}", "direction",
+                      arms=tuple(arms)), scores(rows, "correct_t", arms)))
+    if len(mus) > 1:
+        for n in names:
+            arms = {f"{n} mu={m:g}": {"model": n, "mu": m} for m in mus}
+            out.append((A(f"Fig12-smaller-mu-better-{n}", f"A smaller target weight mu gives a higher Acc-T ({n}; "
+                          f"fitted change from mu = {mus[0]:g} to {mus[-1]:g} negative)", "trend", arms=tuple(arms),
+                          settings=tuple(mus), alternative="less"), scores(rows, "correct_t", arms)))
+    if {"MTMDD-VM", "MTMDD-VM*"} <= set(names):
+        arms = {"MTMDD-VM*": {"model": "MTMDD-VM*", "mu": mus}, "MTMDD-VM": {"model": "MTMDD-VM", "mu": mus}}
+        out.append((A("Fig12-shared-slightly-better", "MTMDD-VM* (shared classifier) is better than MTMDD-VM in Acc-T "
+                      "(averaged over mu)", "direction", arms=tuple(arms)), scores(rows, "correct_t", arms)))
     return out

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .paper_a import tdl_run
+from .paper_a import item_rows, tdl_run
 from .paper_a_data import PaperAData, torch_threads
 from .paper_a_joint import joint_run
 from .paper_a_train import ClickLossSpec, HeadConfig, JointSpec, recognition_accuracy
@@ -52,9 +52,12 @@ class MethodSettings:
         return JointSpec(lam=self.lam, mu=self.mu, click=self.click, shared=shared, two_domain=two_domain)
 
 
-def _acc_rows(method: str, seed: int, dom: str, acc: dict) -> list[dict]:
-    return [{"method": method, "seed": seed, "metric": f"acc_{dom}", "value": float(acc["test"])},
-            {"method": method, "seed": seed, "metric": f"val_acc_{dom}", "value": float(acc["val"])}]
+def _acc_rows(method: str, seed: int, dom: str, acc: dict, d=None) -> list[dict]:
+    out = [{"method": method, "seed": seed, "metric": f"acc_{dom}", "value": float(acc["test"])},
+           {"method": method, "seed": seed, "metric": f"val_acc_{dom}", "value": float(acc["val"])}]
+    if d is not None:  # per test image (``correct_<dom>``, ``item``): the claims' scores
+        out += item_rows(acc["test_correct"], d, dom, method=method, seed=seed)
+    return out
 
 
 def vgg_rows(data: PaperAData, cfg: HeadConfig, seed: int, which: Sequence[str] = VGG_METHODS) -> list[dict]:
@@ -63,13 +66,13 @@ def vgg_rows(data: PaperAData, cfg: HeadConfig, seed: int, which: Sequence[str] 
     src = recognition_accuracy(data.source, cfg, None, True, seed, n, data.source_columns, keep=True)
     out = []
     if "VGGimg" in which:
-        out += _acc_rows("VGGimg", seed, "s", src)
+        out += _acc_rows("VGGimg", seed, "s", src, data.source)
         tgt = recognition_accuracy(data.target, cfg, None, True, seed, n, data.target_columns)
-        out += _acc_rows("VGGimg", seed, "t", tgt)
+        out += _acc_rows("VGGimg", seed, "t", tgt, data.target)
     if "VGGsrc" in which:
-        out += _acc_rows("VGGsrc", seed, "s", src)
+        out += _acc_rows("VGGsrc", seed, "s", src, data.source)
         tgt = recognition_accuracy(data.target, cfg, None, True, seed, n, data.target_columns, init=src["head"])
-        out += _acc_rows("VGGsrc", seed, "t", tgt)
+        out += _acc_rows("VGGsrc", seed, "t", tgt, data.target)
     return out
 
 
@@ -81,7 +84,8 @@ def click_method_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
         rows, _ = tdl_run(data, cfg, loss, seed, "fc" if method == "TDL[7]" else None, ("V+C",))
         keep = [r for r in rows if r["representation"] == "V+C"
                 or (r["representation"] == "click" and r["metric"] in ("rmse_s", "val_rmse_s"))]
-        return [{"method": method, "seed": seed, "metric": r["metric"], "value": r["value"]} for r in keep]
+        return [{"method": method, "seed": seed, "metric": r["metric"], "value": r["value"],
+                 **({"item": r["item"]} if "item" in r else {})} for r in keep]
     specs = {"MTTDL": settings.joint(False, two_domain=False), "MTMDD-VM": settings.joint(False),
              "MTMDD-VM*": settings.joint(True)}
     if method not in specs:
@@ -91,7 +95,8 @@ def click_method_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
 
 def run_methods(methods: Sequence[str], data: PaperAData, cfg: HeadConfig, seeds: Sequence[int],
                 settings: MethodSettings = MethodSettings(), **labels) -> pd.DataFrame:
-    """Every method x seed on ``data``: tidy ``method, seed, metric, value`` plus ``labels`` columns."""
+    """Every method x seed on ``data``: tidy ``method, seed, metric, value, item`` plus ``labels`` columns
+    (``item``: the test image's key on the per-image ``correct_s`` / ``correct_t`` rows, else empty)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods {unknown} are not among {METHODS} (DAN, DANN, SCDA, SF, VSE++: paper_a_sota)")
@@ -104,7 +109,7 @@ def run_methods(methods: Sequence[str], data: PaperAData, cfg: HeadConfig, seeds
             for m in methods:
                 if m in CLICK_METHODS:
                     rows += click_method_rows(m, data, cfg, seed, settings)
-    frame = pd.DataFrame(rows, columns=["method", "seed", "metric", "value"])
+    frame = pd.DataFrame(rows, columns=["method", "seed", "metric", "value", "item"])
     for key, value in labels.items():
         frame[key] = value
     return frame

@@ -244,18 +244,32 @@ def accuracy_in(y: np.ndarray, logits: np.ndarray, columns: np.ndarray | None = 
     return metrics.accuracy(yy.numpy(), lg.numpy())
 
 
+def correct_in(y: np.ndarray, logits: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """Per row 1.0 / 0.0: is the argmax over ``columns`` (eq. 16) the label? Its mean is :func:`accuracy_in`."""
+    lg, yy = np.asarray(logits), np.asarray(y)
+    if columns is not None:
+        t_lg, t_y = restrict_logits(torch.from_numpy(lg), torch.from_numpy(yy), columns)
+        lg, yy = t_lg.numpy(), t_y.numpy()
+    return (lg.argmax(axis=1) == yy).astype(float)
+
+
 def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, use_visual: bool, seed: int,
                          n_classes: int, columns: np.ndarray | None = None,
                          init: RecognitionHead | None = None, keep: bool = False) -> dict:
     """Train a recognizer on the domain's training rows; accuracy on ``val`` and ``test``.
 
     ``columns`` / ``init`` as :func:`train_recognizer`; ``keep`` adds the trained ``head``.
+    ``test_correct``: per test row (``d.rows("test")``, in order) 1.0 / 0.0 correctness, the
+    per-item scores the claims are judged on.
     """
     head = train_recognizer(d, cfg, v_hat, use_visual, seed, n_classes, columns, init)
     out = {}
     for split in ("val", "test"):
         rows = d.rows(split)
-        out[split] = accuracy_in(d.y[rows], head_scores(head, d, v_hat, rows), columns)
+        logits = head_scores(head, d, v_hat, rows)
+        out[split] = accuracy_in(d.y[rows], logits, columns)
+        if split == "test":
+            out["test_correct"] = correct_in(d.y[rows], logits, columns)
     if keep:
         out["head"] = head
     return out
@@ -263,7 +277,7 @@ def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | Non
 
 
 def click_metrics(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, bandwidth: float = 0.01) -> dict:
-    """RMSE-S (READING-NOTES pin), eq. (9) errors and Table IV's Ratio on rows with a non-zero truth."""
+    """RMSE-S (docs/READING-NOTES.md pin), eq. (9) errors and Table IV's Ratio on rows with a non-zero truth."""
     rows = np.flatnonzero(valid)
     vt, vp = torch.from_numpy(v_true[rows]), torch.from_numpy(v_hat[rows])
     z = click_losses.sigmoid_input(vp.double()).numpy()
