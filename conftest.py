@@ -17,5 +17,8 @@ if "CLICKVISION_RESULTS_DIR" not in os.environ:
                     ignore=shutil.ignore_patterns("runs"), dirs_exist_ok=True)
     os.environ["CLICKVISION_RESULTS_DIR"] = str(scratch / "results")
     os.environ["CLICKVISION_FIGURES_DIR"] = str(scratch / "figures")
+# Trained numbers are compared with the committed results/ within a tolerance
+# (clickvision.regression), the exact outputs by nbval itself.
+os.environ.setdefault("CLICKVISION_REFERENCE_DIR", str(ROOT / "results"))
 os.environ.setdefault("CLICKVISION_HEADLESS", "1")
 os.environ.setdefault("PYTHONHASHSEED", "0")

@@ -85,3 +85,18 @@ def test_is_committed_run_compares_with_the_parameters_cell():
     assert not provenance.is_committed_run(nb, {**declared, "profile": "smoke"})
     other = {**declared, "seed": declared.get("seed", 0) + 1}
     assert not provenance.is_committed_run(nb, other)
+
+
+def test_a_notebooks_rows_are_replaced_and_papers_checked(results_dir, monkeypatch):
+    monkeypatch.setattr("clickvision.provenance.is_committed_run", lambda nb, p: True)
+    _ledger({"profile": "default"}).record()
+    other = C.Ledger("Y.01-Other", {"profile": "default"})
+    other.judge(C.Claim("B", "b1", "x", "structural", reason="by construction"))
+    other.record()
+    again = C.Ledger("X.01-Test", {"profile": "default"})
+    again.judge(C.Claim("A", "only", "y", "untestable", reason="no data"))
+    again.record()
+    t = C.load_ledger()
+    assert sorted(zip(t.notebook, t.claim_id)) == [("X.01-Test", "only"), ("Y.01-Other", "b1")]
+    with pytest.raises(ValueError, match="paper must be one of"):
+        C.Claim("Z", "z", "x", "untestable", reason="r")

@@ -14,18 +14,25 @@ def test_readme_block_is_current(committed_results):
     assert report.is_current(), "README's generated block is stale: run python -m clickvision.report"
 
 
+def _ledger(rows):
+    from clickvision.claims import LEDGER_COLUMNS
+
+    return pd.DataFrame([{**{c: "" for c in LEDGER_COLUMNS}, **r} for r in rows], columns=list(LEDGER_COLUMNS))
+
+
 def test_summary_counts(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
-    pd.DataFrame([
-        dict(paper="A", claim_id="a1", claim="x", evidence="e", held=True, notebook="A.01"),
-        dict(paper="A", claim_id="a2", claim="y", evidence="e", held=False, notebook="A.01"),
-        dict(paper="D", claim_id="d1", claim="z", evidence="e", held=False, notebook="D.01"),
+    _ledger([
+        dict(paper="A", claim_id="a1", verdict="supported", notebook="A.01"),
+        dict(paper="A", claim_id="a2", verdict="inconclusive", notebook="A.01"),
+        dict(paper="D", claim_id="d1", verdict="untestable", notebook="D.01"),
     ]).to_csv(tmp_path / "claims.csv", index=False)
     s = report.claims_summary()
-    assert s.to_dict("records") == [{"paper": "A", "checked": 2, "held": 1, "not held": 1},
-                                    {"paper": "D", "checked": 1, "held": 0, "not held": 1}]
+    assert s.to_dict("records") == [
+        {"paper": "A", "judged": 2, "supported": 1, "contradicted": 0, "inconclusive": 1, "untestable": 0, "structural": 0},
+        {"paper": "D", "judged": 1, "supported": 0, "contradicted": 0, "inconclusive": 0, "untestable": 1, "structural": 0}]
     block = report.readme_block()
-    assert "| A. MTMDD-VM | 2 | 1 | 1 |" in block and "| all | 3 | 1 | 2 |" in block
+    assert "| A. MTMDD-VM | 2 | 1 | 0 | 1 | 0 | 0 |" in block and "| all | 3 | 1 | 0 | 1 | 1 | 0 |" in block
 
 
 def test_update_readme_rewrites_only_the_block(tmp_path, monkeypatch):
@@ -68,11 +75,12 @@ def test_ledger_discussion_matches_committed_claims(committed_results):
 def test_stale_discussions_catches_moved_counts(tmp_path):
     import json
 
-    md = "<!-- discussion of paper B: 1 of 2 held -->\nB text\n\n<!-- discussion of paper Z: 0 of 1 held -->"
+    md = "<!-- discussion of paper B: 1 supported of 2 -->\nB text\n\n<!-- discussion of paper Z: 0 supported of 1 -->"
     nb = tmp_path / "ledger.ipynb"
     nb.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": md, "metadata": {}}]}))
-    claims = pd.DataFrame({"paper": ["A", "B", "B"], "held": [True, False, False]})
+    claims = _ledger([dict(paper="A", verdict="supported"), dict(paper="B", verdict="inconclusive"),
+                      dict(paper="B", verdict="contradicted")])
     assert report.ledger_discussions(nb) == {"B": (1, 2), "Z": (0, 1)}
     assert report.stale_discussions(claims, nb) == [
-        "paper A: no discussion", "paper B: discussion says 1 of 2 held, results say 0 of 2",
+        "paper A: no discussion", "paper B: discussion says 1 supported of 2, results say 0 of 2",
         "paper Z: discussion but no claims"]

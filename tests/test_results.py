@@ -41,29 +41,6 @@ def test_run_log_for_sweeps(rdir, tmp_path, monkeypatch):
     assert json.loads(log.read_text())["value"] == 0.5
 
 
-def claim(i, held=True, paper="A"):
-    return dict(paper=paper, claim_id=f"c{i}", claim="x beats y", evidence="0.6 vs 0.5", held=held)
-
-
-def test_claims_replace_a_notebooks_rows(rdir):
-    results.record_claims("A.01", [claim(1), claim(2, False)])
-    results.record_claims("B.01", [claim(1, paper="B")])
-    results.record_claims("A.01", [claim(3)])
-    t = results.load_claims()
-    assert sorted(zip(t.notebook, t.claim_id)) == [("A.01", "c3"), ("B.01", "c1")]
-    assert t["held"].dtype == bool
-    assert list(t.columns) == list(results.CLAIM_COLUMNS)
-
-
-def test_claims_validation(rdir):
-    with pytest.raises(TypeError, match="held must be True or False"):
-        results.record_claims("A.01", [claim(1, held="yes")])
-    with pytest.raises(ValueError, match="paper must be"):
-        results.record_claims("A.01", [claim(1, paper="Z")])
-    with pytest.raises(ValueError, match="duplicate"):
-        results.record_claims("A.01", [claim(1), claim(1)])
-
-
 def test_seed_in_params_goes_to_seed_column(rdir):
     rows = results.record("exp", {"acc": 0.5}, {"lr": 0.1, "seed": 4})
     assert rows["seed"].tolist() == [4] and "seed" in rows.columns

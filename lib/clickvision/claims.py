@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+PAPERS = ("A", "B", "C", "D")
 CONFIDENCE = 0.90  # the workbook's one confidence level for every claim interval
 POWER = 0.80  # power of the minimum detectable effect
 N_RESAMPLES = 2000
@@ -96,6 +97,8 @@ class Claim:
     def __post_init__(self) -> None:
         where = f"claim {self.claim_id!r}"
         object.__setattr__(self, "arms", tuple(self.arms))
+        if self.paper not in PAPERS:
+            raise ValueError(f"{where}: paper must be one of {PAPERS}, got {self.paper!r}")
         if self.kind not in KINDS:
             raise ValueError(f"{where}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.alternative not in ("greater", "less"):

@@ -24,47 +24,35 @@ PAPER_NAMES = {"A": "A. MTMDD-VM", "B": "B. Click CF retrieval", "C": "C. CHTN",
 
 
 def load_claims() -> pd.DataFrame:
-    path = paths.RESULTS_DIR / "claims.csv"
-    if not path.exists():
-        return pd.DataFrame(columns=["paper", "claim_id", "claim", "evidence", "held", "notebook"])
-    t = pd.read_csv(path, keep_default_na=False)
-    t["held"] = t["held"].map(lambda v: str(v).lower() == "true")
-    return t
+    """``results/claims.csv`` (verdict schema: :data:`clickvision.claims.LEDGER_COLUMNS`)."""
+    from .claims import load_ledger
 
-
-KIND_WORDS = {  # how a claim is tested, read from its sentence
-    "trend": ("grow", "fall", "falls", "degrade", "as labels", "larger", "smaller", "more ", "fewer", "track", "flat", "collapse"),
-    "effect size": ("far ", "significant", "at least", "about", "near", "close to", "gd-ratio", "no consistent", "no better"),
-}
-
-
-def claim_kind(sentence: str) -> str:
-    """'trend', 'effect size' or 'ordering' (the default: A beats B, A is best)."""
-    s = sentence.lower()
-    for kind, words in KIND_WORDS.items():
-        if any(w in s for w in words):
-            return kind
-    return "ordering"
+    return load_ledger()
 
 
 def claims_summary(claims: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per paper: claims checked, held, not held (papers with no claims yet are omitted)."""
+    """Per paper: claims judged and how many got each verdict (papers with none are omitted).
+
+    Columns ``paper, judged`` then one per verdict (:data:`clickvision.claims.VERDICTS`).
+    """
+    from .claims import VERDICTS
+
     c = load_claims() if claims is None else claims
     if c.empty:
-        return pd.DataFrame(columns=["paper", "checked", "held", "not held"])
-    g = c.groupby("paper")["held"]
-    out = pd.DataFrame({"checked": g.size(), "held": g.sum().astype(int)})
-    out["not held"] = out["checked"] - out["held"]
+        return pd.DataFrame(columns=["paper", "judged", *VERDICTS])
+    out = pd.crosstab(c["paper"], c["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+    out.insert(0, "judged", out.sum(axis=1))
+    out.columns.name = None
     return out.reset_index()
 
 
-DISCUSSION = re.compile(r"<!-- discussion of paper (\w): (\d+) of (\d+) held -->")
+DISCUSSION = re.compile(r"<!-- discussion of paper (\w): (\d+) supported of (\d+) -->")
 """Marker opening each paper's hand-written discussion in the ledger notebook: the counts it
 was written against, so a test sees when the results have moved and the text must be re-read."""
 
 
 def ledger_discussions(notebook: Path | None = None) -> dict[str, tuple[int, int]]:
-    """``{paper: (held, checked)}`` as stated by the ledger's discussion markers."""
+    """``{paper: (supported, judged)}`` as stated by the ledger's discussion markers."""
     import json
 
     notebook = notebook or paths.NOTEBOOKS_DIR / "00-workbook" / "00.03-Claims-Ledger.ipynb"
@@ -78,9 +66,9 @@ def stale_discussions(claims: pd.DataFrame | None = None, notebook: Path | None 
     s = claims_summary(claims).set_index("paper")
     said = ledger_discussions(notebook)
     out = [f"paper {p}: no discussion" for p in s.index if p not in said]
-    out += [f"paper {p}: discussion says {said[p][0]} of {said[p][1]} held, results say "
-            f"{int(s.loc[p, 'held'])} of {int(s.loc[p, 'checked'])}"
-            for p in s.index if p in said and said[p] != (int(s.loc[p, "held"]), int(s.loc[p, "checked"]))]
+    out += [f"paper {p}: discussion says {said[p][0]} supported of {said[p][1]}, results say "
+            f"{int(s.loc[p, 'supported'])} of {int(s.loc[p, 'judged'])}"
+            for p in s.index if p in said and said[p] != (int(s.loc[p, "supported"]), int(s.loc[p, "judged"]))]
     out += [f"paper {p}: discussion but no claims" for p in said if p not in s.index]
     return out
 
@@ -122,14 +110,20 @@ def slowest_cell(notebook: str | Path) -> tuple[str, float, float] | None:
 def readme_block() -> str:
     """The generated README section (markdown), from results/ only."""
     s, t = claims_summary(), load_timings()
-    lines = [BEGIN, "", "### Claims checked so far (from `results/claims.csv`)", ""]
+    from .claims import CONFIDENCE, VERDICTS
+
+    lines = [BEGIN, "", "### Claims judged so far (from `results/claims.csv`)", ""]
     if s.empty:
-        lines.append("No paper claim has been checked yet.")
+        lines.append("No paper claim has been judged yet.")
     else:
-        lines += ["| paper | claims checked | held | not held |", "|---|---|---|---|"]
-        lines += [f"| {PAPER_NAMES.get(r.paper, r.paper)} | {r.checked} | {r.held} | {r._4} |"
-                  for r in s.itertuples()]
-        lines += [f"| all | {s.checked.sum()} | {s.held.sum()} | {s['not held'].sum()} |"]
+        lines += [f"Verdicts of one engine (`clickvision.claims`): {CONFIDENCE:.0%} intervals from a "
+                  "bootstrap over seeds and test items; *inconclusive* rows state the minimum "
+                  "detectable effect; *untestable* and *structural* rows say why and count as no support.", ""]
+        lines += ["| paper | judged | " + " | ".join(VERDICTS) + " |", "|---" * (len(VERDICTS) + 2) + "|"]
+        lines += [f"| {PAPER_NAMES.get(r['paper'], r['paper'])} | {r['judged']} | "
+                  + " | ".join(str(r[v]) for v in VERDICTS) + " |" for r in s.to_dict("records")]
+        lines += ["| all | " + str(s["judged"].sum()) + " | "
+                  + " | ".join(str(s[v].sum()) for v in VERDICTS) + " |"]
     lines += ["", "### Notebook run times at profile `default` (from `results/timings.csv`)", ""]
     if t.empty:
         lines.append("No timed run yet: `make workbook` records them.")
@@ -191,9 +185,12 @@ def build_site(out: Path | None = None) -> Path:
         target.write_text(body)
         title = next((c.source.splitlines()[0].lstrip("# ") for c in nb.cells if c.cell_type == "markdown"), rel.stem)
         entries.append((rel.parent.name, title, rel.with_suffix(".html").as_posix()))
+    from .claims import VERDICTS
+
     summary = claims_summary()
-    rows = "".join(f"<tr><td>{html.escape(PAPER_NAMES.get(r.paper, r.paper))}</td><td>{r.checked}</td>"
-                   f"<td>{r.held}</td><td>{r._4}</td></tr>" for r in summary.itertuples())
+    rows = "".join(f"<tr><td>{html.escape(PAPER_NAMES.get(r['paper'], r['paper']))}</td><td>{r['judged']}</td>"
+                   + "".join(f"<td>{r[v]}</td>" for v in VERDICTS) + "</tr>" for r in summary.to_dict("records"))
+    head = "".join(f"<th>{v}</th>" for v in VERDICTS)
     parts = []
     for folder in sorted({f for f, _, _ in entries}):  # one section per folder, in the folders' order
         paper = folder.split("-", 1)[0]
@@ -206,7 +203,7 @@ def build_site(out: Path | None = None) -> Path:
              "</head><body><h1>clickvision: the executed workbook</h1>"
              "<p>Four papers on clicks and collaborative signals for images, reproduced section by section. "
              "Outputs are the committed <code>default</code> runs; simulated data is marked as such in each notebook.</p>"
-             f"<h2>Claims checked</h2><table><tr><th>paper</th><th>checked</th><th>held</th><th>not held</th></tr>{rows}</table>"
+             f"<h2>Claims judged</h2><table><tr><th>paper</th><th>judged</th>{head}</tr>{rows}</table>"
              + "".join(parts) + "</body></html>")
     (out / "index.html").write_text(index)
     return out / "index.html"

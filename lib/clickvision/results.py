@@ -1,4 +1,4 @@
-"""Tidy results registry and the claims ledger.
+"""Tidy results registry.
 
 ``record`` appends one row per metric to ``results/<experiment>.csv``:
 ``experiment, run_id, <parameter columns>, seed, metric, value, time, commit, versions,
@@ -6,9 +6,7 @@ device`` (the last three: :mod:`clickvision.provenance`; the profile is a parame
 parameters and seed replaces that run's rows, never duplicates them. Writes are atomic and
 locked, so parallel sweep workers can share a file.
 
-``record_claims`` writes a notebook's checked paper claims into ``results/claims.csv``
-(columns ``paper, claim_id, claim, evidence, held, notebook``), replacing that notebook's
-earlier rows.
+The claims ledger (``results/claims.csv``) is written by :class:`clickvision.claims.Ledger`.
 """
 from __future__ import annotations
 
@@ -27,8 +25,6 @@ from . import paths
 from .io import atomic_path, file_lock
 
 RESERVED = ("experiment", "run_id", "seed", "metric", "value", "time", "commit", "versions", "device")
-CLAIM_COLUMNS = ("paper", "claim_id", "claim", "evidence", "held", "notebook")
-PAPERS = ("A", "B", "C", "D")
 
 
 def _jsonable(v: Any) -> Any:
@@ -115,47 +111,6 @@ def record(
 def load(experiment: str) -> pd.DataFrame:
     """All rows of ``results/<experiment>.csv`` (empty frame when none)."""
     return _read_csv(results_path(experiment))
-
-
-def record_claims(notebook: str, claims: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Replace ``notebook``'s rows of ``results/claims.csv`` with ``claims``.
-
-    Each claim: ``paper`` (A-D), ``claim_id``, ``claim`` (one sentence), ``evidence`` (the
-    figures compared, as text), ``held`` (bool). Returns the rows written.
-    """
-    rows = []
-    for c in claims:
-        missing = [k for k in CLAIM_COLUMNS if k != "notebook" and k not in c]
-        if missing:
-            raise ValueError(f"claim {c.get('claim_id')!r} lacks {missing}")
-        if c["paper"] not in PAPERS:
-            raise ValueError(f"claim {c['claim_id']!r}: paper must be one of {PAPERS}")
-        held = c["held"]
-        if hasattr(held, "item"):
-            held = held.item()
-        if not isinstance(held, bool):
-            raise TypeError(f"claim {c['claim_id']!r}: held must be True or False, got {held!r}")
-        rows.append({**{k: c[k] for k in CLAIM_COLUMNS if k != "notebook"}, "held": held,
-                     "notebook": notebook})
-    ids = [r["claim_id"] for r in rows]
-    if len(ids) != len(set(ids)):
-        raise ValueError(f"duplicate claim_id in {ids}")
-    new = pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
-    path = paths.RESULTS_DIR / "claims.csv"
-    with file_lock(path):
-        old = _read_csv(path)
-        if len(old):
-            old = old[old["notebook"] != notebook]
-        table = pd.concat([old, new], ignore_index=True) if len(old) else new
-        table["held"] = table["held"].map(lambda v: str(v).lower() in ("true", "1"))
-        table = table.sort_values(["paper", "notebook", "claim_id"], kind="stable")
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
-    return new
-
-
-def load_claims() -> pd.DataFrame:
-    return _read_csv(paths.RESULTS_DIR / "claims.csv")
 
 
 def is_number(x: Any) -> bool:
