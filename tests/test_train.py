@@ -26,9 +26,9 @@ def make_xy(n=24, seed=0):
     return X, (X[:, 0] + 0.5 * X[:, 1] > 0).long()
 
 
-def make_net(seed=0, dropout=0.3):
+def make_net(seed=0, dropout=0.3, hidden=8):
     runtime.seed_everything(seed)
-    return nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(dropout), nn.Linear(8, 2))
+    return nn.Sequential(nn.Linear(3, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 2))
 
 
 def ce_loss(model, batch):

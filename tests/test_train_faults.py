@@ -13,17 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from clickvision import runtime
 from clickvision import train as T
 from clickvision.train import NonFiniteLossError, TrainConfig, Trainer
-
-
-def make_xy(n=24, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, 3, generator=g)
-    return X, (X[:, 0] + 0.5 * X[:, 1] > 0).long()
-
-
-def make_net(seed=0, hidden=8):
-    runtime.seed_everything(seed)
-    return nn.Sequential(nn.Linear(3, hidden), nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, 2))
+from test_train import make_net, make_xy  # the same tiny data and net as the Trainer's own tests
 
 
 def ce_loss(model, batch):
