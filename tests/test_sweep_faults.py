@@ -247,13 +247,18 @@ def sweep_process(tmp_path):
                 os.kill(p, signal.SIGKILL)
 
 
+def _stop(proc, sig):
+    """Send ``sig`` to the sweep and collect its (stdout, stderr); fail if it does not exit."""
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the sweep did not exit on {signal.Signals(sig).name}")
+
+
 def test_sigterm_kills_the_child_and_its_group(sweep_process, tmp_path):
     proc, pids = sweep_process
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the sweep did not exit on SIGTERM")
+    _, err = _stop(proc, signal.SIGTERM)
     assert _wait_dead(pids, 10) == [], "papermill child or its grandchild outlived the sweep"
     assert proc.returncode == 128 + signal.SIGTERM
     assert "re-run the same command to resume" in err and "Traceback" not in err
@@ -273,11 +278,7 @@ def test_sigkill_of_the_sweep_takes_the_child_with_it(sweep_process):
 
 def test_ctrl_c_kills_children_prints_one_line_and_exits_130(sweep_process):
     proc, pids = sweep_process
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the sweep did not exit on Ctrl-C")
+    out, err = _stop(proc, signal.SIGINT)
     assert "Traceback" not in err, err
     assert proc.returncode == 130
     lines = [ln for ln in err.splitlines() if ln.strip()]

@@ -41,7 +41,6 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.base import DataError
-from .features import ClickTfidf, QueryFormer, WordClickMatrix, click_tfidf
+from .features import ClickTfidf, QueryFormer, WordClickMatrix, click_tfidf, record_columns
 from .log import CLICKTURE_COLUMNS, GZIP_ERRORS, ClickRecord, _column_order, iter_click_log, parse_clicks
 
 _clock = time.perf_counter  # stage timers (stats["seconds"])
@@ -190,14 +189,9 @@ def iter_click_batches(log: str | os.PathLike | Iterable[ClickRecord], columns: 
         raise ValueError(f"iter_click_batches: batch_rows must be a positive integer, got {batch_rows!r}")
     order = _column_order(columns)
     if not isinstance(log, (str, os.PathLike)):
-        it = iter(log)
-        while True:
-            chunk = list(islice(it, batch_rows))
-            if not chunk:
-                return
-            queries, keys, clicks = zip(*chunk)
-            del chunk
+        for queries, keys, clicks in record_columns(log, batch_rows):
             yield _frame(queries, keys, clicks)
+        return
     path = Path(log)
     if not path.is_file():
         raise DataError(f"missing file: {path}")

@@ -163,6 +163,14 @@ def _incidence(q_words: list[tuple[int, ...]], n_words: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(q_words), n_words))
 
 
+
+def record_columns(records: Iterable[ClickRecord], rows: int):
+    """``(queries, keys, clicks)`` tuples of up to ``rows`` click records at a time."""
+    it = iter(records)
+    while chunk := list(islice(it, rows)):
+        yield tuple(zip(*chunk))
+
+
 def _full_word_clicks(records: Iterable, key_index: dict[str, int], grow_keys: bool, former: QueryFormer,
                       chunk_rows: int) -> tuple[sp.csr_matrix, list[str], dict[str, Any]]:
     """One streaming pass: (images x all words) click matrix, the words, and counters.
@@ -177,13 +185,7 @@ def _full_word_clicks(records: Iterable, key_index: dict[str, int], grow_keys: b
     words: list[str] = []
     total: sp.csr_matrix | None = None
     stats = {"rows": 0, "clicks": 0, "rows_unknown_key": 0, "rows_without_words": 0}
-    it = iter(records)
-    while True:
-        chunk = list(islice(it, chunk_rows))
-        if not chunk:
-            break
-        queries, keys, clicks = zip(*chunk)
-        del chunk
+    for queries, keys, clicks in record_columns(records, chunk_rows):
         clicks = np.asarray(clicks, dtype=np.float64)
         kcodes, kuniq = pd.factorize(np.asarray(keys, dtype=object))
         qcodes, quniq = pd.factorize(np.asarray(queries, dtype=object))
