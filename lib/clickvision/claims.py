@@ -491,7 +491,7 @@ class Ledger:
     def record(self) -> pd.DataFrame:
         """Write the verdicts and their evidence (see the class doc); return the rows written."""
         from . import paths, provenance, results
-        from .io import atomic_path, file_lock
+        from .io import atomic_path
 
         new = self.table()
         evidence = (pd.concat(self._evidence, ignore_index=True) if self._evidence
@@ -507,14 +507,8 @@ class Ledger:
                   f"verdicts written under results/runs/claims/, results/claims.csv untouched)")
         paths.ensure_dir(claims_path.parent)
         paths.ensure_dir(evidence_path.parent)
-        with file_lock(claims_path):
-            old = load_ledger(claims_path)
-            if len(old):
-                old = old[old["notebook"] != self.notebook]
-            table = pd.concat([old, new], ignore_index=True) if len(old) else new
-            table = table.sort_values(["paper", "notebook", "claim_id"], kind="stable")
-            with atomic_path(claims_path) as tmp:
-                table.to_csv(tmp, index=False)
+        results.replace_rows(claims_path, new, "notebook", {self.notebook}, read=load_ledger,
+                             sort_by=["paper", "notebook", "claim_id"])
         with atomic_path(evidence_path) as tmp:
             evidence.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
         return new

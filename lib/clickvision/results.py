@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,19 +93,34 @@ def record(
           "value": float(_jsonable(v)), "time": now, **stamp} for m, v in metrics.items()]
     )
     path = results_path(experiment)
-    with file_lock(path):
-        old = _read_csv(path)
-        if len(old):
-            old = old[old["run_id"].astype(str) != rid]
-        table = pd.concat([old, rows], ignore_index=True) if len(old) else rows
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
+    replace_rows(path, rows, "run_id", {rid})
     log = os.environ.get("CLICKVISION_RUN_LOG")  # set by the sweep runner for each grid point
     if log:
         with open(log, "a") as fh:
             for r in rows.to_dict("records"):
                 fh.write(json.dumps(r, default=str) + "\n")
     return rows
+
+
+def replace_rows(path: Path, new: pd.DataFrame, key: str, values: Iterable[Any], *,
+                 read: Callable[[Path], pd.DataFrame] = _read_csv,
+                 sort_by: list[str] | None = None) -> pd.DataFrame:
+    """Under ``path``'s lock: drop the rows whose ``key`` (as text) is in ``values``, append
+    ``new``, optionally sort, and write the table atomically. Returns the table written.
+
+    The one way rows are replaced in a shared CSV (results, re-recorded sweep rows, the
+    claims ledger), so parallel writers never lose each other's rows."""
+    drop = {str(v) for v in values}
+    with file_lock(path):
+        old = read(path)
+        if len(old):
+            old = old[~old[key].astype(str).isin(drop)]
+        table = pd.concat([old, new], ignore_index=True) if len(old) else new
+        if sort_by:
+            table = table.sort_values(sort_by, kind="stable")
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+    return table
 
 
 def load(experiment: str) -> pd.DataFrame:

@@ -48,7 +48,6 @@ from typing import Any
 import pandas as pd
 
 from . import nbrun, paths, results
-from .io import atomic_path, file_lock
 from .nbrun import RunInfo, notebook_parameters, run_notebook
 
 RUN_LOG_ENV = "CLICKVISION_RUN_LOG"
@@ -144,13 +143,7 @@ def _rerecord(rows: list[dict[str, Any]], missing: list[dict[str, Any]]) -> int:
         new = pd.DataFrame(rs)
         new["run_id"] = new["run_id"].astype(str)
         path = results.results_path(exp)
-        with file_lock(path):
-            old = _read_results(path)
-            if len(old):
-                old = old[~old["run_id"].astype(str).isin(set(new["run_id"]))]
-            table = pd.concat([old, new], ignore_index=True) if len(old) else new
-            with atomic_path(path) as tmp:
-                table.to_csv(tmp, index=False)
+        results.replace_rows(path, new, "run_id", new["run_id"], read=_read_results)
         n += len(new)
     return n
 
