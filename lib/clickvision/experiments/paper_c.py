@@ -26,7 +26,7 @@ import torch
 from .. import metrics, runtime
 from ..claims import Claim, judge
 from ..models.chtn import CHTN, VARIANTS, CHTNLoss, calibrate_pair_weight
-from ..models.crossmodal_baselines import SEEDED, make_baseline, one_thread
+from ..models.crossmodal_baselines import BASELINES, SEEDED, make_baseline, one_thread  # noqa: F401  (BASELINES re-exported for C.03)
 from ..models.crossmodal_deep import StopRule, TensorBatches, fit_to_convergence
 from .paper_c_data import (CLIPART_TOPICS, DEFAULT_SOURCE, PAPER_SIZES, TARGETS, CrossModalData,  # noqa: F401
                            image_features, load_source, load_target, prepare_data)
