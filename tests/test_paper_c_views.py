@@ -89,6 +89,16 @@ def test_run_trial_search_and_seeds(data):
     assert (cca[cca["seed"] == 0]["value"].to_numpy() == cca[cca["seed"] == 1]["value"].to_numpy()).all()
     st = pc.stop_table(tr.runs)
     assert set(st["method"]) == {"NoShare", "CHTN", "Deep-SM"} and (st["seeds"] == 2).all()
+    curves = pc.val_curves(tr)
+    assert set(curves["method"]) == {"NoShare", "CHTN", "Deep-SM"} and set(curves["seed"]) == {0, 1}
+    last = curves.groupby(["method", "seed"])["batches"].max()
+    runs = tr.runs.set_index(["method", "seed"])
+    assert all(last[k] == runs.loc[k, "batches"] for k in last.index)  # every curve ends where its run stopped
+    fig = pc.plot_val_curves(curves, tr.runs)
+    assert sum(ax.get_visible() for ax in fig.axes) == 3
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no curves"):
+        pc.plot_val_curves(curves.iloc[:0], tr.runs)
 
 
 def test_text_query_tokenises_like_training_and_ranks_by_cosine(data, run):
@@ -124,3 +134,13 @@ def test_baselines_reject_nan_features():
     x[1, 0] = np.nan
     with pytest.raises(ValueError, match="image features contain NaN"):
         CCA().fit(x, np.ones((4, 3)))
+
+
+def test_run_trial_same_numbers_in_one_or_two_processes(data):
+    rule = pc.StopRule(max_steps=6, eval_every=3, patience=1, min_delta=0.0, min_steps=0)
+    kw = dict(rule=rule, hidden=16, dropouts=(0.0, 0.5), pair_weights=(0.01,))
+    one = pc.run_trial({"toy": data}, [0, 1], ["NoShare", "KCCA (Poly)"], n_workers=1, **kw)
+    two = pc.run_trial({"toy": data}, [0, 1], ["NoShare", "KCCA (Poly)"], n_workers=2, **kw)
+    pd.testing.assert_frame_equal(one.runs, two.runs)
+    pd.testing.assert_frame_equal(one.scores, two.scores)
+    pd.testing.assert_frame_equal(one.search, two.search)

@@ -105,3 +105,33 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("disable", is_headless())
     kwargs.setdefault("leave", False)
     return tqdm(iterable, **kwargs)
+
+
+def workers(requested: int | None = None) -> int:
+    """How many processes :func:`parallel_map` uses: ``requested`` if given, else the environment
+    variable ``CLICKVISION_WORKERS``, else the CPUs this process may run on."""
+    if requested is None:
+        env = os.environ.get("CLICKVISION_WORKERS", "").strip()
+        if env:
+            try:
+                requested = int(env)
+            except ValueError:
+                raise ValueError(f"CLICKVISION_WORKERS must be a positive integer, got {env!r}") from None
+        else:
+            requested = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not isinstance(requested, (int, np.integer)) or requested < 1:
+        raise ValueError(f"workers must be a positive integer, got {requested!r}")
+    return int(requested)
+
+
+def parallel_map(fn, jobs, n_workers: int | None = None) -> list:
+    """``[fn(**job) for job in jobs]``, the jobs spread over :func:`workers` processes (joblib's
+    loky backend; large NumPy arrays travel as memory maps). For independent, seeded runs that
+    each fix their own thread count and seed: the results are those of the serial loop, in
+    order, whatever the number of workers. One worker (or one job) runs in this process."""
+    jobs = list(jobs)
+    n = min(workers(n_workers), len(jobs))
+    if n <= 1:
+        return [fn(**job) for job in jobs]
+    from joblib import Parallel, delayed
+    return Parallel(n_jobs=n, backend="loky")(delayed(fn)(**job) for job in jobs)

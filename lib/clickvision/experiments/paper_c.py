@@ -28,10 +28,27 @@ from ..claims import Claim, judge
 from ..models.chtn import CHTN, VARIANTS, CHTNLoss, calibrate_pair_weight
 from ..models.crossmodal_baselines import BASELINES, SEEDED, make_baseline, one_thread  # noqa: F401  (BASELINES re-exported for C.03)
 from ..models.crossmodal_deep import StopRule, TensorBatches, fit_to_convergence
-from .paper_c_data import (CLIPART_TOPICS, DEFAULT_SOURCE, PAPER_SIZES, TARGETS, CrossModalData,  # noqa: F401
-                           image_features, load_source, load_target, prepare_data)
-from .paper_c_views import (plot_examples, plot_image_query, plot_text_query, rank, retrieval_table,  # noqa: F401
-                            text_query)
+from ..runtime import parallel_map
+from .paper_c_data import (  # noqa: F401
+    CLIPART_TOPICS,
+    DEFAULT_SOURCE,
+    PAPER_SIZES,
+    TARGETS,
+    CrossModalData,
+    image_features,
+    load_source,
+    load_target,
+    prepare_data,
+)
+from .paper_c_views import (  # noqa: F401
+    plot_examples,
+    plot_image_query,
+    plot_text_query,
+    plot_val_curves,
+    rank,
+    retrieval_table,
+    text_query,
+)
 
 _T1 = {  # paper Table 1, (Img->Txt, Txt->Img, average) per data set
     "CCA": [(.176, .178, .177), (.159, .189, .174), (.110, .116, .113)],
@@ -187,6 +204,27 @@ def run_baseline(name: str, data: CrossModalData, seed: int = 0, rule: StopRule 
                    query_ap(ri, rt, data.labels["test"]), stop, {k: v for k, v in kw.items() if k == "dropout"})
 
 
+def _fit(method: str, data: CrossModalData, seed: int, rule: StopRule, hidden: int, solver: str, kernel_num: int,
+         **settings) -> CHTNRun:
+    """One run of ``method`` (a CHTN variant, a deep baseline with ``settings``, or a method
+    without a network) - a module-level function so :func:`~clickvision.runtime.parallel_map`
+    can send it to a worker process."""
+    if method in VARIANTS:
+        return train_chtn(data, method, seed, rule, hidden=hidden, solver=solver, kernel_num=kernel_num, **settings)
+    if method in NETWORKS:
+        return run_baseline(method, data, seed, rule, hidden=hidden, **settings)
+    return run_baseline(method, data, seed)
+
+
+def _pick(grid: Sequence[dict], runs: Sequence[CHTNRun]) -> tuple[int, pd.DataFrame]:
+    """:func:`tune`'s choice among finished runs: best validation MAP, the first on ties."""
+    vals = [r.stop.get("best_val", math.nan) for r in runs]
+    best = int(np.nanargmax(vals)) if not all(math.isnan(v) for v in vals) else 0
+    table = pd.DataFrame([{**g, "val_map": v, "stop_step": r.stop.get("stop_step"), "capped": r.stop.get("capped"),
+                           "chosen": i == best} for i, (g, r, v) in enumerate(zip(grid, runs, vals))])
+    return best, table
+
+
 def tune(train: Callable[..., CHTNRun], grid: Sequence[dict], seed: int = 0) -> tuple[CHTNRun, pd.DataFrame]:
     """Train ``train(seed=seed, **settings)`` for every settings dict of ``grid``; keep the one
     with the best validation MAP (its restored weights' ``best_val``; the first on ties).
@@ -194,10 +232,7 @@ def tune(train: Callable[..., CHTNRun], grid: Sequence[dict], seed: int = 0) -> 
     if not grid:
         raise ValueError("tune: empty grid")
     runs = [train(seed=seed, **g) for g in grid]
-    vals = [r.stop.get("best_val", math.nan) for r in runs]
-    best = int(np.nanargmax(vals)) if not all(math.isnan(v) for v in vals) else 0
-    table = pd.DataFrame([{**g, "val_map": v, "stop_step": r.stop.get("stop_step"), "capped": r.stop.get("capped"),
-                           "chosen": i == best} for i, (g, r, v) in enumerate(zip(grid, runs, vals))])
+    best, table = _pick(grid, runs)
     return runs[best], table
 
 
@@ -220,7 +255,7 @@ class Trial:
 def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods: Sequence[str],
               rule: StopRule | None = None, hidden: int = 128, dropouts: Sequence[float] = DROPOUTS,
               pair_weights: Sequence[float] = PAIR_WEIGHTS, solver: str = "adam", kernel_num: int = 5,
-              log: Callable[[str], None] | None = None) -> Trial:
+              log: Callable[[str], None] | None = None, n_workers: int | None = None) -> Trial:
     """Run ``methods`` (Table 1 names and CHTN variants) on every target and seed.
 
     Search (seed ``seeds[0]``, validation MAP): CHTN first picks the pair-loss weight among
@@ -229,58 +264,96 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
     dropout. The search run of the chosen settings is the seed-``seeds[0]`` run; the other
     seeds are trained with the chosen settings. Methods without a network run as before
     (deterministic ones once, their row repeated for every seed).
+
+    The runs are independent and each is seeded and single-threaded, so they go to
+    ``n_workers`` processes (:func:`~clickvision.runtime.parallel_map`; default: the CPUs,
+    or ``CLICKVISION_WORKERS``) in three waves - the searches that need nothing, the
+    searches that need CHTN's pair weight, the other seeds - with the numbers of a serial run.
     """
     rule = rule or STOP_RULES["default"]
     seeds, s0 = list(seeds), list(seeds)[0]
-    runs, scores, search, hist = [], [], [], {}
+    methods = list(dict.fromkeys(methods))
     family = [m for m in methods if m in VARIANTS]
     order = (["CHTN"] if family else []) + [m for m in methods if m != "CHTN" or not family]
-    for target, data in datasets.items():
-        w = None
-        for method in dict.fromkeys(order):
-            if method in VARIANTS:
-                def train(seed, dropout, pair_weight, _m=method):  # noqa: ANN001
-                    return train_chtn(data, _m, seed, rule, hidden=hidden, dropout=dropout, solver=solver,
-                                      pair_weight=pair_weight, kernel_num=kernel_num)
-                top = max(dropouts)
-                if method == "CHTN":
-                    first, t1 = tune(train, [{"dropout": top, "pair_weight": p} for p in pair_weights], s0)
-                    w = first.settings["pair_weight"]
-                    rest = [{"dropout": d, "pair_weight": w} for d in dropouts if d != top]
-                    best, t2 = tune(train, rest, s0) if rest else (first, t1.iloc[:0])
-                    if rest and not best.stop["best_val"] > first.stop["best_val"]:
-                        best = first
+    top = max(dropouts)
+    common = {"rule": rule, "hidden": hidden, "solver": solver, "kernel_num": kernel_num}
+    runs, scores, search, hist = [], [], [], {}
+
+    def wave(tasks: list[tuple[str, str, int, dict]]) -> dict:
+        """(target, method, seed, settings) -> run, all of ``tasks`` at once."""
+        out = parallel_map(_fit, [{"method": m, "data": datasets[t], "seed": s, **common, **g}
+                                  for t, m, s, g in tasks], n_workers)
+        return {key(t, m, s, g): r for (t, m, s, g), r in zip(tasks, out)}
+
+    def key(t: str, m: str, s: int, g: dict) -> tuple:
+        return t, m, s, tuple(sorted(g.items()))
+
+    # wave 1: CHTN's pair-weight search, the deep baselines' dropout searches, the methods without a network
+    grids: dict[tuple[str, str], list[dict]] = {}
+    for t in datasets:
+        for m in order:
+            if m == "CHTN" and family:
+                grids[t, m] = [{"dropout": top, "pair_weight": p} for p in pair_weights]
+            elif m in NETWORKS:
+                grids[t, m] = [{"dropout": d} for d in dropouts]
+            elif m not in VARIANTS:
+                grids[t, m] = [{}]
+    done = wave([(t, m, s0, g) for (t, m), gs in grids.items() for g in gs])
+    # wave 2: CHTN's dropouts at its chosen weight, every other variant's dropouts at that weight
+    weight, first = {}, {}
+    for t in datasets:
+        if family:
+            grid = grids[t, "CHTN"]
+            i, table = _pick(grid, [done[key(t, "CHTN", s0, g)] for g in grid])
+            weight[t], first[t] = grid[i]["pair_weight"], (grid[i], table)
+            grids[t, "CHTN rest"] = [{"dropout": d, "pair_weight": weight[t]} for d in dropouts if d != top]
+            for m in order:
+                if m in VARIANTS and m != "CHTN":
+                    grids[t, m] = [{"dropout": d, "pair_weight": weight[t]} for d in dropouts]
+    done |= wave([(t, "CHTN" if m == "CHTN rest" else m, s0, g) for (t, m), gs in grids.items()
+                  if m == "CHTN rest" or (m in VARIANTS and m != "CHTN") for g in gs])
+    # the choices (the order of the serial search: CHTN's weight first, then its dropout)
+    chosen: dict[tuple[str, str], tuple[dict, CHTNRun, pd.DataFrame | None]] = {}
+    for t in datasets:
+        for m in order:
+            if m == "CHTN" and family:
+                g1, t1 = first[t]
+                rest = grids[t, "CHTN rest"]
+                best, table = g1, t1
+                if rest:
+                    j, t2 = _pick(rest, [done[key(t, "CHTN", s0, g)] for g in rest])
+                    if done[key(t, "CHTN", s0, rest[j])].stop["best_val"] > done[key(t, "CHTN", s0, g1)].stop["best_val"]:
+                        best = rest[j]
                     table = pd.concat([t1, t2], ignore_index=True)
-                    table["chosen"] = [(r.dropout, r.pair_weight) == (best.settings["dropout"], w)
-                                       for r in table.itertuples()]
-                else:
-                    best, table = tune(train, [{"dropout": d, "pair_weight": w} for d in dropouts], s0)
-                chosen = {"dropout": best.settings["dropout"], "pair_weight": w}
-            elif method in NETWORKS:
-                def train(seed, dropout, _m=method):  # noqa: ANN001
-                    return run_baseline(_m, data, seed, rule, hidden=hidden, dropout=dropout)
-                best, table = tune(train, [{"dropout": d} for d in dropouts], s0)
-                chosen = {"dropout": best.settings["dropout"]}
+                table["chosen"] = [(r.dropout, r.pair_weight) == (best["dropout"], weight[t])
+                                   for r in table.itertuples()]
+                chosen[t, m] = ({"dropout": best["dropout"], "pair_weight": weight[t]},
+                                done[key(t, m, s0, best)], table)
+            elif m in VARIANTS or m in NETWORKS:
+                grid = grids[t, m]
+                i, table = _pick(grid, [done[key(t, m, s0, g)] for g in grid])
+                settings = {"dropout": grid[i]["dropout"], **({"pair_weight": weight[t]} if m in VARIANTS else {})}
+                chosen[t, m] = (settings, done[key(t, m, s0, grid[i])], table)
             else:
-                best, table, chosen, train = run_baseline(method, data, s0), None, {}, None
+                chosen[t, m] = ({}, done[key(t, m, s0, {})], None)
+            if log:
+                log(f"{t}: {m} searched ({chosen[t, m][0] or 'no search'})")
+    # wave 3: the other seeds at the chosen settings (deterministic methods: once)
+    trained = lambda m: m in VARIANTS or m in NETWORKS or m in SEEDED  # noqa: E731
+    done |= wave([(t, m, s, chosen[t, m][0]) for t in datasets for m in order if trained(m)
+                  for s in seeds if s != s0])
+    for t in datasets:
+        for m in order:
+            settings, best, table = chosen[t, m]
             if table is not None:
-                search.append(table.assign(target=target, method=method))
-            for seed in seeds:
-                if seed == s0:
-                    run = best
-                elif train is not None:
-                    run = train(seed=seed, **chosen)
-                elif method in SEEDED:
-                    run = run_baseline(method, data, seed)
-                else:
-                    run = best  # deterministic: the same scores for every seed
-                runs.append({"target": target, "method": method, "seed": seed, **run.scores, **chosen,
+                search.append(table.assign(target=t, method=m))
+            for s in seeds:
+                run = best if s == s0 or not trained(m) else done[key(t, m, s, settings)]
+                runs.append({"target": t, "method": m, "seed": s, **run.scores, **settings,
                              **{k: run.stop.get(k, math.nan) for k in ("stop_step", "best_step", "best_val",
                                                                         "batches", "capped")}})
-                scores.append(run.ap.assign(target=target, method=method, seed=seed))
-                hist[(target, method, seed)] = run.history
-            if log:
-                log(f"{target}: {method} done ({chosen or 'no search'})")
+                scores.append(run.ap.assign(target=t, method=m, seed=s))
+                hist[(t, m, s)] = run.history
     cols = ["target", "method", "seed", "direction", "query", "value"]
     return Trial(pd.DataFrame(runs), pd.concat(scores, ignore_index=True)[cols],
                  pd.concat(search, ignore_index=True) if search else pd.DataFrame(), hist)
@@ -422,6 +495,23 @@ def with_paper(summary: pd.DataFrame, methods: tuple[str, ...] | None = None) ->
     paper = paper.pivot_table(index="method", columns="data set", values="average", sort=False)
     paper.columns = [f"{c} (paper)" for c in paper.columns]
     return ours.join(paper, how="outer").reindex(list(methods or dict.fromkeys([*ours.index, *paper.index])))
+
+
+def val_curves(trial: Trial, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """The validation curves of a trial's trained runs (the chosen settings, every seed):
+    ``target, method, seed, batches, val_map`` (methods without a network have none)."""
+    per = trial.runs.set_index(["target", "method", "seed"])
+    parts = []
+    for (t, m, s), h in trial.histories.items():
+        if (methods is not None and m not in methods) or h is None or not len(h):
+            continue
+        r = per.loc[(t, m, s)]
+        steps = float(r["stop_step"])
+        c = val_curve(h, int(round(float(r["batches"]) / steps)) if steps else 1)
+        if len(c):
+            parts.append(c.assign(target=t, method=m, seed=s))
+    cols = ["target", "method", "seed", "batches", "val_map"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
 def val_curve(history: pd.DataFrame, batches_per_step: int = 1) -> pd.DataFrame:

@@ -117,3 +117,45 @@ def plot_image_query(data: CrossModalData, image_repr: np.ndarray, text_repr: np
     table = retrieval_table(data, image_repr, text_repr, [index], "img2txt", k)
     return plot_examples(data, table, "img2txt", f"test image {index} -> top {k} texts (green = same label)")
 
+
+
+def plot_val_curves(curves: pd.DataFrame, stops: pd.DataFrame, title: str = ""):
+    """The validation curve every compared network stopped on: one panel per (target, method),
+    one line per seed (validation average MAP against training batches), a dot at the restored
+    weights' step and a tick at the stop. ``curves``: ``target, method, seed, batches,
+    val_map`` (:func:`~clickvision.experiments.paper_c.val_curves`); ``stops``: the trial's
+    runs (``target, method, seed, best_step, stop_step, batches``)."""
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys(zip(curves["target"], curves["method"])))
+    if not panels:
+        raise ValueError("plot_val_curves: no curves (no network in the trial, or no validation split)")
+    targets = list(dict.fromkeys(t for t, _ in panels))
+    ncol = max(sum(t == x for x, _ in panels) for t in targets)
+    fig, axes = plt.subplots(len(targets), ncol, figsize=(2.6 * ncol, 2.3 * len(targets)), squeeze=False,
+                             sharey="row")
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    col = {t: 0 for t in targets}
+    for t, m in panels:
+        ax = axes[targets.index(t), col[t]]
+        col[t] += 1
+        ax.set_visible(True)
+        c = curves[(curves["target"] == t) & (curves["method"] == m)]
+        for i, (seed, g) in enumerate(c.groupby("seed")):
+            ax.plot(g["batches"], g["val_map"], color=f"C{i}", lw=1, label=f"seed {seed}")
+            s = stops[(stops["target"] == t) & (stops["method"] == m) & (stops["seed"] == seed)]
+            if len(s):
+                per = float(s["batches"].iloc[0]) / max(float(s["stop_step"].iloc[0]), 1.0)
+                best = g.loc[(g["batches"] - float(s["best_step"].iloc[0]) * per).abs().idxmin()]
+                ax.plot(best["batches"], best["val_map"], "o", color=f"C{i}", ms=4)
+                ax.axvline(float(s["batches"].iloc[0]), color=f"C{i}", ls=":", lw=0.8)
+        ax.set_title(f"{t}: {m}", fontsize=9)
+        ax.set_xlabel("training batches", fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("validation MAP", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
