@@ -37,9 +37,11 @@ site: setup
 	$(VPY) -m clickvision.report site
 
 # The README's test command: unit tests (including a papermill smoke run of every
-# notebook) and nbval over the committed notebooks, in one pytest run.
+# notebook) and nbval over the committed notebooks, in one pytest run, spread over the CPUs
+# (pytest-xdist; a file's tests, so a notebook's cells, stay on one worker, in order: see conftest.py).
+XDIST := -n auto --dist loadfile --no-loadscope-reorder
 test: features
-	$(VPY) -m pytest -q $(NBVAL) tests notebooks
+	$(VPY) -m pytest -q $(XDIST) --durations=40 $(NBVAL) notebooks tests
 
 unit: setup
 	$(VPY) -m pytest -q tests

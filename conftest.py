@@ -22,3 +22,25 @@ if "CLICKVISION_RESULTS_DIR" not in os.environ:
 os.environ.setdefault("CLICKVISION_REFERENCE_DIR", str(ROOT / "results"))
 os.environ.setdefault("CLICKVISION_HEADLESS", "1")
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+# Under pytest-xdist (`make test` runs `-n auto --dist loadfile`: a file's tests, so a
+# notebook's cells, stay on one worker, in order) the CPUs are split between the workers:
+# each worker's processes (nbval kernels, papermill runs, paper C's run pools) use
+# cpus // workers threads, so two workers never oversubscribe two cores (oversubscribed
+# OpenMP threads spin and slow a small model's step many times over). The numbers this
+# gives are within the regression tolerances (tests/test_other_kernels.py checks one thread).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _threads = str(max(1, _cpus // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CLICKVISION_WORKERS"):
+        os.environ.setdefault(_var, _threads)
+
+# Files scheduled first, in this order: the claims ledger reads results/claims.csv, which the
+# other notebooks' runs rewrite (so it must show the committed one); then the longest files,
+# so that they do not finish last on one worker while the other idles.
+FIRST = ("00.03-Claims-Ledger.ipynb", "test_other_kernels.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run :data:`FIRST`'s files first (a stable sort: every other order kept)."""
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
