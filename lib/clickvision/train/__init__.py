@@ -11,6 +11,7 @@ interrupted epoch's data order from the random state saved at the epoch's start)
 Modules: :mod:`.config` (settings, schedule), :mod:`.callbacks` (hooks, gradient norms),
 :mod:`.loop` (the Trainer, checkpoints, ``predict``).
 """
+from .batched import MemberBatches, MemberStack, batch_stream, fit_members  # K members as one model
 from .callbacks import Callback, GradNormRecorder, grad_norms_of_terms
 from .config import (CHECKPOINT_FORMAT, HISTORY_COLUMNS, OPTIMIZERS, SCHEDULES, STALL_TOLERANCE, CheckpointError,
                      NonFiniteGradientError, NonFiniteLossError, NonFiniteWeightsError, TrainConfig,
@@ -18,6 +19,6 @@ from .config import (CHECKPOINT_FORMAT, HISTORY_COLUMNS, OPTIMIZERS, SCHEDULES, 
 from .loop import Trainer, cycle_zip, predict
 
 __all__ = ["CHECKPOINT_FORMAT", "HISTORY_COLUMNS", "OPTIMIZERS", "SCHEDULES", "STALL_TOLERANCE", "Callback",
-           "CheckpointError", "GradNormRecorder", "NonFiniteGradientError", "NonFiniteLossError",
-           "NonFiniteWeightsError", "TrainConfig", "TrainConfigError", "Trainer", "cycle_zip",
-           "grad_norms_of_terms", "lr_factor", "predict"]
+           "CheckpointError", "GradNormRecorder", "MemberBatches", "MemberStack", "NonFiniteGradientError",
+           "NonFiniteLossError", "NonFiniteWeightsError", "TrainConfig", "TrainConfigError", "Trainer",
+           "batch_stream", "cycle_zip", "fit_members", "grad_norms_of_terms", "lr_factor", "predict"]
