@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from scipy.stats import norm
 
-from .. import paths
+from .. import metrics as M
+from .. import paths, stats
 from ..io import atomic_path
 from ..models import cf, collab
 from .paper_d_data import LabelledItems, bootstrap_table, item_ap_rows, standardize
@@ -40,12 +42,27 @@ class CFSettings:
     patience: int = 2
     min_delta: float = 1e-3  # early stopping: a validation AUC gain below this is no gain
     max_val_users: int = 500
+    ease_lams: tuple = (300.0, 1000.0)  # EASE's l2 weights, one chosen by validation AUC (a development
+    # grid 30-1000 on the simulated Toys-density events peaked at 300-1000 by validation AUC)
+    ease_k: int = 64  # EASE's CF vector: rank-k columns of B (+ the log count)
     device: str = "auto"
+
+
+# The CF fit behind the auxiliary target of D.03/D.04 (Table 5, Figs. 3-4): the VAE at lr 0.01 gains little
+# per epoch on sparse data, so patience 2 with min_delta 1e-3 stopped it at a near-initial epoch; here any
+# gain counts and 6 epochs without one end the run (the best epoch is restored and logged).
+TARGET_CF_SETTINGS = {"patience": 6, "min_delta": 0.0, "bpr_epochs": 40, "vae_epochs": 40}
+
+
+CF_MODELS = ("bpr", "vae", "ease")
 
 
 def fit_cf(model: str, train: sp.csr_matrix, val: sp.csr_matrix | None, s: CFSettings, seed: int = 0
            ) -> tuple[torch.nn.Module, pd.DataFrame]:
-    """Fit 'bpr' or 'vae' (early stopping on validation AUC when ``val`` is given)."""
+    """Fit 'bpr' or 'vae' (early stopping on validation AUC when ``val`` is given) or 'ease'
+    (closed form, its l2 weight chosen among ``s.ease_lams`` by validation AUC)."""
+    if model == "ease":
+        return cf.fit_ease(train, s.ease_lams, val, s.max_val_users, seed)
     if model == "bpr":
         return cf.fit_bpr(train, k=s.bpr_k, epochs=s.bpr_epochs, lr=s.bpr_lr, reg=s.bpr_reg, seed=seed,
                           batch_size=s.bpr_batch, device=s.device, val=val, patience=s.patience,
@@ -55,7 +72,7 @@ def fit_cf(model: str, train: sp.csr_matrix, val: sp.csr_matrix | None, s: CFSet
                           beta_max=s.vae_beta, anneal_epochs=s.vae_anneal_epochs, seed=seed, device=s.device,
                           batch_size=s.vae_batch, val=val, patience=s.patience,
                           max_val_users=s.max_val_users, min_delta=s.min_delta)
-    raise ValueError(f"model must be 'bpr' or 'vae', got {model!r}")
+    raise ValueError(f"model must be one of {CF_MODELS}, got {model!r}")
 
 
 def cf_auc_table(events: pd.DataFrame, settings: CFSettings | None = None, seed: int = 0,
@@ -182,13 +199,37 @@ def cornac_rows(train: sp.csr_matrix, test: sp.csr_matrix, s: CFSettings, seed: 
 
 
 # ----------------------------------------------------------------------------- CF vectors of items
-def item_cf_vectors(events: pd.DataFrame, item_keys: np.ndarray, model: str = "vae",
-                    settings: CFSettings | None = None, seed: int = 0, cache_tag: str | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(CF vectors, interactions per item) of ``item_keys``, from events on those items only.
+def fit_log(model: str, history: pd.DataFrame) -> dict:
+    """What a CF fit did: the best (restored) and the last epoch, whether patience stopped it, the
+    best validation AUC, and for the VAE the KL term (mean over the batches) at the best epoch and
+    at the last; for EASE the chosen l2 weight."""
+    if model == "ease":
+        return {"model": model, "best_epoch": 0, "stopped_epoch": 0, "stopped_early": False,
+                "best_val_auc": float(history["auc"].max()) if history["auc"].notna().any() else float("nan"),
+                "lam": float(history.attrs["best_lam"])}
+    steps = history.groupby("step")["epoch"].max()
+    best_step, last_step = history.attrs.get("best_step"), history.attrs.get("stopped_step")
 
-    Early stopping on 10% of the interactions held out as validation. ``cache_tag``: cache
-    the result under ``data/cache/paper_d/`` keyed by the inputs (shared by D.03 and D.04).
+    def epoch_of(step: int | None) -> int:
+        return int(steps.loc[:step].iloc[-1]) if step is not None and (steps.index <= step).any() else -1
+
+    out = {"model": model, "best_epoch": epoch_of(best_step), "stopped_epoch": epoch_of(last_step),
+           "stopped_early": bool(history.attrs.get("stopped_early", False)),
+           "best_val_auc": float(history.attrs.get("best_value", float("nan")))}
+    if model == "vae":
+        kl = history.attrs.get("kl_by_epoch", [])  # epoch e (1-based) at kl[e - 1]
+        out.update(kl_best_epoch=float(kl[out["best_epoch"] - 1]) if 0 < out["best_epoch"] <= len(kl) else float("nan"),
+                   kl_last_epoch=float(kl[-1]) if kl else float("nan"))
+    return out
+
+
+def item_cf_fit(events: pd.DataFrame, item_keys: np.ndarray, model: str = "vae",
+                settings: CFSettings | None = None, seed: int = 0, cache_tag: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(CF vectors, interactions per item, :func:`fit_log`) of ``item_keys``, from events on those items only.
+
+    Early stopping (and EASE's l2 weight) on 10% of the interactions held out as validation.
+    ``cache_tag``: cache the result under ``data/cache/paper_d/`` keyed by the inputs.
     """
     s = settings or CFSettings()
     key = None
@@ -199,15 +240,71 @@ def item_cf_vectors(events: pd.DataFrame, item_keys: np.ndarray, model: str = "v
         key = paths.CACHE_DIR / "paper_d" / f"{cache_tag}-{model}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npz"
         if key.exists():
             with np.load(key) as z:
-                return z["q"], z["n"]
+                return z["q"], z["n"], (json.loads(str(z["log"])) if "log" in z.files else {})
     mat = cf.interaction_matrix(events, item_ids=np.asarray(item_keys)).matrix
     train, val = cf.split_heldout(mat, 0.1, seed + 1)
-    fitted, _ = fit_cf(model, train, val, s, seed)
-    q, n = fitted.item_vectors(), np.asarray(mat.sum(axis=0)).ravel()
+    fitted, history = fit_cf(model, train, val, s, seed)
+    q = fitted.item_vectors(s.ease_k) if model == "ease" else fitted.item_vectors()
+    n, log = np.asarray(mat.sum(axis=0)).ravel(), fit_log(model, history)
     if key is not None:
         with atomic_path(key, suffix=".npz") as tmp:
-            np.savez(tmp, q=q, n=n)
+            np.savez(tmp, q=q, n=n, log=np.array(json.dumps(log)))
+    return q, n, log
+
+
+def item_cf_vectors(events: pd.DataFrame, item_keys: np.ndarray, model: str = "vae",
+                    settings: CFSettings | None = None, seed: int = 0, cache_tag: str | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(CF vectors, interactions per item) of ``item_keys`` (:func:`item_cf_fit` without its log)."""
+    q, n, _ = item_cf_fit(events, item_keys, model, settings, seed, cache_tag)
     return q, n
+
+
+# ----------------------------------------------------------------------------- the information gate
+def information_gate(q: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 20, n_folds: int = 5,
+                     n_resamples: int = 200, ci: float = 0.9) -> dict:
+    """How much label information an auxiliary target ``q`` carries, measured before it is used.
+
+    The out-of-fold CF2Label mAP (:func:`clickvision.models.collab.out_of_fold_scores`: every item
+    scored by a CF2Label that never saw it) of the items' labels ``y`` from ``q`` alone, against
+    the label prior (the mAP of scoring every item by the class frequencies: the mean class
+    frequency). Interval over the items: a normal interval whose standard error is the spread of
+    the mAP over ``n_resamples`` half-samples of the items drawn without replacement
+    (:func:`clickvision.stats.bootstrap_indices`; repeated rows would tie and lift AP), of the mAP
+    and, paired in each half-sample, of mAP - prior. ``open``: the
+    interval of mAP - prior lies above 0 (the target carries label information). ``q`` is
+    standardised here. Returns map, prior, ratio, lo, hi, diff, diff_lo, diff_hi, open, n_items, ci and the
+    out-of-fold ``scores`` themselves.
+    """
+    q, y = np.asarray(q, dtype=np.float64), np.asarray(y, dtype=bool)
+    if q.ndim != 2 or y.ndim != 2 or len(q) != len(y):
+        raise ValueError(f"information_gate: q and y must be 2-d with equal rows, got {q.shape}, {y.shape}")
+    if not np.isfinite(q).all():
+        raise ValueError("information_gate: q has NaN or infinite entries")
+    oof = collab.out_of_fold_scores(standardize(q, np.arange(len(q))), y, n_folds=n_folds, seed=seed, epochs=epochs)
+    # half-samples without replacement: a resample with repeated rows ties them with themselves and
+    # lifts AP (the plain bootstrap distribution sat above the estimate); a half-sample's spread
+    # around the full-sample value is the full-sample standard error for a mean-like statistic
+    idx = stats.bootstrap_indices(len(y), n_resamples, fraction=0.5, seed=seed, replace=False)
+    prior_scores = np.tile(y.mean(0), (len(y), 1))
+    boot = stats.bootstrap_metric(M.average_precision_macro, y, {"gate": oof, "prior": prior_scores}, idx)
+    wide = boot.pivot(index="resample", columns="method", values="value")
+    z = float(norm.ppf(1 - (1 - ci) / 2))
+    mean_ap, prior = M.average_precision_macro(y, oof), float(y[:, y.any(0)].mean(0).mean())
+    diff = mean_ap - prior
+    se, se_diff = float(wide["gate"].std(ddof=1)), float((wide["gate"] - wide["prior"]).std(ddof=1))
+    lo, hi, dlo, dhi = mean_ap - z * se, mean_ap + z * se, diff - z * se_diff, diff + z * se_diff
+    return {"map": mean_ap, "prior": prior, "ratio": mean_ap / prior, "lo": float(lo), "hi": float(hi),
+            "diff": diff, "diff_lo": float(dlo), "diff_hi": float(dhi), "open": bool(dlo > 0),
+            "n_items": len(y), "ci": ci, "scores": oof}
+
+
+def gate_line(gate: dict, name: str = "auxiliary target") -> str:
+    """One printed line of :func:`information_gate`."""
+    return (f"information gate ({name}): out-of-fold CF2Label mAP {gate['map']:.3f} "
+            f"({gate['ci']:.0%} CI {gate['lo']:.3f}-{gate['hi']:.3f}) vs label prior {gate['prior']:.3f} "
+            f"({gate['ratio']:.1f}x; difference {gate['diff']:+.3f}, {gate['diff_lo']:+.3f} to {gate['diff_hi']:+.3f}) "
+            f"over {gate['n_items']:,} training images: {'OPEN' if gate['open'] else 'CLOSED'}")
 
 
 # ----------------------------------------------------------------------------- Table 4: CF2Label

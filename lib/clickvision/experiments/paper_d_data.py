@@ -25,6 +25,19 @@ from ..data import movielens, openclipart
 from ..data.splits import grouped_stratified_split
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+# Paper D's Table 2 (images, interactions, users) of its four data sets: the densities the simulation is set to.
+PAPER_D_TABLE2 = {"Pinterest": (27_080, 265_252, 170_978), "MovieLens": (10_677, 10_000_054, 68_532),
+                  "Clothing": (23_033, 278_677, 39_387), "Toys": (11_924, 167_597, 19_412)}
+
+
+def paper_density(dataset: str = "Toys") -> dict:
+    """Events per user and per item of one of paper D's data sets (:data:`PAPER_D_TABLE2`)."""
+    if dataset not in PAPER_D_TABLE2:
+        raise ValueError(f"dataset must be one of {sorted(PAPER_D_TABLE2)}, got {dataset!r}")
+    n_items, n_events, n_users = PAPER_D_TABLE2[dataset]
+    return {"dataset": dataset, "events_per_user": n_events / n_users, "events_per_item": n_events / n_items}
+
+
 # Keywords that name no content: the catch-all folder, an icon theme, an author.
 NON_CONTENT_KEYWORDS = ("unsorted", "lemon theme icon", "architetto francesco rollandin")
 
@@ -40,9 +53,26 @@ class LabelledItems:
     classes: list
     x: np.ndarray | None = None
     rule: str = ""
+    # the images without any class (Open Clip Art): ids, split and features; they can take part as
+    # extra training items that receive only the auxiliary target
+    unlabelled_keys: np.ndarray | None = None
+    unlabelled_split: np.ndarray | None = None
+    unlabelled_x: np.ndarray | None = None
 
     def rows(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.split == name)
+
+    def unlabelled_rows(self, name: str) -> np.ndarray:
+        """Rows of the unlabelled images in split ``name`` (empty when there are none)."""
+        if self.unlabelled_split is None:
+            return np.array([], dtype=int)
+        return np.flatnonzero(self.unlabelled_split == name)
+
+    def keys_outside(self, name: str) -> np.ndarray:
+        """Ids of every image, labelled or not, whose split is not ``name`` (e.g. all but the test images)."""
+        extra = np.array([], dtype=object) if self.unlabelled_keys is None else \
+            self.unlabelled_keys[self.unlabelled_split != name]
+        return np.concatenate([self.keys[self.split != name], extra])
 
 
 def multi_hot(label_lists: list, classes: list) -> np.ndarray:
@@ -75,10 +105,12 @@ def openclipart_items(min_train_items: int = 20, max_train_share: float = 0.10, 
                      and k not in NON_CONTENT_KEYWORDS)
     y = multi_hot(lists, classes)
     keep = y.any(1)
-    x = features.extract_features(images, image_size=128, kind="pooled")[keep] if with_features else None
+    x_all = features.extract_features(images, image_size=128, kind="pooled") if with_features else None
     rule = (f"keywords on >= {min_train_items} training images and <= {max_train_share:.0%} of them, "
             f"minus {len(NON_CONTENT_KEYWORDS)} non-content tags: {len(classes)} classes")
-    return LabelledItems(items["key"].to_numpy()[keep], split[keep], y[keep], classes, x, rule)
+    keys = items["key"].to_numpy()
+    return LabelledItems(keys[keep], split[keep], y[keep], classes, None if x_all is None else x_all[keep], rule,
+                         keys[~keep], split[~keep], None if x_all is None else x_all[~keep])
 
 
 def movielens_items(seed: int = 0) -> tuple[LabelledItems, pd.DataFrame]:
@@ -97,6 +129,22 @@ def movielens_items(seed: int = 0) -> tuple[LabelledItems, pd.DataFrame]:
 def standardize(q: np.ndarray, rows: np.ndarray) -> np.ndarray:
     mu, sd = q[rows].mean(0), q[rows].std(0) + 1e-8
     return (q - mu) / sd
+
+
+def gaussianize(q: np.ndarray, rows: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each column mapped to a standard normal by its ranks among ``rows`` (scikit-learn's
+    ``QuantileTransformer``, fitted on ``rows`` only; values beyond them are clipped to its range).
+
+    Why: MTL-reconstruct's loss ``exp(L1 + L2)`` (eq. 2) grows exponentially with a row's error, so
+    a heavy-tailed target (EASE's columns: a few items sit 10-25 sd out) lets a handful of items
+    dominate every batch; ranks keep each dimension's order and bound its range (about +/-5)."""
+    from sklearn.preprocessing import QuantileTransformer
+
+    q, rows = np.asarray(q, dtype=np.float64), np.asarray(rows)
+    if len(rows) < 2:
+        raise ValueError(f"gaussianize needs at least 2 rows to fit, got {len(rows)}")
+    qt = QuantileTransformer(n_quantiles=min(1000, len(rows)), output_distribution="normal", random_state=seed)
+    return qt.fit(q[rows]).transform(q)
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -8,6 +8,11 @@ trained through the one :class:`clickvision.train.Trainer`:
 * :class:`BPR` -- Rendle et al. (2009): ``s(u, i) = p_u . q_i + b_i``, the pairwise loss
   ``-log sigmoid(s(u, i) - s(u, j))`` over (user, positive, sampled negative) triples with an
   l2 penalty. CF vector = ``[q_i, b_i]``.
+* :class:`EASE` -- Steck (2019), closed form: ``B = I - P / diag(P)`` with
+  ``P = (X^T X + lambda I)^-1`` (zero diagonal), ``s(u) = x_u B``. No iterations, so no early
+  stopping, and suited to sparse data (an l2-regularised item-item regression). CF vector: the
+  best rank-``k`` representation of item ``j``'s column ``B[:, j]`` (``U_k^T B[:, j]`` from the
+  SVD of ``B``) plus the log item count.
 * :class:`MultVAE` -- Liang et al. (2018) Mult-VAE: l2-normalised input with dropout, tanh
   encoder ``items -> hidden -> 2 x latent``, decoder ``latent -> hidden -> items``, the
   multinomial log-likelihood and a KL term annealed linearly to ``beta_max``. The last decoder
@@ -155,6 +160,67 @@ def bpr_triples(train: sp.csr_matrix, batch_size: int, device: torch.device):
     return epoch
 
 
+class EASE(nn.Module):
+    """EASE (Steck 2019): ``B = argmin ||X - X B||^2 + lambda ||B||^2`` s.t. ``diag(B) = 0``.
+
+    Closed form: ``P = (X^T X + lambda I)^-1``, ``B_ij = -P_ij / P_jj`` (``i != j``), ``B_jj = 0``.
+    A torch module only so that it scores through the same :func:`heldout_auc` as the others.
+    """
+
+    def __init__(self, train: sp.csr_matrix, lam: float = 100.0) -> None:
+        super().__init__()
+        if not lam > 0:
+            raise ValueError(f"EASE: lam must be > 0, got {lam!r}")
+        x = sp.csr_matrix(train, dtype=np.float32)
+        gram = torch.from_numpy((x.T @ x).toarray())
+        gram.diagonal().add_(lam)
+        # Cholesky and the inverse from it (float32: X^T X + lambda I is well conditioned for lambda >= 1)
+        chol, info = torch.linalg.cholesky_ex(gram)
+        if int(info) != 0:
+            raise np.linalg.LinAlgError(f"EASE: X^T X + {lam} I is not positive definite (info {int(info)})")
+        p = torch.cholesky_inverse(chol).numpy()
+        b = -p / np.diag(p)[None, :]
+        b[np.diag_indices_from(b)] = 0.0
+        self.lam = lam
+        self.register_buffer("weights", torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))
+        self.register_buffer("counts", torch.from_numpy(np.asarray(x.sum(axis=0)).ravel().astype(np.float32)))
+
+    def score_users(self, train: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        return np.asarray(train[users] @ self.weights.cpu().numpy())
+
+    def item_vectors(self, k: int = 64) -> np.ndarray:
+        """CF vectors ``[U_k^T B[:, j], log(1 + n_j)]``, shape (n_items, k + 1): the columns of ``B``
+        in the span of its top-``k`` left singular vectors (``S_k V_k^T``), and the log popularity."""
+        from sklearn.utils.extmath import randomized_svd
+
+        b = self.weights.cpu().numpy().astype(np.float64)
+        k = min(k, min(b.shape) - 1)
+        _, s, vt = randomized_svd(b, k, n_iter=4, random_state=0)  # the top k singular triplets (seeded)
+        q = (s[:, None] * vt).T
+        return np.hstack([q, np.log1p(self.counts.cpu().numpy().astype(np.float64))[:, None]])
+
+
+def fit_ease(train: sp.csr_matrix, lams: tuple = (10.0, 30.0, 100.0, 300.0), val: sp.csr_matrix | None = None,
+             max_val_users: int = 2000, seed: int = 0) -> tuple[EASE, pd.DataFrame]:
+    """:class:`EASE` with the l2 weight chosen among ``lams`` by validation AUC (the first without ``val``).
+
+    Returns (model, a table with one row per lambda: ``lam``, ``auc``; ``attrs['best_lam']``)."""
+    if not lams:
+        raise ValueError("fit_ease: lams must name at least one l2 weight")
+    rows, best = [], None
+    for lam in lams:
+        model = EASE(train, lam)
+        value = heldout_auc(model, train, val, max_users=max_val_users, seed=seed) if val is not None else np.nan
+        rows.append({"lam": lam, "auc": value})
+        if best is None or (val is not None and value > best[1]):
+            best = (model, value)
+        if val is None:
+            break
+    table = pd.DataFrame(rows)
+    table.attrs["best_lam"] = best[0].lam
+    return best[0], table
+
+
 class MultVAE(nn.Module):
     """Mult-VAE (Liang et al. 2018) with the item bias in the last decoder layer.
 
@@ -291,7 +357,8 @@ def fit_vae(train: sp.csr_matrix, latent: int = 32, hidden: int = 64, epochs: in
             ) -> tuple[MultVAE, pd.DataFrame]:
     """Train :class:`MultVAE` with Adam, beta annealed linearly 0 -> ``beta_max`` over the first
     ``anneal_epochs`` epochs (Liang et al.; ``anneal_epochs=0``: constant ``beta_max``, as Cornac).
-    ``popularity_init`` starts the item bias (last decoder bias) at the log item prior."""
+    ``popularity_init`` starts the item bias (last decoder bias) at the log item prior.
+    ``history.attrs['kl_by_epoch']``: the KL term's mean over each epoch's batches (epoch 1 first)."""
     torch.manual_seed(seed)
     model = MultVAE(train.shape[1], latent, hidden, input_dropout)
     if popularity_init:
@@ -304,15 +371,22 @@ def fit_vae(train: sp.csr_matrix, latent: int = 32, hidden: int = 64, epochs: in
     active = int((np.diff(train.indptr) > 0).sum())
     anneal_steps = anneal_epochs * math.ceil(active / batch_size)
 
+    kls: list = []
+
     def loss_fn(m, x):
         if m.training:
             state["step"] += 1
         beta = beta_max if anneal_steps <= 0 else beta_max * min(1.0, state["step"] / anneal_steps)
-        return vae_loss(m, x, beta)
+        loss, terms = vae_loss(m, x, beta)
+        if m.training:
+            kls.append(float(terms["kl"]))
+        return loss, terms
 
     trainer = Trainer(model, loss_fn, cfg)
     history = trainer.fit(user_batches(train, batch_size, trainer.device),
                           val_fn=_auc_val_fn(val, train, max_val_users, seed))
+    per_epoch = max(1, math.ceil(active / batch_size))  # the KL term, mean over each epoch's batches
+    history.attrs["kl_by_epoch"] = [float(np.mean(kls[s:s + per_epoch])) for s in range(0, len(kls), per_epoch)]
     return model, history
 
 
@@ -376,4 +450,5 @@ def timed(fn, *args, **kwargs):
 
 
 __all__ = ["InteractionMatrix", "interaction_matrix", "split_heldout", "MostPopular", "BPR", "bpr_loss",
-           "MultVAE", "vae_loss", "fit_bpr", "fit_vae", "heldout_auc", "fast_interaction_auc", "timed"]
+           "MultVAE", "vae_loss", "EASE", "fit_ease", "fit_bpr", "fit_vae", "heldout_auc", "fast_interaction_auc",
+           "timed"]
