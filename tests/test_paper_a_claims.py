@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from clickvision import claims as CE
 from clickvision.experiments import paper_a as A
 from clickvision.experiments import paper_a_claims as AC
@@ -233,3 +232,28 @@ def test_seed_sd_is_the_largest_group_spread():
     rows = _rows({"a": {"acc_t": 0.6}, "b": {"acc_t": 0.5}}, "model")
     rows.loc[(rows.model == "b") & (rows.metric == "acc_t"), "value"] = [0.4, 0.5, 0.6]
     assert AC.seed_sd(rows, ["model"], ("acc_t",)) == pytest.approx(0.1)
+
+
+def test_paper_effects_come_from_the_paper_tables():
+    """paper_effect: the claim's contrast on the paper's printed numbers, in fractions (oracle: hand-read cells)."""
+    from clickvision.experiments import paper_a_claims as AC
+    from clickvision.experiments import paper_a_joint as J
+
+    assert AC.paper_diff(AC.PAPER_TABLE_III, "Acc-T (%)", "CONV+biFC", "FC") == pytest.approx((57.3 - 44.2) / 100)
+    assert AC.paper_diff(AC.PAPER_TABLE_IV, "Acc-S (%)", 1, 0.01) == pytest.approx((70.7 - 71.5) / 100)
+    assert np.isnan(AC.paper_diff(AC.PAPER_TABLE_V, "Acc-T (%)", 0.3, 0))  # a value the paper did not print
+    assert AC.paper_weakest_link(AC.PAPER_TABLE_VI, "Acc-T (%)", ("V+C", "V+C_E", "V+C[7]")) == pytest.approx(0.003)
+    assert J.paper_vii("Acc-T (%)", False, [0.8, 0.4]) == pytest.approx((73.1 + 73.3) / 200)
+    assert J.paper_vii("Acc-T (%)", True, [1.0]) == pytest.approx(0.635)  # lambda = 1: MDD-VM*
+    assert np.isnan(J.paper_vii("Acc-T (%)", True, [0.3]))
+
+
+def test_table_ix_paper_effects_follow_the_claims_rule():
+    import pandas as pd
+    from clickvision.experiments import paper_a_unseen as U
+
+    rows = pd.DataFrame([{"target": t, "method": m, "scenario": sc, "seed": 0, "metric": "acc_t", "value": 0.5}
+                         for t in ("a", "b") for m in U.TABLE_IX_METHODS for sc in ("Single", "Cross")])
+    claims = {c.claim_id: c for c, _ in U.claims_table_ix(rows)}
+    assert claims["TableIX-cross-close-to-single"].paper_effect == pytest.approx(-0.031)  # Bird OURS 70.7 - 73.8
+    assert claims["TableIX-ours-beats-baselines"].paper_effect == pytest.approx(0.004)  # Bird Cross 70.7 - 70.3

@@ -16,13 +16,20 @@ claim sentence.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..claims import Claim, Ledger
-from .paper_a import summarize
+from .paper_a import (
+    PAPER_TABLE_III,
+    PAPER_TABLE_IV,
+    PAPER_TABLE_V,
+    PAPER_TABLE_VI,
+    summarize,
+)
 
 DOMAIN = {"s": "Acc-S", "t": "Acc-T"}
 
@@ -185,6 +192,20 @@ def seed_sd(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str] = ("ac
     return float(np.nanmax(summ["std"].to_numpy(float))) if len(summ) else 0.0
 
 
+def paper_diff(table: pd.DataFrame, row: str, a, b) -> float:
+    """The paper's ``table[row][a] - table[row][b]`` in fractions (the tables are in percent); NaN when the
+    paper printed no such column (our grid has a value the paper's has not)."""
+    try:
+        return (float(table.loc[row, a]) - float(table.loc[row, b])) / 100
+    except KeyError:
+        return float("nan")
+
+
+def paper_weakest_link(table: pd.DataFrame, row: str, names: Sequence) -> float:
+    """The paper's smallest adjacent difference of an ordering ``names`` (its weakest link), in fractions."""
+    return min(paper_diff(table, row, a, b) for a, b in pairwise(names))
+
+
 def claims_click_feature(correct: pd.DataFrame) -> list[tuple[Claim, pd.DataFrame]]:
     """III-A: the click feature adds semantic information to the visual one (ground truth, source).
 
@@ -211,7 +232,8 @@ def claims_tdl(rows: pd.DataFrame) -> list[tuple[Claim, pd.DataFrame]]:
                       for m in ("acc_s", "acc_t")], ignore_index=True)
     return [(A("IIIB-tdl-transfer-gap", "TDL's predicted click feature recognises the target worse than the source "
                "(Acc-T < Acc-S; fractions; paper 63.0 vs 44.2 %)", "direction", arms=("Acc-S", "Acc-T"),
-               paper_effect=0.188), data)]
+               paper_effect=(PAPER_TABLE_VI.loc["Acc-S (%)", "C[7]"] - PAPER_TABLE_VI.loc["Acc-T (%)", "C[7]"]) / 100),
+             data)]
 
 
 def claims_table_iii(rows: pd.DataFrame, grid: pd.DataFrame | None) -> list[tuple[Claim, pd.DataFrame]]:
@@ -224,14 +246,16 @@ def claims_table_iii(rows: pd.DataFrame, grid: pd.DataFrame | None) -> list[tupl
         weakest = ranked(c, "embedding", names[1:], metric)[-1]
         out.append((A(f"III-nonlinear-beats-linear-{label}",
                       f"Every nonlinear embedding (biFC, CONV+FC, CONV+biFC) beats the linear FC in {label}: judged on "
-                      f"the weakest of them by mean, here {weakest}", "direction", arms=(weakest, "FC")),
+                      f"the weakest of them by mean, here {weakest}", "direction", arms=(weakest, "FC"),
+                      paper_effect=paper_diff(PAPER_TABLE_III, f"{label} (%)", weakest, "FC")),
                     scores(c, metric, {weakest: {"embedding": weakest}, "FC": {"embedding": "FC"}})))
     for dom, label in DOMAIN.items():
         metric = f"correct_{dom}"
         rival = ranked(c, "embedding", names[:-1], metric)[0]
         out.append((A(f"III-conv-bifc-best-{label}",
                       f"CONV+biFC is the best embedding in {label}: judged against the strongest other by mean, "
-                      f"here {rival}", "direction", arms=("CONV+biFC", rival)),
+                      f"here {rival}", "direction", arms=("CONV+biFC", rival),
+                      paper_effect=paper_diff(PAPER_TABLE_III, f"{label} (%)", "CONV+biFC", rival)),
                     scores(c, metric, {"CONV+biFC": {"embedding": "CONV+biFC"}, rival: {"embedding": rival}})))
     if grid is not None and len(grid):
         g = grid[grid["representation"] == "C"]
@@ -245,6 +269,11 @@ def claims_table_iii(rows: pd.DataFrame, grid: pd.DataFrame | None) -> list[tupl
                               arms=tuple(arms), settings=tuple(float(k) for k in sizes)),
                             scores(g, f"correct_{dom}", arms)))
     return out
+
+
+def _key(x: float):
+    """A setting as the paper tables' column label (ints where whole: Table V's 0 and 1)."""
+    return int(x) if x == int(x) else x
 
 
 def claims_table_iv(rows: pd.DataFrame, t_rows: pd.DataFrame | None,
@@ -262,14 +291,14 @@ def claims_table_iv(rows: pd.DataFrame, t_rows: pd.DataFrame | None,
         out.append((A(f"IV-flat-B-0.01-to-1-{label}",
                       f"{label} is flat for B in [0.01, 1]: the best and worst B by mean (here {hi:g}, {lo:g}) differ "
                       f"by less than {100 * margin:g} points", "equivalence", arms=(f"B={hi:g}", f"B={lo:g}"),
-                      margin=margin),
+                      margin=margin, paper_effect=paper_diff(PAPER_TABLE_IV, f"{label} (%)", _key(hi), _key(lo))),
                     scores(c, metric, {f"B={hi:g}": {"B": hi}, f"B={lo:g}": {"B": lo}}, seeds)))
     if 1e-4 in bs and 0.01 in bs:
         for dom, label in DOMAIN.items():
             metric = f"correct_{dom}"
             seeds = common_seeds(c, "B", [1e-4, 0.01], metric)
             d = scores(c, metric, {"B=1e-4": {"B": 1e-4}, "B=0.01": {"B": 0.01}}, seeds)
-            paper = {"s": (0.7, 71.5), "t": (1.5, 58.9)}[dom]
+            paper = (PAPER_TABLE_IV.loc[f"{label} (%)", 0.0001], PAPER_TABLE_IV.loc[f"{label} (%)", 0.01])
             out.append((A(f"IV-collapse-at-1e-4-{label}",
                           f"{label} collapses at B = 1e-4: below half of B = 0.01's (half of B = 0.01's minus "
                           f"B = 1e-4's > 0; paper {paper[0]} vs {paper[1]} %)", "direction",
@@ -314,14 +343,15 @@ def claims_table_v(rows: pd.DataFrame, chosen_tau: float) -> list[tuple[Claim, p
         seeds = common_seeds(cr, "tau", [best_small, 0.0], metric)
         out.append((A(f"V-small-tau-beats-count-{label}",
                       f"A small tau (0 < tau <= 0.15, chosen on validation: {best_small:g}) beats the count loss alone "
-                      f"(tau = 0) in {label}", "direction", arms=(f"tau={best_small:g}", "tau=0")),
+                      f"(tau = 0) in {label}", "direction", arms=(f"tau={best_small:g}", "tau=0"),
+                      paper_effect=paper_diff(PAPER_TABLE_V, f"{label} (%)", _key(best_small), 0)),
                     scores(cr, metric, {f"tau={best_small:g}": {"tau": best_small}, "tau=0": {"tau": 0.0}}, seeds)))
     if 1.0 in taus:
         for dom, label in DOMAIN.items():
             metric = f"correct_{dom}"
             seeds = common_seeds(cr, "tau", [1.0, 0.0], metric)
             d = scores(cr, metric, {"tau=0": {"tau": 0.0}, "tau=1": {"tau": 1.0}}, seeds)
-            paper = {"s": (11.8, 70.3), "t": (7.9, 57.3)}[dom]
+            paper = (PAPER_TABLE_V.loc[f"{label} (%)", 1], PAPER_TABLE_V.loc[f"{label} (%)", 0])
             out.append((A(f"V-position-alone-far-worse-{label}",
                           f"The position loss alone (tau = 1) is far worse: at least 10 points below tau = 0 in {label} "
                           f"(tau = 0 minus 0.10, minus tau = 1, > 0; paper {paper[1]} vs {paper[0]} %)", "direction",
@@ -333,7 +363,8 @@ def claims_table_v(rows: pd.DataFrame, chosen_tau: float) -> list[tuple[Claim, p
                        g.assign(method="log2 1", value=0.0)], ignore_index=True)
         out.append((A("V-gd-ratio-one-at-0.1", "At tau = 0.1 the gd-ratio (weighted position / count gradient norm) "
                       "is about 1: within a factor 2 (log2 gd-ratio within +/-1; paper 0.99)", "equivalence",
-                      arms=("log2 gd-ratio", "log2 1"), margin=1.0, paper_effect=float(np.log2(0.99))), d))
+                      arms=("log2 gd-ratio", "log2 1"), margin=1.0,
+                      paper_effect=float(np.log2(PAPER_TABLE_V.loc["gd-ratio", 0.1]))), d))
     if chosen_tau in taus and chosen_tau != 0.0:
         seeds = common_seeds(ck, "tau", [chosen_tau, 0.0], "position_error")
         out.append((A("Fig10-position-loss-closer", f"The position loss (tau = {chosen_tau:g}) brings the predicted "
@@ -352,14 +383,16 @@ def claims_table_vi(rows: pd.DataFrame) -> list[tuple[Claim, pd.DataFrame]]:
         metric = f"correct_{dom}"
         rival = ranked(r, "features", ["V", "C"], metric)[0]
         out.append((A(f"VI-combined-beats-single-{label}", f"V + C beats both V and C alone in {label}: judged against "
-                      f"the stronger of them by mean, here {rival}", "direction", arms=("V+C", rival)),
+                      f"the stronger of them by mean, here {rival}", "direction", arms=("V+C", rival),
+                      paper_effect=paper_diff(PAPER_TABLE_VI, f"{label} (%)", "V+C", rival)),
                     scores(r, metric, {"V+C": {"features": "V+C"}, rival: {"features": rival}})))
     for cid, names, text in (("VI-C-beats-CE-beats-C7", ("C", "C_E", "C[7]"),
                               "C > C_E > C[7] (each improvement of the click predictor helps)"),
                              ("VI-order-holds-with-V", ("V+C", "V+C_E", "V+C[7]"),
                               "With the visual feature too: V+C > V+C_E > V+C[7]")):
         for dom, label in DOMAIN.items():
-            out.append((A(f"{cid}-{label}", f"{text}, {label}", "ordering", arms=names),
+            out.append((A(f"{cid}-{label}", f"{text}, {label}", "ordering", arms=names,
+                          paper_effect=paper_weakest_link(PAPER_TABLE_VI, f"{label} (%)", names)),
                         scores(r, f"correct_{dom}", {n: {"features": n} for n in names})))
     return out
 

@@ -333,6 +333,30 @@ def table_viii(data: PaperAData, data_map: PaperAData | None, cfg: HeadConfig, s
     return frame
 
 
+def settings_table(settings: MethodSettings, sota: SotaSettings, methods: Sequence[str] = METHODS) -> pd.DataFrame:
+    """Every Table VIII method's settings: ``method, setting, value, source`` (where the value was selected).
+
+    The registry's click settings come from ``settings.table`` (validation selections of A.04 / A.07 /
+    A.08, or the paper's values where none was recorded); the baselines' own settings are the
+    notebook's parameters and were NOT searched on validation (SF's click weight is, per seed and domain).
+    """
+    fixed = "notebook parameter (not searched on validation)"
+    own = {"DAN": [("mmd_weight", sota.mmd_weight, fixed), ("target_weight", sota.target_weight, fixed)],
+           "DANN": [("target_weight", sota.target_weight, fixed),
+                    ("gamma", sota.dann_gamma, "Ganin's schedule (not searched on validation)")],
+           "SCDA": [("svm_c", sota.svm_c, "paper footnote 12 (not searched on validation)")],
+           "SF": [("click_weight", float("nan"), f"validation, per seed and domain, from {list(sota.sf_weights)}")],
+           "VSE++": [("dim", sota.vse_dim, fixed), ("margin", sota.vse_margin, "Faghri et al. (not searched)")],
+           "VGGimg": [("-", float("nan"), "no setting beyond the shared heads")],
+           "VGGsrc": [("-", float("nan"), "no setting beyond the shared heads")]}
+    reg = settings.table([m for m in methods if m in REGISTRY_METHODS or m == "SF"])
+    rows = []
+    for m in methods:
+        rows += [{"method": DISPLAY.get(m, m), "setting": k, "value": v, "source": src} for k, v, src in own.get(m, [])]
+        rows += [{**r, "method": DISPLAY.get(m, m)} for r in reg[reg["method"] == m].to_dict("records")]
+    return pd.DataFrame(rows, columns=["method", "setting", "value", "source"])
+
+
 # --- claims (section IV-C) ------------------------------------------------------------------------------------
 
 def best_combined(rows: pd.DataFrame, metric: str = "val_acc_t") -> str:

@@ -276,7 +276,7 @@ def cross_object_predictions(data: PaperAData, cfg: HeadConfig, pair: Sequence[s
     target family's classes, eq. 16). The same training as :func:`cross_object` at ``seed``.
     """
     full = full_word_clicks(data) if full is None else full
-    spec: JointSpec = settings.joint(False)
+    spec: JointSpec = settings.joint("MTMDD-VM")
     frames: dict[str, pd.DataFrame] = {}
     with torch_threads(1):
         for target, source, scenario in scenarios(pair):
@@ -302,6 +302,8 @@ def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: 
     gap), judged on the (target, method) with the largest mean |Cross - Single|; "ours beats the
     baselines" on the (target, scenario, baseline) with the smallest mean gap. ``tag`` (e.g.
     "extension", a second family pair) is appended to the ids, and the families to the sentences.
+    ``paper_effect``: the same rule applied to the paper's Table IX (:data:`PAPER_TABLE_IX`): Cross - Single
+    at its largest |gap|, ours - baseline at its smallest gap (our families are not dog / bird).
     """
     from .paper_a_claims import A, acc_scores
 
@@ -314,9 +316,15 @@ def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: 
     t, m = worst
     arms = {f"{t} {m} Cross": {"target": t, "method": m, "scenario": "Cross"},
             f"{t} {m} Single": {"target": t, "method": m, "scenario": "Single"}}
+    gaps = PAPER_TABLE_IX.xs("Cross", axis=1, level=1) - PAPER_TABLE_IX.xs("Single", axis=1, level=1)
+    paper_gap = float(gaps.stack().loc[gaps.abs().stack().idxmax()]) / 100
+    base = [b for b in baselines if b in PAPER_TABLE_IX.columns.get_level_values(0)]
+    paper_lead = (float(min((PAPER_TABLE_IX[ours] - PAPER_TABLE_IX[b]).min().min() for b in base)) / 100
+                  if base and ours in PAPER_TABLE_IX.columns.get_level_values(0) else float("nan"))
     out = [(A("TableIX-cross-close-to-single" + sfx, f"Cross-object Acc-T is close to single-object Acc-T, within "
               f"+/-{close:g} points (the paper's largest gap) for every method and target family: judged on the "
-              f"largest mean gap, here {m} on {t}{suffix}", "equivalence", arms=tuple(arms), margin=close / 100),
+              f"largest mean gap, here {m} on {t}{suffix}", "equivalence", arms=tuple(arms), margin=close / 100,
+              paper_effect=paper_gap),
             acc_scores(rows[rows["target"] == t], "t", arms))]
     cand = [(t, sc, b) for t in acc["target"].unique() for sc in ("Single", "Cross") for b in baselines
             if (t, b, sc) in means.index and (t, ours, sc) in means.index]
@@ -326,7 +334,8 @@ def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: 
                 f"{b} {t} {sc}": {"target": t, "method": b, "scenario": sc}}
         out.append((A("TableIX-ours-beats-baselines" + sfx, f"{ours} beats {' and '.join(baselines)} in Acc-T in both "
                       f"scenarios, for both target families: judged on the smallest mean gap, here {b} on {t} "
-                      f"{sc}{suffix}", "direction", arms=tuple(arms)), acc_scores(rows[rows["target"] == t], "t", arms)))
+                      f"{sc}{suffix}", "direction", arms=tuple(arms), paper_effect=paper_lead),
+                    acc_scores(rows[rows["target"] == t], "t", arms)))
     return out
 
 
