@@ -30,10 +30,11 @@ def test_parameters_cell(nb):
     src = "".join(code[tagged[0]]["source"])
     tree = ast.parse(src)
     names = []
-    for node in tree.body:
-        assert isinstance(node, ast.Assign), f"{nb.name}: parameters cell holds only assignments"
+    for node in tree.body:  # plain (seed = 0) or annotated (seed: int = 0) assignments
+        assert isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None, (
+            f"{nb.name}: parameters cell holds only assignments")
         ast.literal_eval(node.value)  # literals only
-        names.append(node.targets[0].id)
+        names.append((node.targets[0] if isinstance(node, ast.Assign) else node.target).id)
     assert "profile" in names
     for line in src.splitlines():
         if "=" in line and not line.lstrip().startswith("#"):

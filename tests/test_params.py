@@ -1,5 +1,4 @@
 import pytest
-
 from clickvision.params import ParameterError, validate_parameters
 
 DEFAULTS = {"profile": "default", "seed": 0, "lr": 0.1, "hidden": [32], "interactive": False}
@@ -29,9 +28,9 @@ def test_unknown_injected_name_is_an_error():
 
 
 def test_notebook_hook_records_defaults_and_injected():
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython, start_ipython
 
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()
     ip.run_cell("import clickvision as cv; cv.params.watch()")
     ip.run_cell("profile = 'default'  # profile\nseed = 0  # seed")
     ip.run_cell("# Parameters\nseed = 2\nbogus = 1\n")

@@ -47,7 +47,14 @@ class RunInfo:
 
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:
-    """Parameter names and defaults of a notebook's ``parameters`` cell (papermill's view)."""
+    """Parameter names and defaults of a notebook's ``parameters`` cell (papermill's view).
+
+    Plain (``seed = 0``) and annotated (``seed: int = 0``) assignments both count: papermill
+    reads the annotation as the parameter's type (``papermill --help-notebook`` prints it) and
+    the value as its default. papermill skips a line it cannot parse (an annotation with
+    ``|``: write ``"Union[bool, str]"``; a second ``=`` in the comment) without a word, so
+    ``tests/test_params_annotations.py`` checks every notebook's cell is read whole.
+    """
     import ast
 
     import papermill as pm

@@ -1,6 +1,6 @@
 """Paper C retrieval views: top-k lists both ways (Fig. 2), typed text queries, and the pure
 plotting functions behind C.02's interactive cell (called once statically, then wrapped in
-``ipywidgets`` when ``interactive = True``)."""
+``ipywidgets`` when the explorers are on: ``cv.widgets.enabled``)."""
 from __future__ import annotations
 
 import re
