@@ -2,7 +2,9 @@
 
 ``extract_features(imageset)`` returns one row per ``imageset.items`` row: the pooled vector
 (``kind="pooled"``, float32, ``(N, C)``) or the last conv map (``kind="map"``, float16,
-``(N, C, h, w)``; paper A's CONV embedding reads it). The result is cached under
+``(N, C, h, w)``; paper A's CONV embedding reads it), or the activation entering the last
+``n`` blocks (``kind="cut<n>"``, float16, ``(N, C', h', w')``: the input of a trainable trunk,
+:mod:`clickvision.models.trunk`, that runs those blocks). The result is cached under
 ``paths.CACHE_DIR / "features" / <data set> / <subset>__<backbone>__<size>px__<kind>__<key>.npy``
 where ``<key>`` hashes everything the numbers depend on:
 
@@ -36,6 +38,26 @@ from .models.backbone import BACKBONES, Backbone, default_weights_file, load_bac
 log = logging.getLogger(__name__)
 
 FEATURE_KINDS = ("pooled", "map")
+#: ``"cut<n>"``: the activation entering the backbone's last ``n`` blocks (float16, ``(N, C, h, w)``),
+#: the input of a trainable :class:`~clickvision.models.trunk.Trunk` that runs those blocks.
+CUT_PREFIX = "cut"
+
+
+def cut_kind(n_last: int) -> str:
+    """The feature kind of the activation entering the last ``n_last`` (>= 1) blocks."""
+    if not isinstance(n_last, int) or isinstance(n_last, bool) or n_last < 1:
+        raise ValueError(f"n_last must be an int >= 1, got {n_last!r}")
+    return f"{CUT_PREFIX}{n_last}"
+
+
+def check_kind(kind: str) -> int | None:
+    """Validate a feature kind; return ``n`` for ``"cut<n>"``, None for pooled / map."""
+    if kind in FEATURE_KINDS:
+        return None
+    m = re.fullmatch(rf"{CUT_PREFIX}([1-9][0-9]*)", str(kind))
+    if m is None:
+        raise ValueError(f"kind must be one of {FEATURE_KINDS} or 'cut<n>' (n >= 1), got {kind!r}")
+    return int(m.group(1))
 CACHE_VERSION = 1
 _FILE_SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
@@ -133,8 +155,9 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
     (faster on the CPU, see bench/bench_backbone.py), to that memory format; it runs in eval
     mode under ``inference_mode`` and gets its train/eval mode back afterwards.
     """
-    if kind not in FEATURE_KINDS:
-        raise ValueError(f"kind must be one of {FEATURE_KINDS}, got {kind!r}")
+    n_cut = check_kind(kind)
+    if n_cut is not None:
+        backbone.cut_index(n_cut)  # a clear error for a cut beyond the network
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = torch.device(device) if device is not None else next(backbone.parameters()).device
@@ -153,11 +176,14 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
             for xb in runtime.progress(batches, total=len(loader), desc=f"{backbone.name} {image_size}px {imageset.name}"):
                 xb = xb.to(device).contiguous(memory_format=memory_format)
                 with runtime.autocast(device):
-                    fmap = backbone.forward_features(xb)
-                    feats = fmap if kind == "map" else backbone.pool(fmap)
+                    if n_cut is not None:
+                        feats = backbone.forward_before(xb, n_cut)
+                    else:
+                        fmap = backbone.forward_features(xb)
+                        feats = fmap if kind == "map" else backbone.pool(fmap)
                 feats = feats.float().cpu().numpy()
                 if out is None:
-                    dtype = np.float16 if kind == "map" else np.float32
+                    dtype = np.float32 if kind == "pooled" else np.float16
                     out = np.empty((len(imageset), *feats.shape[1:]), dtype=dtype)
                 out[start:start + len(feats)] = feats
                 start += len(feats)
@@ -170,7 +196,13 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
             shutdown()
     if out is None:  # an empty image set
         c, h, w = backbone.feature_shape(image_size)
-        out = np.empty((0, c, h, w) if kind == "map" else (0, c), dtype=np.float16 if kind == "map" else np.float32)
+        if n_cut is not None:
+            param = next(backbone.parameters())
+            with torch.inference_mode():
+                zero = torch.zeros(1, 3, image_size, image_size, device=param.device)
+                c, h, w = backbone.forward_before(zero, n_cut).shape[1:]
+        pooled = kind == "pooled"
+        out = np.empty((0, c) if pooled else (0, c, h, w), dtype=np.float32 if pooled else np.float16)
     return out
 
 
@@ -197,13 +229,13 @@ def extract_features(imageset: ImageSet, backbone: str | Backbone = "efficientne
     ``backbone``: a name from :data:`clickvision.models.backbone.BACKBONES` (with
     ``weights_path`` for the torchvision ones) or a :class:`Backbone` object.
     ``kind="pooled"`` -> float32 ``(N, C)``; ``kind="map"`` -> the last conv map, float16
-    ``(N, C, h, w)`` (1280 x 4 x 4 for efficientnet-lite0 at 128 px). ``device="auto"``: CUDA
+    ``(N, C, h, w)`` (1280 x 4 x 4 for efficientnet-lite0 at 128 px); ``kind="cut<n>"`` -> float16 activations
+    entering the last ``n`` blocks (192 x 4 x 4 for ``cut2`` of efficientnet-lite0 at 128 px). ``device="auto"``: CUDA
     when present for a name, the object's own device for a ``Backbone``. The second call with
     the same inputs reads the cache; ``cache=False`` always computes and writes nothing.
     A missing or corrupt image raises :class:`DataError` naming the file.
     """
-    if kind not in FEATURE_KINDS:
-        raise ValueError(f"kind must be one of {FEATURE_KINDS}, got {kind!r}")
+    check_kind(kind)
     if not isinstance(image_size, int) or image_size < 32:
         raise ValueError(f"image_size must be an int >= 32, got {image_size!r}")
     if isinstance(backbone, Backbone):
@@ -274,6 +306,17 @@ def build_default_cache(image_size: int = 128, echo=print) -> dict[str, float]:
             times[f"{name}/{kind}"] = dt
             echo(f"features {name} {kind} {image_size}px: {feats.shape} ({len(images) / max(dt, 1e-9):.0f} images/s "
                  f"incl. cache check) in {dt:.1f} s")
+    # the Iconify emoji vendors (00.02's vendor-gap table): pooled, one cache subset each, so the
+    # default emoji entry above keeps its key
+    from .data.emoji import ICONIFY_VENDORS
+
+    for vendor in ICONIFY_VENDORS:
+        images = data.load_emoji(vendors=[vendor])
+        t0 = time.perf_counter()
+        feats = extract_features(images, image_size=image_size, kind="pooled")
+        dt = times[f"{images.name}/pooled"] = time.perf_counter() - t0
+        echo(f"features {images.name} pooled {image_size}px: {feats.shape} "
+             f"({len(images) / max(dt, 1e-9):.0f} images/s incl. cache check) in {dt:.1f} s")
     return times
 
 

@@ -26,9 +26,11 @@ are randomly initialised when ``pretrained=False`` is asked for explicitly.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,18 @@ class ImageTransform:
 
     def __repr__(self) -> str:
         return f"ImageTransform(size={self.size}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
+
+
+def _call(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return block(x)
+
+
+def _call_then(after: nn.Module, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return after(block(x))
+
+
+def _call_mbconv(rate: float | None, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return block(x, drop_connect_rate=rate)
 
 
 class Backbone(nn.Module):
@@ -172,6 +186,46 @@ class Backbone(nn.Module):
                     params.append(p)
         return params
 
+    # -- a cut before the last blocks: cached activations + a trainable tail -------------
+    def block_step(self, index: int, name: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+        """How block ``index`` (named ``name``) is applied inside :meth:`forward_features`.
+
+        The default calls the block; subclasses whose forward does more between blocks
+        (an activation after the stem, a drop-connect rate per block) return a
+        :func:`functools.partial` of a module-level function, so a copied tail (a
+        :class:`~clickvision.models.trunk.Trunk`) runs exactly as the network does and pickles.
+        """
+        return _call
+
+    def run_blocks(self, x: torch.Tensor, start: int, stop: int | None = None) -> torch.Tensor:
+        """Run ``blocks[start:stop]`` on ``x`` exactly as :meth:`forward_features` does.
+
+        ``run_blocks(x, 0)`` equals ``forward_features(x)``; ``run_blocks(x, 0, k)`` is the
+        activation entering block ``k`` and ``run_blocks(that, k)`` finishes the map, so a
+        network can be cut anywhere between blocks.
+        """
+        blocks = self._named_blocks()
+        stop = len(blocks) if stop is None else stop
+        for i in range(start, stop):
+            name, block = blocks[i]
+            x = self.block_step(i, name)(block, x)
+        return x
+
+    def cut_index(self, n_last: int) -> int:
+        """Index of the first of the last ``n_last`` blocks (``n_last`` >= 1)."""
+        n_blocks = len(self._named_blocks())
+        if not isinstance(n_last, int) or isinstance(n_last, bool) or not 1 <= n_last <= n_blocks:
+            raise ValueError(f"{self.name}: n_last must be an int in 1..{n_blocks}, got {n_last!r}")
+        return n_blocks - n_last
+
+    def forward_before(self, x: torch.Tensor, n_last: int) -> torch.Tensor:
+        """The activation entering the last ``n_last`` blocks (what a trunk cache stores)."""
+        return self.run_blocks(x, 0, self.cut_index(n_last))
+
+    def forward_from(self, acts: torch.Tensor, n_last: int) -> torch.Tensor:
+        """The last conv map from the activation entering the last ``n_last`` blocks."""
+        return self.run_blocks(acts, self.cut_index(n_last))
+
     def train(self, mode: bool = True) -> "Backbone":
         super().train(mode)
         if mode and self._frozen:
@@ -200,6 +254,15 @@ class EfficientNetLiteBackbone(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features(x)
 
+    def block_step(self, index: int, name: str):
+        # as the package's extract_features: ReLU6 after the stem's and the head's batch
+        # norm; each MBConv block's drop-connect rate scaled by its index
+        n = self.net
+        if name in ("stem", "head"):
+            return functools.partial(_call_then, n._swish)
+        rate = n._global_params.drop_connect_rate
+        return functools.partial(_call_mbconv, rate * float(index - 1) / len(n._blocks) if rate else rate)
+
     def _named_blocks(self) -> list[tuple[str, nn.Module]]:
         n = self.net
         return ([("stem", nn.Sequential(n._conv_stem, n._bn0))]
@@ -214,6 +277,10 @@ class ResNetBackbone(Backbone):
         n = self.net
         x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
         return n.layer4(n.layer3(n.layer2(n.layer1(x))))
+
+    def block_step(self, index: int, name: str):
+        n = self.net
+        return functools.partial(_call_then, nn.Sequential(n.relu, n.maxpool)) if name == "stem" else _call
 
     def _named_blocks(self) -> list[tuple[str, nn.Module]]:
         n = self.net

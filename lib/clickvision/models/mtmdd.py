@@ -217,18 +217,7 @@ class BackboneSplit(nn.Module):
             backbone.to(memory_format=torch.channels_last)
 
     def _run(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        net = self.backbone.net
-        n_blocks = len(net._blocks)
-        for i in range(start, stop):
-            if i == 0:
-                x = net._swish(net._bn0(net._conv_stem(x)))
-            elif i <= n_blocks:
-                rate = net._global_params.drop_connect_rate
-                rate = rate * float(i - 1) / n_blocks if rate else rate
-                x = net._blocks[i - 1](x, drop_connect_rate=rate)
-            else:
-                x = net._swish(net._bn1(net._conv_head(x)))
-        return x
+        return self.backbone.run_blocks(x, start, stop)
 
     @torch.no_grad()
     def prefix(self, x: torch.Tensor) -> torch.Tensor:
