@@ -282,9 +282,10 @@ def extract_features(imageset: ImageSet, backbone: str | Backbone = "efficientne
 
 
 # --- the default cache a fresh clone builds (``make features``) ----------------------------
-DEFAULT_SETS = {  # data set -> feature kinds the notebooks read (paper A's CONV needs the map)
-    "emoji": ("pooled", "map"),
-    "openclipart": ("pooled",),
+DEFAULT_SETS = {  # data set -> feature kinds the notebooks read (paper A's CONV needs the map;
+    # cut1 feeds the one-block trainable trunk of the default profile, models/trunk.py)
+    "emoji": ("pooled", "map", "cut1"),
+    "openclipart": ("pooled", "cut1"),
 }
 
 
