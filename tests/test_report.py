@@ -48,13 +48,6 @@ def test_update_readme_rewrites_only_the_block(tmp_path, monkeypatch):
         report.update_readme(readme)
 
 
-def test_site_has_index_and_pages(tmp_path):
-    index = report.build_site(tmp_path / "site")
-    text = index.read_text()
-    assert "00.01 Workbook tour" in text
-    assert (tmp_path / "site" / "00-workbook" / "00.01-Workbook-Tour.html").exists()
-
-
 def test_slowest_cell_reads_papermill_durations(tmp_path):
     import json
 

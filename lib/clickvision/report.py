@@ -9,7 +9,6 @@ Everything here is read from ``results/`` (``claims.csv``, ``timings.csv``), nev
 from __future__ import annotations
 
 import argparse
-import html
 import re
 import sys
 from pathlib import Path
@@ -166,47 +165,10 @@ def is_current(readme: Path | None = None) -> bool:
 
 
 def build_site(out: Path | None = None) -> Path:
-    """Static HTML of every executed notebook (committed outputs, nothing re-run) + an index."""
-    from nbconvert import HTMLExporter
-    import nbformat
+    """The executed workbook as a static book (committed outputs, nothing re-run): see :mod:`clickvision.book`."""
+    from .book import build_book
 
-    from .workbook import notebooks
-
-    out = out or paths.PROJ_ROOT / "_site"
-    out.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(template_name="lab")
-    entries = []
-    for nb_path in notebooks():
-        rel = nb_path.relative_to(paths.NOTEBOOKS_DIR)
-        nb = nbformat.read(nb_path, as_version=4)
-        body, _ = exporter.from_notebook_node(nb)
-        target = out / rel.with_suffix(".html")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(body)
-        title = next((c.source.splitlines()[0].lstrip("# ") for c in nb.cells if c.cell_type == "markdown"), rel.stem)
-        entries.append((rel.parent.name, title, rel.with_suffix(".html").as_posix()))
-    from .claims import VERDICTS
-
-    summary = claims_summary()
-    rows = "".join(f"<tr><td>{html.escape(PAPER_NAMES.get(r['paper'], r['paper']))}</td><td>{r['judged']}</td>"
-                   + "".join(f"<td>{r[v]}</td>" for v in VERDICTS) + "</tr>" for r in summary.to_dict("records"))
-    head = "".join(f"<th>{v}</th>" for v in VERDICTS)
-    parts = []
-    for folder in sorted({f for f, _, _ in entries}):  # one section per folder, in the folders' order
-        paper = folder.split("-", 1)[0]
-        heading = "Workbook" if folder.startswith("00") else f"Paper {PAPER_NAMES.get(paper, folder)}"
-        items = sorted((href, title) for f, title, href in entries if f == folder)
-        parts.append(f"<h2>{html.escape(heading)}</h2><ul>"
-                     + "".join(f'<li><a href="{h}">{html.escape(t)}</a></li>' for h, t in items) + "</ul>")
-    index = (f"<!doctype html><html><head><meta charset='utf-8'><title>clickvision workbook</title>"
-             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.2em 1em}</style>"
-             "</head><body><h1>clickvision: the executed workbook</h1>"
-             "<p>Four papers on clicks and collaborative signals for images, reproduced section by section. "
-             "Outputs are the committed <code>default</code> runs; simulated data is marked as such in each notebook.</p>"
-             f"<h2>Claims judged</h2><table><tr><th>paper</th><th>judged</th>{head}</tr>{rows}</table>"
-             + "".join(parts) + "</body></html>")
-    (out / "index.html").write_text(index)
-    return out / "index.html"
+    return build_book(out)
 
 
 def main(argv: list[str] | None = None) -> int:
