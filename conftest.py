@@ -30,10 +30,10 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 # OpenMP threads spin and slow a small model's step many times over). The numbers this
 # gives are within the regression tolerances (tests/test_other_kernels.py checks one thread).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _threads = str(max(1, _cpus // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CLICKVISION_WORKERS"):
-        os.environ.setdefault(_var, _threads)
+    from clickvision.threads import share, thread_env  # torch-free: nothing numerical has loaded yet
+
+    for _var, _value in thread_env(share(int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))).items():
+        os.environ.setdefault(_var, _value)
 
 # Files scheduled first, in this order: the claims ledger reads results/claims.csv, which the
 # other notebooks' runs rewrite (so it must show the committed one); then the longest files,

@@ -118,20 +118,34 @@ def workers(requested: int | None = None) -> int:
             except ValueError:
                 raise ValueError(f"CLICKVISION_WORKERS must be a positive integer, got {env!r}") from None
         else:
-            requested = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            from .threads import usable_cpus
+
+            requested = usable_cpus()
     if not isinstance(requested, (int, np.integer)) or requested < 1:
         raise ValueError(f"workers must be a positive integer, got {requested!r}")
     return int(requested)
 
 
-def parallel_map(fn, jobs, n_workers: int | None = None) -> list:
+def parallel_map(fn, jobs, n_workers: int | None = None, desc: str | None = None) -> list:
     """``[fn(**job) for job in jobs]``, the jobs spread over :func:`workers` processes (joblib's
     loky backend; large NumPy arrays travel as memory maps). For independent, seeded runs that
     each fix their own thread count and seed: the results are those of the serial loop, in
-    order, whatever the number of workers. One worker (or one job) runs in this process."""
+    order, whatever the number of workers. One worker (or one job) runs in this process.
+    ``desc``: a progress bar over the jobs, counting finished ones (see :func:`progress`:
+    shown in JupyterLab or a terminal, silent under papermill, pytest and CI)."""
     jobs = list(jobs)
     n = min(workers(n_workers), len(jobs))
-    if n <= 1:
-        return [fn(**job) for job in jobs]
-    from joblib import Parallel, delayed
-    return Parallel(n_jobs=n, backend="loky")(delayed(fn)(**job) for job in jobs)
+    with progress(total=len(jobs), desc=desc or "runs") as bar:
+        if n <= 1:
+            out = []
+            for job in jobs:
+                out.append(fn(**job))
+                bar.update(1)
+            return out
+        from joblib import Parallel, delayed
+
+        out = []
+        for result in Parallel(n_jobs=n, backend="loky", return_as="generator")(delayed(fn)(**job) for job in jobs):
+            out.append(result)
+            bar.update(1)
+        return out

@@ -18,10 +18,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .. import runtime
 from ..losses import click as click_losses
 from .paper_a_data import PaperAData, load_paper_a_data, reduce_map_channels
-from .paper_a_train import (ClickLossSpec, HeadConfig, click_metrics, predict_clicks, recognition_accuracy,
-                            torch_threads, train_click_predictor)
+from .paper_a_train import (
+    ClickLossSpec,
+    HeadConfig,
+    click_metrics,
+    predict_clicks,
+    recognition_accuracy,
+    torch_threads,
+    train_click_predictor,
+)
 
 PROFILES: dict[str, HeadConfig] = {
     "smoke": HeadConfig(hidden=64, conv_kernels=8, visual_hidden=0, epochs=2, recognizer_epochs=2, batch_size=64,
@@ -134,7 +142,7 @@ def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int]) -> tup
     rows, history = [], None
     n = len(data.classes)
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="TDL baseline: seeds"):
             out, extras = tdl_run(data, cfg, ClickLossSpec(tau=0.0), seed, "fc", ("C", "V+C"), keep=history is None)
             history = extras["fit"].history if history is None else history
             rows += out + visual_baseline(data, cfg, seed)
@@ -171,7 +179,7 @@ def embedding_ablation(data: PaperAData, cfg: HeadConfig, kinds: Sequence[str], 
     """Table III: recognition with the predicted click feature alone, per word embedding."""
     rows = []
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="Table III: seeds"):
             for kind in kinds:
                 out, _ = tdl_run(data, cfg, loss or ClickLossSpec(tau=0.0), seed, kind)
                 rows += [{**r, "embedding": EMBEDDING_NAMES[kind]} for r in out]
@@ -187,7 +195,7 @@ def kernel_grid(data: PaperAData, cfg: HeadConfig, sizes: Sequence[int], counts:
     """
     rows = []
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="Fig. 9: seeds"):
             for size in sizes:
                 for count in counts:
                     c = cfg.scaled(conv_size=int(size), conv_kernels=int(count))
@@ -227,7 +235,7 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
     gd_step = max(1, round(gd_fraction * total)) if gd_fraction else None
     rows, kept = [], {}
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="click-loss settings: seeds"):
             for value, spec in specs.items():
                 out, extras = tdl_run(data, cfg, spec, seed, gd_steps={gd_step} if gd_step else None,
                                       keep=seed == keep_seed)
@@ -281,7 +289,7 @@ def visual_click_table(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], 
     names = {"C[7]": ("fc", ClickLossSpec(tau=0.0)), "C_E": (kind, ClickLossSpec(tau=0.0)), "C": (kind, position)}
     rows = []
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="Table VI: seeds"):
             rows += [{**r, "features": "V"} for r in visual_baseline(data, cfg, seed)]
             for name, (k, spec) in names.items():
                 out, _ = tdl_run(data, cfg, spec, seed, k, representations=("C", "V+C"))

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .. import cleaning
+from .. import cleaning, runtime
 from ..click import build as click_build
 from .paper_a_data import LOG_NAME, PaperAData, torch_threads
 from .paper_a_joint import joint_run
@@ -151,7 +151,7 @@ def cleaning_accuracy(data: PaperAData, keep: np.ndarray, cfg: HeadConfig, spec:
     """
     rows = []
     s = data.source
-    for seed in seeds:
+    for seed in runtime.progress(seeds, desc="Table II: seeds"):
         for arm, mask in train_keep_masks(data, keep, arms, seed).items():
             sub = data.__class__(s.subset(np.flatnonzero(mask)), data.target, data.classes, data.vocabulary,
                                  data.word_clicks, data.tfidf, data.meta)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import metrics
+from .. import metrics, runtime
 from ..models.mtmdd import SOURCE, TARGET
 from .paper_a import item_rows, summarize
 from .paper_a_data import PaperAData, torch_threads
@@ -83,7 +83,7 @@ def multitask_table(data: PaperAData, cfg: HeadConfig, lambdas: Sequence[float],
     grid = sorted({float(x) for x in lambdas} | {1.0}, reverse=True)
     rows = []
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="Table VII: seeds"):
             for shared in (False, True):
                 for lam in grid:
                     spec = JointSpec(lam=lam, mu=mu, click=click, shared=shared)
@@ -121,7 +121,7 @@ def multidomain_sweep(data: PaperAData, cfg: HeadConfig, mus: Sequence[float], s
     click = click or ClickLossSpec(tau=0.1)
     rows = []
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="Fig. 12: seeds"):
             spec = JointSpec(lam=lam, mu=1.0, click=ClickLossSpec(tau=mttdl_tau, bandwidth=click.bandwidth,
                                                                   threshold=click.threshold, variant=click.variant),
                              shared=True, two_domain=False)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
+from .. import paths, runtime
 from .paper_a import item_rows, tdl_run
 from .paper_a_data import PaperAData, torch_threads
 from .paper_a_joint import joint_run
@@ -294,7 +294,7 @@ def run_methods(methods: Sequence[str], data: PaperAData, cfg: HeadConfig, seeds
         raise ValueError(f"methods {unknown} are not among {METHODS} (DAN, DANN, SCDA, SF, VSE++: paper_a_sota)")
     rows: list[dict] = []
     with torch_threads(1):
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="methods: seeds"):
             vgg = [m for m in methods if m in VGG_METHODS]
             if vgg:
                 rows += vgg_rows(data, cfg, seed, vgg)

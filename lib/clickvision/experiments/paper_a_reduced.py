@@ -33,6 +33,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from .. import runtime
 from ..click.features import WordClickMatrix
 from ..data.samplers import fraction_mask, k_shot_mask
 from .paper_a_claims import gap_stats
@@ -122,7 +123,7 @@ def reduced_data_runs(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], a
     full = full_word_clicks(data) if vocabulary == "rebuild" else None
     rows, sizes = [], []
     n_s, n_t = int((data.source.split == "train").sum()), int((data.target.split == "train").sum())
-    for panel, domain, x in settings_grid(alphas, ks):
+    for panel, domain, x in runtime.progress(list(settings_grid(alphas, ks)), desc="Fig. 14: settings"):
         for seed in seeds:
             if domain is None:
                 sub = data

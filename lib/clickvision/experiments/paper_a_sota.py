@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import fusion
+from .. import fusion, runtime
 from ..losses.domain import DomainAdversary, dan_mmd_loss, dann_lambda
 from ..losses.unseen import restrict_logits
 from ..losses.vse import cosine_similarities, vse_hinge_loss
@@ -315,7 +315,7 @@ def table_viii(data: PaperAData, data_map: PaperAData | None, cfg: HeadConfig, s
             _check_aligned(data, data_map)
             feats = scda_features(data_map)
             rows += [r for seed in seeds for r in scda_rows(data_map, seed, sota.svm_c, feats)]
-        for seed in seeds:
+        for seed in runtime.progress(seeds, desc="Table VIII: seeds"):
             for m in methods:
                 if m in ("DAN", "DANN"):
                     rows += adapted_rows(m, data, cfg, seed, sota)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import features as feats_mod
-from .. import retrieval, stats
+from .. import retrieval, runtime, stats
 from ..click import build as click_build
 from ..click.log import read_click_log
 from ..click.simulator import CLICKTURE_LITE, query_candidates
@@ -392,7 +392,7 @@ def sweep_dim_clicks(data: ClickData, dims: tuple[int, ...] = (16, 64), fraction
     ``done``: ``{(share, D, seed): FittedMethods}`` already trained (the main run), not refitted.
     """
     rows = []
-    for frac in fractions:
+    for frac in runtime.progress(fractions, desc="click share: fractions"):
         for seed in seeds:
             log = subsample_queries(data.log, frac, seed)
             for dim in dims:

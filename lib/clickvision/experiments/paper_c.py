@@ -279,10 +279,10 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
     common = {"rule": rule, "hidden": hidden, "solver": solver, "kernel_num": kernel_num}
     runs, scores, search, hist = [], [], [], {}
 
-    def wave(tasks: list[tuple[str, str, int, dict]]) -> dict:
+    def wave(tasks: list[tuple[str, str, int, dict]], desc: str) -> dict:
         """(target, method, seed, settings) -> run, all of ``tasks`` at once."""
         out = parallel_map(_fit, [{"method": m, "data": datasets[t], "seed": s, **common, **g}
-                                  for t, m, s, g in tasks], n_workers)
+                                  for t, m, s, g in tasks], n_workers, desc=desc)
         return {key(t, m, s, g): r for (t, m, s, g), r in zip(tasks, out)}
 
     def key(t: str, m: str, s: int, g: dict) -> tuple:
@@ -298,7 +298,7 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
                 grids[t, m] = [{"dropout": d} for d in dropouts]
             elif m not in VARIANTS:
                 grids[t, m] = [{}]
-    done = wave([(t, m, s0, g) for (t, m), gs in grids.items() for g in gs])
+    done = wave([(t, m, s0, g) for (t, m), gs in grids.items() for g in gs], "validation searches")
     # wave 2: CHTN's dropouts at its chosen weight, every other variant's dropouts at that weight
     weight, first = {}, {}
     for t in datasets:
@@ -311,7 +311,7 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
                 if m in VARIANTS and m != "CHTN":
                     grids[t, m] = [{"dropout": d, "pair_weight": weight[t]} for d in dropouts]
     done |= wave([(t, "CHTN" if m == "CHTN rest" else m, s0, g) for (t, m), gs in grids.items()
-                  if m == "CHTN rest" or (m in VARIANTS and m != "CHTN") for g in gs])
+                  if m == "CHTN rest" or (m in VARIANTS and m != "CHTN") for g in gs], "searches at CHTN's pair weight")
     # the choices (the order of the serial search: CHTN's weight first, then its dropout)
     chosen: dict[tuple[str, str], tuple[dict, CHTNRun, pd.DataFrame | None]] = {}
     for t in datasets:
@@ -341,7 +341,7 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
     # wave 3: the other seeds at the chosen settings (deterministic methods: once)
     trained = lambda m: m in VARIANTS or m in NETWORKS or m in SEEDED  # noqa: E731
     done |= wave([(t, m, s, chosen[t, m][0]) for t in datasets for m in order if trained(m)
-                  for s in seeds if s != s0])
+                  for s in seeds if s != s0], "the other seeds")
     for t in datasets:
         for m in order:
             settings, best, table = chosen[t, m]

@@ -254,6 +254,10 @@ class Trainer:
                     self._evaluate(val_data, val_fn)
             if validating and self._last_eval_step != self.step:
                 self._evaluate(val_data, val_fn)
+            if bar.total and bar.n < bar.total:  # stopped early: a finished bar, not a red one at 95 %
+                bar.set_description(f"train (stopped at step {self.step})", refresh=False)
+                bar.total = bar.n
+                bar.refresh()
         finally:
             bar.close()
         if validating and cfg.monitor is not None:
