@@ -135,3 +135,20 @@ def test_cut_features_are_cached_and_feed_the_trunk(tmp_path, lite0):
         out = Trunk(lite0, 2)(torch.from_numpy(cut)).numpy()
     np.testing.assert_allclose(out, pooled, rtol=0, atol=5e-2)  # float16 cache
     assert np.array_equal(trunk_inputs(ims, 0, image_size=64, cache_dir=tmp_path), pooled)
+
+
+def test_one_pass_for_several_kinds_equals_separate_passes(tmp_path, lite0):
+    from clickvision.features import compute_features, extract_kinds
+
+    pix = np.random.default_rng(1).integers(0, 256, size=(5, 40, 40, 3), dtype=np.uint8)
+    table = pd.DataFrame({"key": [f"k{i}" for i in range(5)], "path": [""] * 5, "label": ["a"] * 5,
+                          "split": ["train"] * 5})
+    ims = ImageSet("toy[all]", table, pixels=pix)
+    kinds = ["pooled", "map", "cut1", "cut2"]
+    together = extract_kinds(ims, kinds, lite0, image_size=64, batch_size=2, cache_dir=tmp_path)
+    for kind in kinds:
+        alone = compute_features(ims, lite0, 64, kind, batch_size=2)
+        assert together[kind].dtype == alone.dtype and np.array_equal(together[kind], alone), kind
+        # each kind cached under the key a one-kind call uses
+        assert np.array_equal(extract_features(ims, lite0, image_size=64, kind=kind, cache_dir=tmp_path), alone)
+    assert len(list((tmp_path / "toy").glob("*.npy"))) == 4

@@ -20,11 +20,13 @@ concurrent sweep workers compute a given entry once.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,18 +148,51 @@ class _ImageDataset(torch.utils.data.Dataset):
         return self.transform(self.imageset.load_image(i))
 
 
-def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 128, kind: str = "pooled",
-                     batch_size: int = 64, device: torch.device | str | None = None,
-                     num_workers: int = 0, channels_last: bool = True) -> np.ndarray:
-    """Run ``backbone`` over every image, no cache: float32 ``(N, C)`` or float16 ``(N, C, h, w)``.
+def _forward_kinds(backbone: Backbone, xb: torch.Tensor, kinds: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Every requested kind of one batch from ONE pass through the network.
 
-    The backbone is moved to ``device`` (default: where it is) and, with ``channels_last``
-    (faster on the CPU, see bench/bench_backbone.py), to that memory format; it runs in eval
-    mode under ``inference_mode`` and gets its train/eval mode back afterwards.
+    The cut activations are taken on the way (``run_blocks`` runs exactly what
+    ``forward_features`` runs, so each output equals a separate pass bit for bit); the map
+    and the pooled vector come from the end of the same pass.
     """
-    n_cut = check_kind(kind)
-    if n_cut is not None:
-        backbone.cut_index(n_cut)  # a clear error for a cut beyond the network
+    n_blocks = len(backbone.blocks)
+    cuts = sorted({backbone.cut_index(n) for n in (check_kind(k) for k in kinds) if n is not None})
+    out: dict[str, torch.Tensor] = {}
+    at_cut: dict[int, torch.Tensor] = {}
+    x, pos = xb, 0
+    for idx in cuts:
+        x = backbone.run_blocks(x, pos, idx)
+        at_cut[idx], pos = x, idx
+    if any(check_kind(k) is None for k in kinds):
+        fmap = backbone.run_blocks(x, pos) if cuts else backbone.forward_features(xb)
+        if "map" in kinds:
+            out["map"] = fmap
+        if "pooled" in kinds:
+            out["pooled"] = backbone.pool(fmap)
+    for k in kinds:
+        n = check_kind(k)
+        if n is not None:
+            out[k] = at_cut[n_blocks - n]
+    return out
+
+
+def compute_kinds(imageset: ImageSet, backbone: Backbone, image_size: int = 128, kinds: Sequence[str] = ("pooled",),
+                  batch_size: int = 64, device: torch.device | str | None = None,
+                  num_workers: int = 0, channels_last: bool = True) -> dict[str, np.ndarray]:
+    """Run ``backbone`` once over every image, no cache: ``{kind: array}`` for every kind asked.
+
+    ``pooled``: float32 ``(N, C)``; ``map`` and ``cut<n>``: float16 ``(N, C, h, w)``. The
+    backbone is moved to ``device`` (default: where it is) and, with ``channels_last`` (faster
+    on the CPU, see bench/bench_backbone.py), to that memory format; it runs in eval mode
+    under ``inference_mode`` and gets its train/eval mode back afterwards.
+    """
+    kinds = list(dict.fromkeys(kinds))
+    if not kinds:
+        raise ValueError("kinds must name at least one feature kind")
+    for kind in kinds:
+        n_cut = check_kind(kind)
+        if n_cut is not None:
+            backbone.cut_index(n_cut)  # a clear error for a cut beyond the network
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = torch.device(device) if device is not None else next(backbone.parameters()).device
@@ -168,7 +203,7 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
         backbone.to(memory_format=torch.channels_last)
     loader = torch.utils.data.DataLoader(_ImageDataset(imageset, backbone.transform(image_size)),
                                          batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    out: np.ndarray | None = None
+    out: dict[str, np.ndarray] = {}
     start = 0
     batches = iter(loader)
     try:
@@ -176,17 +211,14 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
             for xb in runtime.progress(batches, total=len(loader), desc=f"{backbone.name} {image_size}px {imageset.name}"):
                 xb = xb.to(device).contiguous(memory_format=memory_format)
                 with runtime.autocast(device):
-                    if n_cut is not None:
-                        feats = backbone.forward_before(xb, n_cut)
-                    else:
-                        fmap = backbone.forward_features(xb)
-                        feats = fmap if kind == "map" else backbone.pool(fmap)
-                feats = feats.float().cpu().numpy()
-                if out is None:
-                    dtype = np.float32 if kind == "pooled" else np.float16
-                    out = np.empty((len(imageset), *feats.shape[1:]), dtype=dtype)
-                out[start:start + len(feats)] = feats
-                start += len(feats)
+                    got = _forward_kinds(backbone, xb, kinds)
+                for kind, t in got.items():
+                    feats = t.float().cpu().numpy()
+                    if kind not in out:
+                        dtype = np.float32 if kind == "pooled" else np.float16
+                        out[kind] = np.empty((len(imageset), *feats.shape[1:]), dtype=dtype)
+                    out[kind][start:start + len(feats)] = feats
+                start += len(xb)
     finally:
         backbone.train(was_training)
         # a raised error's traceback keeps the iterator alive; stop its worker now, or the
@@ -194,16 +226,21 @@ def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 1
         shutdown = getattr(batches, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
-    if out is None:  # an empty image set
-        c, h, w = backbone.feature_shape(image_size)
-        if n_cut is not None:
-            param = next(backbone.parameters())
-            with torch.inference_mode():
-                zero = torch.zeros(1, 3, image_size, image_size, device=param.device)
-                c, h, w = backbone.forward_before(zero, n_cut).shape[1:]
-        pooled = kind == "pooled"
-        out = np.empty((0, c) if pooled else (0, c, h, w), dtype=np.float32 if pooled else np.float16)
+    if not out:  # an empty image set: the shapes from one dummy pass
+        param = next(backbone.parameters())
+        with torch.inference_mode():
+            got = _forward_kinds(backbone, torch.zeros(1, 3, image_size, image_size, device=param.device), kinds)
+        out = {k: np.empty((0, *t.shape[1:]), dtype=np.float32 if k == "pooled" else np.float16)
+               for k, t in got.items()}
     return out
+
+
+def compute_features(imageset: ImageSet, backbone: Backbone, image_size: int = 128, kind: str = "pooled",
+                     batch_size: int = 64, device: torch.device | str | None = None,
+                     num_workers: int = 0, channels_last: bool = True) -> np.ndarray:
+    """One kind of :func:`compute_kinds`: float32 ``(N, C)`` or float16 ``(N, C, h, w)``."""
+    return compute_kinds(imageset, backbone, image_size, [kind], batch_size, device, num_workers,
+                         channels_last)[kind]
 
 
 def _read_cached(path: Path, n_rows: int) -> np.ndarray | None:
@@ -229,13 +266,26 @@ def extract_features(imageset: ImageSet, backbone: str | Backbone = "efficientne
     ``backbone``: a name from :data:`clickvision.models.backbone.BACKBONES` (with
     ``weights_path`` for the torchvision ones) or a :class:`Backbone` object.
     ``kind="pooled"`` -> float32 ``(N, C)``; ``kind="map"`` -> the last conv map, float16
-    ``(N, C, h, w)`` (1280 x 4 x 4 for efficientnet-lite0 at 128 px); ``kind="cut<n>"`` -> float16 activations
-    entering the last ``n`` blocks (192 x 4 x 4 for ``cut2`` of efficientnet-lite0 at 128 px). ``device="auto"``: CUDA
-    when present for a name, the object's own device for a ``Backbone``. The second call with
-    the same inputs reads the cache; ``cache=False`` always computes and writes nothing.
-    A missing or corrupt image raises :class:`DataError` naming the file.
+    ``(N, C, h, w)`` (1280 x 4 x 4 for efficientnet-lite0 at 128 px); ``kind="cut<n>"`` -> float16
+    activations entering the last ``n`` blocks (320 x 4 x 4 for ``cut1`` of efficientnet-lite0 at
+    128 px). ``device="auto"``: CUDA when present for a name, the object's own device for a
+    ``Backbone``. The second call with the same inputs reads the cache; ``cache=False`` always
+    computes and writes nothing. A missing or corrupt image raises :class:`DataError` naming the file.
     """
-    check_kind(kind)
+    return extract_kinds(imageset, [kind], backbone, image_size, batch_size, device, weights_path, num_workers,
+                         cache, cache_dir)[kind]
+
+
+def extract_kinds(imageset: ImageSet, kinds: Sequence[str], backbone: str | Backbone = "efficientnet-lite0",
+                  image_size: int = 128, batch_size: int = 64, device: str = "auto",
+                  weights_path: str | Path | None = None, num_workers: int = 0,
+                  cache: bool = True, cache_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Several kinds of :func:`extract_features` at once: the cached ones are read, the missing
+    ones computed together in ONE pass through the network (:func:`compute_kinds`) and cached
+    each under its own key (the same files a one-kind call reads and writes)."""
+    kinds = list(dict.fromkeys(kinds))
+    for kind in kinds:
+        check_kind(kind)
     if not isinstance(image_size, int) or image_size < 32:
         raise ValueError(f"image_size must be an int >= 32, got {image_size!r}")
     if isinstance(backbone, Backbone):
@@ -245,40 +295,49 @@ def extract_features(imageset: ImageSet, backbone: str | Backbone = "efficientne
         dev = runtime.get_device(None if device == "auto" else device)
         name = str(backbone)
 
-    def compute() -> np.ndarray:
+    def compute(which: list[str]) -> dict[str, np.ndarray]:
         model = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, weights_path=weights_path)
-        return compute_features(imageset, model, image_size, kind, batch_size, dev, num_workers)
+        return compute_kinds(imageset, model, image_size, which, batch_size, dev, num_workers)
 
     if not cache:
-        return compute()
-    key_parts = [f"v{CACHE_VERSION}", images_fingerprint(imageset), backbone_fingerprint(backbone, weights_path),
-                 str(image_size), kind]
-    key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()
-    path = feature_cache_path(imageset.name, name, image_size, kind, key, cache_dir)
-    hit = _read_cached(path, len(imageset))
-    if hit is not None:
-        return hit
-    prefix = path.name.rsplit("__", 1)[0]
-    with file_lock(path.parent / prefix):
-        hit = _read_cached(path, len(imageset))  # another worker may have finished it meanwhile
-        if hit is not None:
-            return hit
-        t0 = time.perf_counter()
-        feats = compute()
-        seconds = time.perf_counter() - t0
-        with atomic_path(path, suffix=".npy") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, feats, allow_pickle=False)
-        meta = {"dataset": imageset.name, "backbone": name, "image_size": image_size, "kind": kind,
-                "rows": len(imageset), "shape": list(feats.shape), "dtype": str(feats.dtype), "key": key,
-                "seconds": round(seconds, 2), "images_per_s": round(len(imageset) / max(seconds, 1e-9), 1)}
-        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
-        for stale in path.parent.glob(f"{prefix}__*"):
-            if stale.suffix in (".npy", ".json") and stale.stem != path.stem:
-                stale.unlink(missing_ok=True)
-    log.info("features %s: %d images in %.1f s (%.1f images/s)", path.name, len(imageset), seconds,
-             meta["images_per_s"])
-    return feats
+        return compute(kinds)
+    common = [f"v{CACHE_VERSION}", images_fingerprint(imageset), backbone_fingerprint(backbone, weights_path),
+              str(image_size)]
+    keys = {k: hashlib.sha256("|".join([*common, k]).encode()).hexdigest() for k in kinds}
+    where = {k: feature_cache_path(imageset.name, name, image_size, k, keys[k], cache_dir) for k in kinds}
+    out = {k: hit for k in kinds if (hit := _read_cached(where[k], len(imageset))) is not None}
+    missing = [k for k in kinds if k not in out]
+    if not missing:
+        return out
+    prefixes = {k: where[k].name.rsplit("__", 1)[0] for k in missing}
+    with contextlib.ExitStack() as stack:
+        for k in sorted(missing):  # one lock order for every caller: no deadlock
+            stack.enter_context(file_lock(where[k].parent / prefixes[k]))
+        for k in list(missing):  # another worker may have finished some meanwhile
+            hit = _read_cached(where[k], len(imageset))
+            if hit is not None:
+                out[k] = hit
+                missing.remove(k)
+        if missing:
+            t0 = time.perf_counter()
+            computed = compute(missing)
+            seconds = time.perf_counter() - t0
+            for k in missing:
+                feats = computed[k]
+                with atomic_path(where[k], suffix=".npy") as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, feats, allow_pickle=False)
+                meta = {"dataset": imageset.name, "backbone": name, "image_size": image_size, "kind": k,
+                        "rows": len(imageset), "shape": list(feats.shape), "dtype": str(feats.dtype),
+                        "key": keys[k], "seconds": round(seconds, 2), "computed_with": missing,
+                        "images_per_s": round(len(imageset) / max(seconds, 1e-9), 1)}
+                atomic_write_text(where[k].with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+                for stale in where[k].parent.glob(f"{prefixes[k]}__*"):
+                    if stale.suffix in (".npy", ".json") and stale.stem != where[k].stem:
+                        stale.unlink(missing_ok=True)
+                out[k] = feats
+            log.info("features %s %s: %d images in %.1f s (%.1f images/s)", imageset.name, "+".join(missing),
+                     len(imageset), seconds, len(imageset) / max(seconds, 1e-9))
+    return {k: out[k] for k in kinds}
 
 
 # --- the default cache a fresh clone builds (``make features``) ----------------------------
@@ -300,24 +359,12 @@ def build_default_cache(image_size: int = 128, echo=print) -> dict[str, float]:
     times = {}
     for name, kinds in DEFAULT_SETS.items():
         images = loaders[name]()
-        for kind in kinds:
-            t0 = time.perf_counter()
-            feats = extract_features(images, image_size=image_size, kind=kind)
-            dt = time.perf_counter() - t0
-            times[f"{name}/{kind}"] = dt
-            echo(f"features {name} {kind} {image_size}px: {feats.shape} ({len(images) / max(dt, 1e-9):.0f} images/s "
-                 f"incl. cache check) in {dt:.1f} s")
-    # the Iconify emoji vendors (00.02's vendor-gap table): pooled, one cache subset each, so the
-    # default emoji entry above keeps its key
-    from .data.emoji import ICONIFY_VENDORS
-
-    for vendor in ICONIFY_VENDORS:
-        images = data.load_emoji(vendors=[vendor])
         t0 = time.perf_counter()
-        feats = extract_features(images, image_size=image_size, kind="pooled")
-        dt = times[f"{images.name}/pooled"] = time.perf_counter() - t0
-        echo(f"features {images.name} pooled {image_size}px: {feats.shape} "
-             f"({len(images) / max(dt, 1e-9):.0f} images/s incl. cache check) in {dt:.1f} s")
+        got = extract_kinds(images, kinds, image_size=image_size)  # one pass for all kinds
+        dt = times[f"{name}/{'+'.join(kinds)}"] = time.perf_counter() - t0
+        echo(f"features {name} {'+'.join(kinds)} {image_size}px: "
+             + ", ".join(f"{k} {tuple(v.shape)}" for k, v in got.items())
+             + f" ({len(images) / max(dt, 1e-9):.0f} images/s incl. cache check) in {dt:.1f} s")
     return times
 
 
