@@ -10,7 +10,10 @@ Runs, each in its own child process (``ru_maxrss`` is that run's peak alone; CPU
 * ``columnar``  -- ``columnar_word_click_matrix`` (polars, blocks of ``--batch-mb``) + ``click_tfidf``;
 * ``sklearn``   -- the authors' method (``bench_click_tfidf._sklearn``: per-image documents,
   ``CountVectorizer`` + ``TfidfTransformer``);
-* ``eq1``       -- the streaming path (``bench_click_tfidf._eq1``: ``word_click_matrix`` + ``click_tfidf``).
+* ``eq1``       -- the streaming path (``bench_click_tfidf._eq1``: ``word_click_matrix`` + ``click_tfidf``);
+* ``dask``      -- only with ``--dask N``: ``clickvision.click.distributed`` on a LocalCluster of N
+  single-thread worker processes (cluster start-up timed apart), its time against the columnar run's
+  (``peak_rss_mib`` is the client's alone; the workers' memory is not counted).
 
 Each run loads WordNet itself (a few seconds, counted in its time). The log: ``--log PATH`` is
 reused when it exists (at least ``--rows`` lines; a longer one is cut to its first ``--rows``
@@ -50,6 +53,25 @@ def _columnar(path: str, rows, k: int, batch_mb: int, queue) -> None:
                "seconds": round(t2 - t0, 1), "seconds_matrix": round(t1 - t0, 1), "seconds_tfidf": round(t2 - t1, 2),
                "stages": wc.stats["seconds"], "batches": wc.stats["batches"],
                "spilled_entries": wc.stats["spilled_entries"], "peak_rss_mib": round(_peak_mib(), 1)})
+
+
+def _dask(path: str, k: int, workers: int, batch_mb: int, queue) -> None:
+    """The distributed path (Dask LocalCluster of ``workers`` processes) on the same log."""
+    from clickvision.click.distributed import distributed_word_click_matrix
+    from clickvision.click.features import click_tfidf
+    from distributed import Client, LocalCluster
+
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        t1 = time.perf_counter()
+        wc = distributed_word_click_matrix(path, k=k, client=client, batch_bytes=batch_mb << 20)
+        tf = click_tfidf(wc)
+        t2 = time.perf_counter()
+    queue.put({"run": "dask", "workers": workers, "rows": wc.stats["rows"], "images": wc.n_images,
+               "vocabulary": wc.k, "nnz": int(tf.features.nnz), "partitions": wc.stats["partitions"],
+               "seconds": round(t2 - t1, 1), "seconds_cluster_start": round(t1 - t0, 1),
+               "peak_rss_mib": round(_peak_mib(), 1)})
 
 
 def _check(path: str, k: int, queue) -> None:
@@ -141,6 +163,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--check-rows", type=int, default=1_000_000, help="triads of the equality check (0: skip)")
     ap.add_argument("--batch-mb", type=int, default=32, help="columnar block size (MiB of TSV)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["sklearn", "eq1"], help="runs to leave out")
+    ap.add_argument("--dask", type=int, default=0, metavar="N",
+                    help="also run the Dask path on a LocalCluster of N workers (needs the distributed extra)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds before a run is stopped")
     ap.add_argument("--dir", default=None, help="scratch folder (default: a temporary one, removed after)")
     args = ap.parse_args(argv)
@@ -162,6 +186,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 raise SystemExit("columnar and streaming results differ (or the check did not finish)")
         runs = [("columnar", _columnar, (path, None, args.k, args.batch_mb)),
                 ("sklearn", _sklearn, (path, None, args.k)), ("eq1", _eq1, (path, None, args.k))]
+        if args.dask:
+            runs.append(("dask", _dask, (path, args.k, args.dask, args.batch_mb)))
         by = {}
         for name, target, a in runs:
             if name in args.skip:
@@ -186,6 +212,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             if r and "seconds" in r:
                 lines.append(f"  {names[name]} / columnar: time {r['seconds'] / col['seconds']:.2f}x, cpu "
                              f"{r['cpu_seconds'] / col['cpu_seconds']:.2f}x, peak RSS {r['peak_rss_mib'] / col['peak_rss_mib']:.2f}x")
+    dask = by.get("dask", {})
+    if "seconds" in dask and "seconds" in col:
+        lines.append(f"  dask ({dask['workers']} workers, {dask['partitions']} partitions) {dask['seconds']:8.1f} s"
+                     f" (+{dask['seconds_cluster_start']:.1f} s cluster start); columnar / dask: time "
+                     f"{col['seconds'] / dask['seconds']:.2f}x")
     if all(n in by and "seconds" in by[n] for n in ("sklearn", "eq1")):
         lines.append(f"  authors' method / streaming: time {by['sklearn']['seconds'] / by['eq1']['seconds']:.2f}x")
     print("\n".join(lines), flush=True)

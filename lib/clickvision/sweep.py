@@ -1,6 +1,7 @@
 """Headless parameter sweeps over a notebook.
 
     python -m clickvision.sweep NOTEBOOK -p NAME V1 V2 ... [-p NAME2 ...] [--jobs N]
+        [--executor threads|dask] [--scheduler tcp://HOST:PORT]
 
 Runs papermill once per grid point. Executed copies go to ``<results>/runs/<notebook>/``
 (``<results>`` is ``results/`` or ``CLICKVISION_RESULTS_DIR``), beside each point's log of the
@@ -26,6 +27,21 @@ Stopping: Ctrl-C, SIGTERM or SIGHUP kill the running papermill children (each in
 group of its own, with its kernel), keep the points already done, print one line and exit
 130 (143, 129); re-running the same command resumes. A SIGKILLed sweep takes its children
 with it on Linux (see ``clickvision.nbrun``).
+
+Executors: where a point's notebook runs (an :class:`Executor`). Everything else (the locks,
+the state of each point, the rows logs, failure copies, re-recording, the gathered table)
+stays in the sweep process, whichever executor runs the notebooks.
+
+* ``threads`` (default, :class:`ThreadExecutor`): ``--jobs N`` papermill children of this process.
+* ``dask`` (:class:`DaskExecutor`, needs ``pip install 'clickvision[distributed]'``): each point's
+  papermill runs on a Dask worker through the same ``nbrun.run_notebook``; ``--scheduler
+  tcp://HOST:PORT`` uses an existing cluster (as many points at once as it has worker threads,
+  or ``--jobs`` if more), else a ``LocalCluster`` of ``--jobs`` single-thread worker processes.
+  **A file system shared by this process and the workers is assumed, at the same paths**: the
+  notebook, the runs folder (executed copies, rows logs) and the results folder, which a worker's
+  notebook writes to. Workers need this package and its venv. A stop (Ctrl-C, SIGTERM) kills the
+  papermill children on the workers (only this sweep's) and cancels the points not started.
+  Slurm through ``submitit`` is documented in the README, not built in.
 """
 from __future__ import annotations
 
@@ -41,6 +57,7 @@ import re
 import signal
 import sys
 import threading
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -213,11 +230,169 @@ def _restore_handlers(saved: dict) -> None:
             signal.signal(sig, handler)
 
 
+# --- executors: where a point's notebook runs -------------------------------------------------
+
+class Executor:
+    """Runs one grid point's notebook (papermill) and returns its ``RunInfo``; called from the
+    sweep's thread pool, ``slots`` points at a time. ``stop(cancel)`` kills the runs of the sweep
+    whose cancel event is ``cancel`` (set first: none of its runs starts after it); ``close()``
+    frees what the executor holds. Locks, rows logs and failure copies stay with the sweep."""
+
+    name = "executor"
+    slots = 1
+
+    def run(self, notebook: Path, output: Path, parameters: dict[str, Any], env: dict[str, str],
+            timeout_s: int, cancel: threading.Event) -> RunInfo:
+        raise NotImplementedError
+
+    def stop(self, cancel: threading.Event) -> None:
+        nbrun.kill_children(cancel)
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return self.name
+
+
+class ThreadExecutor(Executor):
+    """The default: ``jobs`` papermill children of this process at once."""
+
+    name = "threads"
+
+    def __init__(self, jobs: int = 1) -> None:
+        self.slots = max(1, int(jobs))
+
+    def run(self, notebook, output, parameters, env, timeout_s, cancel) -> RunInfo:
+        return run_notebook(notebook, output, parameters, timeout_s=timeout_s, cancel=cancel, env=env)
+
+
+# On a Dask worker: one cancel event per sweep, so a stop kills that sweep's runs only.
+_WORKER_CANCELS: dict[str, threading.Event] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def _worker_cancel(sweep_id: str) -> threading.Event:
+    with _WORKER_LOCK:
+        return _WORKER_CANCELS.setdefault(sweep_id, threading.Event())
+
+
+def _run_on_worker(sweep_id: str, notebook: str, output: str, parameters: dict[str, Any], env: dict[str, str],
+                   timeout_s: int) -> RunInfo:
+    """A point's papermill run on a Dask worker (the existing ``nbrun.run_notebook``)."""
+    log = env.get(RUN_LOG_ENV)
+    if log:  # a task re-run after its worker was lost starts a clean rows log
+        Path(log).unlink(missing_ok=True)
+    return nbrun.run_notebook(notebook, output, parameters, env=env, timeout_s=timeout_s,
+                              cancel=_worker_cancel(sweep_id))
+
+
+def _stop_on_worker(sweep_id: str) -> int:
+    """Kill this sweep's papermill runs on a worker; later ones of it do not start."""
+    return nbrun.kill_children(_worker_cancel(sweep_id))
+
+
+class DaskExecutor(Executor):
+    """Points run on a Dask cluster: ``scheduler`` (``tcp://HOST:PORT``), an existing
+    ``distributed.Client`` (``client``, left open), or else a ``LocalCluster`` of ``jobs``
+    single-thread worker processes. Assumes a file system shared with the workers, at the same
+    paths. ``slots``: the cluster's worker threads, or ``jobs`` if more (extra points queue)."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, jobs: int = 1, client: Any = None) -> None:
+        try:
+            import distributed
+        except ImportError as exc:
+            raise SystemExit("error: --executor dask needs Dask distributed: "
+                             "pip install 'clickvision[distributed]' (or: pip install dask distributed)") from exc
+        self._cluster = None
+        self._owned = client is None
+        if client is not None:
+            self.client = client
+        elif scheduler:
+            try:
+                self.client = distributed.Client(scheduler, timeout="30s")
+            except OSError as exc:
+                raise SystemExit(f"error: --scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from exc
+        else:
+            self._cluster = distributed.LocalCluster(n_workers=max(1, int(jobs)), threads_per_worker=1,
+                                                     processes=True, dashboard_address=":0")
+            self.client = distributed.Client(self._cluster)
+        self.slots = max(1, int(jobs), sum(self.client.nthreads().values()))
+        self._live: dict = {}  # future -> the cancel event of the sweep it belongs to
+        self._ids: dict[int, tuple[threading.Event, str]] = {}  # a sweep's cancel event -> its id on the workers
+        self._lock = threading.Lock()
+
+    def _sweep_id(self, cancel: threading.Event) -> str:
+        """One id per sweep (per cancel event): a stop kills that sweep's runs on the workers only."""
+        if id(cancel) not in self._ids:
+            self._ids[id(cancel)] = (cancel, uuid.uuid4().hex)
+        return self._ids[id(cancel)][1]
+
+    def describe(self) -> str:
+        where = "a LocalCluster" if self._cluster is not None else f"the scheduler {self.client.scheduler.address}"
+        workers = len(self.client.nthreads())
+        return f"dask, {where} of {workers} worker{'' if workers == 1 else 's'}, {self.slots} points at once"
+
+    def run(self, notebook, output, parameters, env, timeout_s, cancel) -> RunInfo:
+        with self._lock:
+            if cancel.is_set():
+                return RunInfo(str(notebook), str(output), -1, 0.0, 0.0, "not started: the run was cancelled")
+            fut = self.client.submit(_run_on_worker, self._sweep_id(cancel), str(notebook), str(output), parameters,
+                                     env, timeout_s, pure=False, key=f"sweep-{Path(output).stem}-{uuid.uuid4().hex}")
+            self._live[fut] = cancel
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 - cancelled, or the worker was lost: the point failed (or stopped)
+            reason = "cancelled" if cancel.is_set() else f"the Dask task failed: {type(exc).__name__}: {exc}"
+            return RunInfo(str(notebook), str(output), -1, 0.0, 0.0, reason)
+        finally:
+            with self._lock:
+                self._live.pop(fut, None)
+
+    def stop(self, cancel: threading.Event) -> None:
+        nbrun.kill_children(cancel)
+        with self._lock:
+            cancel.set()  # no point of this sweep is submitted from now on
+            live = [f for f, c in self._live.items() if c is cancel]
+            sweep_id = self._ids.pop(id(cancel), (None, None))[1]
+        if not live:
+            return
+        try:  # first kill the papermill children on the workers (a cancelled task's thread runs on)
+            self.client.run(_stop_on_worker, sweep_id)
+            self.client.cancel(live)
+        except Exception as exc:  # noqa: BLE001 - the cluster is gone: its workers took their children along
+            print(f"  [stop] could not reach the Dask workers: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self._owned:
+            self.client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def make_executor(kind: str = "threads", jobs: int = 1, scheduler: str | None = None) -> Executor:
+    """The executor of ``--executor kind`` (``threads`` or ``dask``; a ``scheduler`` means dask)."""
+    if scheduler and kind == "threads":
+        kind = "dask"
+    if kind == "threads":
+        return ThreadExecutor(jobs)
+    if kind == "dask":
+        return DaskExecutor(scheduler, jobs)
+    raise SystemExit(f"error: unknown executor {kind!r}; choose threads or dask")
+
+
 # --- the sweep --------------------------------------------------------------------------------
 
 def run_sweep(notebook: str | Path, spec: dict[str, list[Any]], jobs: int = 1,
-              runs_dir: Path | None = None, timeout_s: int = 3600) -> tuple[pd.DataFrame, list[RunInfo]]:
+              runs_dir: Path | None = None, timeout_s: int = 3600,
+              executor: Executor | str | None = None) -> tuple[pd.DataFrame, list[RunInfo]]:
     """Run every grid point not yet done; return (gathered rows, infos of the runs made).
+
+    ``executor``: where the notebooks run (an :class:`Executor`, or ``"threads"`` / ``"dask"``
+    for :func:`make_executor` with ``jobs``; default: ``jobs`` threads of this process). An
+    executor passed in is left open; one made here is closed at the end.
 
     Raises ``SweepStopped`` (a ``KeyboardInterrupt``) on Ctrl-C, or SIGTERM / SIGHUP when
     called from the main thread, after killing the runs in progress.
@@ -236,6 +411,11 @@ def run_sweep(notebook: str | Path, spec: dict[str, list[Any]], jobs: int = 1,
     restore = f", {states['restore']} to re-record from their logs" if states["restore"] else ""
     print(f"{notebook.name}: {len(points)} points, {states['done']} already done{restore}, "
           f"{states['run']} to run", flush=True)
+    owned = not isinstance(executor, Executor)
+    if owned:
+        executor = make_executor(executor or "threads", jobs) if todo else ThreadExecutor(jobs)
+    if not isinstance(executor, ThreadExecutor):
+        print(f"  executor: {executor.describe()}", flush=True)
 
     # Children see the results folder this process checks, whatever their environment says.
     child_env = {RESULTS_ENV: str(paths.RESULTS_DIR)}
@@ -265,8 +445,8 @@ def run_sweep(notebook: str | Path, spec: dict[str, list[Any]], jobs: int = 1,
                 say(pt, "restored", f": {n} row{'' if n == 1 else 's'} re-recorded from {pt.log.name}, not re-run")
                 return "restored", None
             pt.running_log.unlink(missing_ok=True)
-            info = run_notebook(notebook, pt.running, p, timeout_s=timeout_s, cancel=cancel,
-                                env={**child_env, RUN_LOG_ENV: str(pt.running_log)})
+            info = executor.run(notebook, pt.running, p, {**child_env, RUN_LOG_ENV: str(pt.running_log)},
+                                timeout_s, cancel)
             if not info.ok and cancel.is_set():  # killed by the stop: not a failure of the point
                 pt.running.unlink(missing_ok=True)
                 pt.running_log.unlink(missing_ok=True)
@@ -291,7 +471,7 @@ def run_sweep(notebook: str | Path, spec: dict[str, list[Any]], jobs: int = 1,
             fh.close()
 
     saved = _install_stop_handlers()
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, jobs))
+    pool = cf.ThreadPoolExecutor(max_workers=executor.slots)
     try:
         first_pass = list(pool.map(lambda p: one(p, False), todo))
         held = [p for p, (what, _) in zip(todo, first_pass) if what == "held"]
@@ -303,7 +483,7 @@ def run_sweep(notebook: str | Path, spec: dict[str, list[Any]], jobs: int = 1,
         return gather(out_dir, points), infos
     except KeyboardInterrupt as exc:
         _ignore_stop_signals(saved)
-        nbrun.kill_children(cancel)
+        executor.stop(cancel)
         pool.shutdown(wait=True, cancel_futures=True)
         signum = getattr(exc, "signum", signal.SIGINT)
         done = states["done"] + counts["ok"] + counts["restored"] + counts["done"]
@@ -314,8 +494,10 @@ def run_sweep(notebook: str | Path, spec: dict[str, list[Any]], jobs: int = 1,
             f"({counts['ok']} run now{failed}{killed}); running children killed; "
             f"re-run the same command to resume", signum) from None
     finally:
-        nbrun.kill_children(cancel)
+        executor.stop(cancel)
         pool.shutdown(wait=True)
+        if owned:
+            executor.close()
         _restore_handlers(saved)
 
 
@@ -348,14 +530,24 @@ def main(argv: list[str] | None = None) -> int:
                     default=[], help="a parameter and its values (repeatable)")
     ap.add_argument("--jobs", "-j", type=int, default=1, help="grid points run at once")
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    ap.add_argument("--executor", choices=["threads", "dask"], default=None,
+                    help="where points run: threads of this process (default) or a Dask cluster")
+    ap.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                    help="an existing Dask scheduler (implies --executor dask; default a LocalCluster "
+                         "of --jobs workers); needs a file system shared with the workers")
     args = ap.parse_args(argv)
+    if args.scheduler and args.executor == "threads":
+        ap.error("--scheduler needs --executor dask")
     spec: dict[str, list[Any]] = {}
     for item in args.param:
         if len(item) < 2:
             ap.error(f"-p {item[0]}: give at least one value")
         spec[item[0]] = [parse_value(v) for v in item[1:]]
+    executor = None
     try:
-        table, infos = run_sweep(args.notebook, spec, jobs=args.jobs, timeout_s=args.timeout)
+        if args.executor == "dask" or args.scheduler:
+            executor = make_executor("dask", args.jobs, args.scheduler)
+        table, infos = run_sweep(args.notebook, spec, jobs=args.jobs, timeout_s=args.timeout, executor=executor)
     except SweepStopped as stop:
         print(stop.message, file=sys.stderr)
         return 128 + stop.signum
@@ -364,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         print("sweep interrupted before it ran any point; nothing new was recorded; "
               "re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if executor is not None:
+            executor.close()
     failed = [i for i in infos if not i.ok]
     if len(table):
         cols = [c for c in table.columns if c not in ("experiment", "run_id", "time")]
