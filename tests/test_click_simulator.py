@@ -254,3 +254,49 @@ def test_build_without_embedded_sets_says_how_to_build(tmp_path, monkeypatch):
     monkeypatch.setattr(manifest, "MANIFEST", tmp_path / "MANIFEST.json")
     with pytest.raises(MissingSourceError, match="python -m clickvision.data build"):
         click_build.build()
+
+
+# --- hidden mode (paper B, issue #19): grades and clicks from the full text, the engine from a noisier one ---
+
+def test_shared_mode_config_dict_is_unchanged_and_bad_mode_is_named():
+    d = sim.ClickSimConfig().to_dict()
+    assert "mode" not in d and "index_keep" not in d  # data/MANIFEST.json params stay as recorded
+    assert sim.ClickSimConfig(mode="hidden").to_dict()["mode"] == "hidden"
+    with pytest.raises(ValueError, match="mode"):
+        sim.ClickSimConfig(mode="other")
+    with pytest.raises(ValueError, match="index_keep"):
+        sim.ClickSimConfig(index_keep=1.5)
+
+
+def test_hidden_mode_indexes_a_noisier_text(images):
+    cfg = sim.ClickSimConfig(mode="hidden", label_noise_rate=0.0)
+    idx = sim.indexed_texts(images, cfg, 0)["indexed_text"]
+    full = images["text"]
+    for t, f in zip(idx, full):
+        kept, every = sim.text_phrases(t), sim.text_phrases(f)
+        assert kept[0] == every[0] and set(kept) <= set(every)  # the first phrase always, a subset of the rest
+    dropped = 1 - sum(len(sim.text_phrases(t)) - 1 for t in idx) / sum(len(sim.text_phrases(f)) - 1 for f in full)
+    assert 0.3 < dropped < 0.7  # index_keep = 0.5
+    shared = sim.indexed_texts(images, sim.ClickSimConfig(label_noise_rate=0.0), 0)["indexed_text"]
+    assert shared.tolist() == full.tolist()
+
+
+def test_hidden_mode_clicks_follow_the_grade_not_the_indexed_text(images):
+    """Users click what is relevant (full text, label), so clicks land on relevant images whose
+    indexed text lacks the query's words, and grade-0 results are clicked less than relevant ones."""
+    cfg = sim.ClickSimConfig(mode="hidden", **QUIET)
+    log = _log(images, mode="hidden", **QUIET)
+    idx = dict(zip(images["key"], sim.indexed_texts(images, cfg, 0)["indexed_text"]))
+    label = dict(zip(images["key"], images["label"]))
+    origin = {}
+    for t, lab in zip(images["text"], images["label"]):
+        g, p = sim.query_candidates(t)
+        for q in g + p:
+            origin.setdefault(q, set()).add(lab)
+    words = {k: set(sim._TOKEN.findall(t.lower())) for k, t in idx.items()}
+    unseen = [(q, k) for q, k in zip(log["query"], log["key"]) if not set(q.split()) <= words[k]]
+    relevant = np.mean([label[k] in origin[q] for q, k in unseen])
+    assert len(unseen) > 50 and relevant > 0.8
+    shared = _log(images, **QUIET)
+    assert np.mean([label[k] in origin[q] for q, k in zip(log["query"], log["key"])]) > 0.8
+    assert len(log) != len(shared)

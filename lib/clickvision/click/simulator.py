@@ -22,6 +22,17 @@ The simulation is a standard search-and-click model over the images' real human 
 5. ``informativeness`` (paper A's leakage check, docs/READING-NOTES.md): the probability that a result
    slot is filled by the text match rather than by a random image, with attractiveness mixed
    the same way. At 0 which image gets clicked is independent of its text and label.
+6. ``mode``: ``"shared"`` (the default, what ``make data`` builds for papers A, C, D) lets one
+   text generate everything: the engine indexes the image's text (donor text on noisy images),
+   attractiveness grows with the query words in that text, and the Dev grades come from the same
+   clean text. ``"hidden"`` (paper B's default, issue #19) separates what judges/users see from
+   what the engine indexes: the engine indexes a *noisier* text (:func:`indexed_texts`: the first
+   phrase plus each other phrase kept with probability ``index_keep``, then the donor swap), a
+   page shorter than ``page_size`` is padded with random images (as the Dev lists are), and a
+   user clicks an examined result with an attractiveness set by its *grade* for the query (the
+   Dev grading rule of :func:`simulate_dev_set`, from the full text and label: what the user sees
+   in the image), so clicks can carry what the indexed text does not. Methods must read only the
+   indexed text (paper B's experiments enforce it); the full text is the grade-defining source.
 
 Same input, config and seed give the same log, byte for byte. The log streams
 (:func:`simulate_click_log` is a generator; :func:`synthetic_scale_log` fills a
@@ -50,7 +61,8 @@ RELEVANCE_NAMES = {3: "Excellent", 2: "Good", 0: "Bad"}
 STOP_WORDS = frozenset("a an and are as at be by for from in is it of on or the to with".split())
 _TOKEN = re.compile(r"[^\W_]+")
 _PHRASE_SEP = re.compile(r"[|;,:\n\t/()]+")
-_NOISE, _POOL, _CLICKS, _DEV = 1, 2, 3, 4  # independent random streams of one seed
+_NOISE, _POOL, _CLICKS, _DEV, _INDEX = 1, 2, 3, 4, 5  # independent random streams of one seed
+MODES = ("shared", "hidden")
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,9 @@ class ClickSimConfig:
                                    cleaning kept 32,691 of 95,041 images, an upper bound)
       junk_click_rate = 0.05       random clicks per search
       informativeness = 1.0        clicks fully tied to text (0: independent of text and label)
+      mode = "shared"              one text generates everything; "hidden": see the module docstring
+      index_keep = 0.5             hidden mode: share of an image's phrases (beyond the first)
+                                   that the engine indexes; unused in shared mode
     Splits: log queries come from ``query_splits`` text; Dev queries from ``dev_query_splits``
     text and candidates from ``dev_candidate_splits`` images (None, or no split column: all).
     """
@@ -100,10 +115,12 @@ class ClickSimConfig:
     dev_candidates: int = 80
     dev_query_splits: tuple[str, ...] | None = ("val", "test")
     dev_candidate_splits: tuple[str, ...] | None = ("val", "test")
+    mode: str = "shared"
+    index_keep: float = 0.5
 
     def __post_init__(self) -> None:
         unit = ("attractiveness_min", "attractiveness_max", "label_noise_rate", "junk_click_rate",
-                "informativeness", "bm25_b")
+                "informativeness", "bm25_b", "index_keep")
         for name in unit:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"ClickSimConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -118,9 +135,16 @@ class ClickSimConfig:
                 raise ValueError(f"ClickSimConfig.{name} must be an integer >= {low}, got {getattr(self, name)!r}")
         if self.attractiveness_min > self.attractiveness_max:
             raise ValueError("ClickSimConfig.attractiveness_min must not exceed attractiveness_max")
+        if self.mode not in MODES:
+            raise ValueError(f"ClickSimConfig.mode must be one of {MODES}, got {self.mode!r}")
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """The parameters as JSON-ready values; the hidden-mode fields only in hidden mode, so the
+        shared-mode dictionary (recorded in data/MANIFEST.json) is the one it always was."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        if self.mode == "shared":
+            out.pop("mode"), out.pop("index_keep")
+        return out
 
 
 # --- text -> phrases -> candidate queries ------------------------------------------------------
@@ -253,9 +277,40 @@ def _ranked(score: sp.csr_matrix, row: int, rng: np.random.Generator, noise: flo
     return score.indices[lo:hi][order], lo + order
 
 
-def _indexed_text(frame: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
-    text = dict(zip(frame["key"], frame["text"]))
-    return [text[d] if d else t for t, d in zip(frame["text"], noise["donor_key"])]
+def _indexed_text(frame: pd.DataFrame, noise: pd.DataFrame, cfg: ClickSimConfig | None = None,
+                  seed: int = 0) -> list[str]:
+    texts = frame["text"].tolist()
+    if cfg is not None and cfg.mode == "hidden":
+        rng = np.random.default_rng([seed, _INDEX])
+        kept = []
+        for t in texts:
+            parts = [p.strip() for p in _PHRASE_SEP.split(t) if p.strip()]
+            keep = rng.random(len(parts)) < cfg.index_keep
+            kept.append(", ".join(p for i, p in enumerate(parts) if i == 0 or keep[i]))
+        texts = kept
+    text = dict(zip(frame["key"], texts))
+    return [text[d] if d else t for t, d in zip(texts, noise["donor_key"])]
+
+
+def indexed_texts(images: ImageSet | pd.DataFrame, config: ClickSimConfig | None = None,
+                  seed: int = 0) -> pd.DataFrame:
+    """What the SIMULATED engine indexes per image: ``key, indexed_text``.
+
+    Shared mode: the image's text, or its donor's text on a noisy image. Hidden mode: the first
+    phrase plus each other phrase kept with probability ``index_keep`` (seeded), then the donor
+    swap. In hidden mode this, not ``text``, is all a method may read about an image's words.
+    """
+    cfg, frame = config or ClickSimConfig(), _as_frame(images)
+    return pd.DataFrame({"key": frame["key"],
+                         "indexed_text": _indexed_text(frame, assign_label_noise(frame, cfg, seed), cfg, seed)})
+
+
+def _grades(labels: np.ndarray, groups: np.ndarray | None, top: np.ndarray, share: np.ndarray,
+            origin: list[int]) -> np.ndarray:
+    """The Dev grading rule (3 / 2 / 0) of images ``top`` for a query made from the ``origin`` rows."""
+    same = np.isin(labels[top], labels[origin])
+    grp = np.isin(groups[top], groups[origin]) if groups is not None else np.zeros(len(top), bool)
+    return np.where(same & (share >= 1), 3, np.where(same | (share >= 0.5) | (grp & (share > 0)), 2, 0))
 
 
 def _candidate_queries(frame: pd.DataFrame, rows: np.ndarray, max_words: int) -> tuple[dict, set[str]]:
@@ -323,8 +378,15 @@ def simulate_click_log(images: ImageSet | pd.DataFrame, config: ClickSimConfig |
 
 
 def _click_stream(frame: pd.DataFrame, cfg: ClickSimConfig, seed: int) -> Iterator[ClickRecord]:
-    index = _TextIndex(_indexed_text(frame, assign_label_noise(frame, cfg, seed)), cfg.bm25_k1, cfg.bm25_b)
+    hidden = cfg.mode == "hidden"
+    index = _TextIndex(_indexed_text(frame, assign_label_noise(frame, cfg, seed), cfg, seed), cfg.bm25_k1, cfg.bm25_b)
     pool, sessions = _query_pool(frame, cfg, seed)
+    if hidden:  # what the user sees: the grade from the full text and label (the Dev grading rule)
+        truth = _TextIndex(frame["text"], cfg.bm25_k1, cfg.bm25_b)
+        origin = _candidate_queries(frame, np.flatnonzero(_split_mask(frame, cfg.query_splits, "log queries")),
+                                    cfg.max_query_words)[0]
+        labels = frame["label"].to_numpy(object)
+        groups = frame["group"].astype(str).to_numpy(object) if "group" in frame.columns else None
     rng = np.random.default_rng([seed, _CLICKS])
     keys, n_img, alpha = frame["key"].tolist(), len(frame), cfg.informativeness
     examine = np.arange(1, cfg.page_size + 1, dtype=float) ** -cfg.position_decay
@@ -332,9 +394,20 @@ def _click_stream(frame: pd.DataFrame, cfg: ClickSimConfig, seed: int) -> Iterat
     for start in range(0, len(pool), 512):
         queries = pool[start:start + 512]
         score, overlap = index.search(queries)
+        seen = truth.search(queries)[1] if hidden else None
         for r, query in enumerate(queries):
             page, pos = _ranked(score, r, rng, cfg.engine_noise, cfg.page_size)
             share = overlap.data[pos]
+            if hidden:
+                if len(page) < min(cfg.page_size, n_img):  # pad a short page with random images (not shown yet)
+                    draw = rng.integers(n_img, size=2 * cfg.page_size)
+                    draw = pd.unique(draw[~np.isin(draw, page)])
+                    page = np.concatenate([page, draw[: cfg.page_size - len(page)]]).astype(np.int64)
+                lo, hi = seen.indptr[r], seen.indptr[r + 1]
+                idx, val = seen.indices[lo:hi], seen.data[lo:hi]
+                at = np.minimum(np.searchsorted(idx, page), max(len(idx) - 1, 0))
+                full = np.where((len(idx) > 0) & (idx[at] == page), val[at], 0.0) if len(idx) else np.zeros(len(page))
+                share = _grades(labels, groups, page, full, origin[query]) / 3.0
             if alpha < 1:  # a slot holds the text match with probability alpha, else a random image
                 random_slot = rng.random(cfg.page_size) >= alpha
                 fill = rng.integers(n_img, size=cfg.page_size)
@@ -386,7 +459,7 @@ def simulate_dev_set(images: ImageSet | pd.DataFrame, config: ClickSimConfig | N
     queries, origin = _dev_queries(frame, cfg, seed)
     rng = np.random.default_rng([seed, _DEV, 1])
     noise = assign_label_noise(frame, cfg, seed)
-    indexed = _indexed_text(frame, noise)
+    indexed = _indexed_text(frame, noise, cfg, seed)
     engine = _TextIndex([indexed[i] for i in cand], cfg.bm25_k1, cfg.bm25_b)
     truth = _TextIndex(frame["text"].iloc[cand], cfg.bm25_k1, cfg.bm25_b)
     labels = frame["label"].to_numpy(object)
@@ -399,9 +472,7 @@ def simulate_dev_set(images: ImageSet | pd.DataFrame, config: ClickSimConfig | N
             rest = np.setdiff1d(np.arange(len(cand)), local)
             local = np.concatenate([local, rng.permutation(rest)[: cfg.dev_candidates - len(local)]])
         top, share = cand[local], overlap.getrow(r).toarray().ravel()[local]
-        same = np.isin(labels[top], labels[origin[q]])
-        grp = np.isin(groups[top], groups[origin[q]]) if groups is not None else np.zeros(len(top), bool)
-        rel = np.where(same & (share >= 1), 3, np.where(same | (share >= 0.5) | (grp & (share > 0)), 2, 0))
+        rel = _grades(labels, groups, top, share, origin[q])
         if (rel > 0).any():
             rows += [(q, frame["key"].iloc[j], int(g)) for j, g in zip(top, rel)]
     return pd.DataFrame(rows, columns=["query", "key", "relevance"])
