@@ -68,6 +68,16 @@ class CollaborativeImageClassifier(nn.Module):
         h = self.trunk((x - self.input_mean) / self.input_std)
         return self.label_head(h), (self.cf_head(h) if self.cf_head is not None else None)
 
+    def visual_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The visual representation both heads read, before normalisation: the backbone's pooled
+        output (trainable when the backbone is), or ``x`` itself on frozen cached features."""
+        return x if self.backbone is None else self.backbone(x).flatten(1)
+
+    def shared_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The label head's (and the CF head's) input ``h``: the shared Linear -> ReLU -> Dropout
+        layer on the normalised visual features (what :meth:`forward` feeds both heads)."""
+        return self.trunk((self.visual_features(x) - self.input_mean) / self.input_std)
+
 
 def _row_batches(tensors: dict[str, torch.Tensor], rows: np.ndarray, batch_size: int, extra=None):
     """Factory of one epoch's dict batches over ``rows`` in a random order (Trainer-seeded).
@@ -150,7 +160,8 @@ def nearest_cf_neighbour(q: np.ndarray, has_cf: np.ndarray) -> np.ndarray:
 def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                     label_mask: np.ndarray | None = None, q: np.ndarray | None = None,
                     cf_weights: np.ndarray | None = None, alpha: float = 1.0, seed: int = 0,
-                    settings: FitSettings | None = None) -> tuple[CollaborativeImageClassifier, pd.DataFrame]:
+                    settings: FitSettings | None = None, backbone: nn.Module | None = None,
+                    backbone_lr: float | None = None) -> tuple[CollaborativeImageClassifier, pd.DataFrame]:
     """Train one Table 5 method on training features ``x`` (n, d) and labels ``y`` (n, C).
 
     ``label_mask`` (n, C) True where a label is observed (label paucity: unlabelled rows stay in
@@ -158,6 +169,13 @@ def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
     steps, as in the authors' code); ``q`` the CF vectors
     of the training items (standardised), ``cf_weights`` their capped confidences (0 = no CF
     vector). Returns the model at its best validation-mAP epoch and the Trainer History.
+
+    ``backbone``: a module applied to the rows of ``x`` (and ``x_val``) before the shared layer,
+    e.g. a :class:`clickvision.models.trunk.Trunk` on cached ``cut<n>`` activations; it is
+    trained with the heads (so both losses shape it) and the input normalisation is then the
+    mean and sd of its initial pooled output on the training rows (eval mode, no gradient).
+    ``backbone_lr``: its own learning rate (a parameter group; default: the heads' ``lr``).
+    Without a backbone nothing changes (the frozen-feature model of D.03-D.04).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -167,9 +185,14 @@ def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
         raise ValueError(f"method {method!r} needs the CF vectors q")
     mask = np.ones_like(y, dtype=bool) if label_mask is None else np.asarray(label_mask, bool)
     weights = np.ones(len(x)) if cf_weights is None else np.asarray(cf_weights, np.float64)
+    if backbone is None:
+        in_dim, mean, std = x.shape[1], x.mean(0), x.std(0) + 1e-6
+    else:
+        pooled = initial_pooled(backbone, x)
+        in_dim, mean, std = pooled.shape[1], pooled.mean(0), pooled.std(0) + 1e-6
     torch.manual_seed(seed)
-    model = CollaborativeImageClassifier(x.shape[1], y.shape[1], q.shape[1] if uses_cf else None, s.hidden,
-                                         s.dropout, input_mean=x.mean(0), input_std=x.std(0) + 1e-6)
+    model = CollaborativeImageClassifier(in_dim, y.shape[1], q.shape[1] if uses_cf else None, s.hidden,
+                                         s.dropout, backbone=backbone, input_mean=mean, input_std=std)
     tensors = {"x": torch.as_tensor(x, dtype=torch.float32), "y": torch.as_tensor(y, dtype=torch.float32),
                "mask": torch.as_tensor(mask)}
     if uses_cf:
@@ -220,22 +243,41 @@ def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
                            device=s.device, log_every=10, monitor="mAP" if monitor else None, mode="max",
                            patience=s.patience if monitor else None)
 
+    params = None
+    if backbone is not None and backbone_lr is not None:
+        own = {id(p) for p in backbone.parameters()}
+        params = [{"params": [p for p in backbone.parameters() if p.requires_grad], "lr": float(backbone_lr)},
+                  {"params": [p for p in model.parameters() if id(p) not in own]}]
     val_fn = _map_val_fn(x_val, y_val)
     histories = []
     if method == "sequential":  # stage 1: the auxiliary task only, on the items with a CF vector
         cf_rows = np.flatnonzero(weights > 0)
-        stage1 = Trainer(model, lambda m, b: aux_loss(m(b["x"])[1], b), config(s.cf_epochs, False))
+        stage1 = Trainer(model, lambda m, b: aux_loss(m(b["x"])[1], b), config(s.cf_epochs, False), params=params)
         histories.append(stage1.fit(_row_batches(tensors, cf_rows, s.batch_size)).assign(stage="cf"))
         loss_fn = lambda m, b: main_loss(m(b["x"])[0], b)  # noqa: E731
     elif method == "contrastive":
         loss_fn = contrastive_fn
     else:
         loss_fn = mtl_fn
-    trainer = Trainer(model, loss_fn, config(s.epochs, True))
+    trainer = Trainer(model, loss_fn, config(s.epochs, True), params=params)
     histories.append(trainer.fit(_row_batches(tensors, rows, s.batch_size, extra), val_fn=val_fn).assign(stage="label"))
     history = pd.concat(histories, ignore_index=True)
     history.attrs.update(trainer.history.attrs)
     return model, history
+
+
+def initial_pooled(backbone: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """``backbone``'s output on the rows of ``x`` before any training (eval mode, no gradient),
+    as float64: the statistics of the trunk's input normalisation."""
+    was_training = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        out = [backbone(torch.as_tensor(x[s:s + batch_size], dtype=torch.float32)).flatten(1).double()
+               for s in range(0, len(x), batch_size)]
+    backbone.train(was_training)
+    if not out:
+        raise ValueError("initial_pooled: x has no rows")
+    return torch.cat(out).numpy()
 
 
 def fit_cf2label(q: np.ndarray, y: np.ndarray, q_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
