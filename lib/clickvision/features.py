@@ -365,6 +365,17 @@ def build_default_cache(image_size: int = 128, echo=print) -> dict[str, float]:
         echo(f"features {name} {'+'.join(kinds)} {image_size}px: "
              + ", ".join(f"{k} {tuple(v.shape)}" for k, v in got.items())
              + f" ({len(images) / max(dt, 1e-9):.0f} images/s incl. cache check) in {dt:.1f} s")
+    # the Iconify emoji vendors (00.02's vendor-gap table): pooled, one cache subset each, so the
+    # default emoji entry above keeps its key
+    from .data.emoji import ICONIFY_VENDORS
+
+    for vendor in ICONIFY_VENDORS:
+        images = data.load_emoji(vendors=[vendor])
+        t0 = time.perf_counter()
+        feats = extract_features(images, image_size=image_size, kind="pooled")
+        dt = times[f"{images.name}/pooled"] = time.perf_counter() - t0
+        echo(f"features {images.name} pooled {image_size}px: {feats.shape} "
+             f"({len(images) / max(dt, 1e-9):.0f} images/s incl. cache check) in {dt:.1f} s")
     return times
 
 

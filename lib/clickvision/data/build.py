@@ -1,6 +1,6 @@
 """Build every embedded data set in order, and the raster/table helpers the builders share.
 
-``build_all`` runs, in order: emoji, Open Clip Art, then the builders other modules provide
+``build_all`` runs, in order: emoji, the Iconify emoji vendors, Open Clip Art, then the builders other modules provide
 when they are importable (MovieLens, Fashion-MNIST, WordNet, and the *simulated* click logs
 and interactions). Each builder is ``build(force: bool = False) -> dict`` (its manifest
 entry) and skips finished work itself (``manifest.is_built``), so a second run does nothing.
@@ -41,6 +41,7 @@ from .base import DataError, MissingSourceError
 # (data set name, "module:function"), in build order: later sets may read earlier ones.
 BUILDERS: tuple[tuple[str, str], ...] = (
     ("emoji", "clickvision.data.emoji:build"),
+    ("emoji_vendors", "clickvision.data.emoji:build_vendors"),
     ("openclipart", "clickvision.data.openclipart:build"),
     ("movielens", "clickvision.data.movielens:build"),
     ("fashion_mnist", "clickvision.data.fashion_mnist:build"),

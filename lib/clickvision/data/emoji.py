@@ -16,17 +16,30 @@ subgroup (emoji-datasource's ``subcategory``, for every vendor), ``group`` = Uni
 group, ``domain`` = vendor, ``concept`` = the unified codepoint id (the twin id), ``text``
 = CLDR name, short names, OpenMoji annotation and tags (it describes the concept, so it is
 the same on every vendor's row), ``split`` (grouped by concept: no twin leaks).
+
+Seven more vendors come from the Iconify JSON packs on npm (:data:`ICONIFY_PACKAGES`: Fluent
+Emoji flat and high-contrast, Emoji One colour and monotone, Noto SVG, Firefox OS emoji,
+Streamline; MIT, CC BY 4.0 or Apache-2.0; ``@iconify-json/openmoji`` is share-alike and not
+used). :func:`build_vendors` (manifest entry ``emoji_vendors``) joins each icon to a base
+concept (:func:`join_iconify`: code point where the pack has ``chars.json``, else normalised
+name), renders it like OpenMoji to ``img/<vendor>/<unified>.png`` and writes
+``items-vendors.csv``, whose rows inherit their concept's split, label, group and text; the
+base set above is never changed. ``load_emoji()`` returns the base three vendors as always;
+``load_emoji(vendors="all")`` or a list adds Iconify vendors.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +74,63 @@ SHARE_ALIKE: frozenset[str] = frozenset({"openmoji"})
 EXCLUDED_CLASSES: tuple[str, ...] = ("country-flag",)
 MIN_CONCEPTS_PER_CLASS = 15
 
+# Iconify JSON packs (npm ``@iconify-json/*``): more vendors of the same concepts, built by
+# :func:`build_vendors` into the separate manifest entry ``emoji_vendors`` (the base entry
+# above, its rows, splits and image bytes stay as they are). Vendor id -> (package, pinned version).
+ICONIFY_PACKAGES: dict[str, tuple[str, str]] = {
+    "fluent-flat": ("@iconify-json/fluent-emoji-flat", "1.2.6"),
+    "fluent-hc": ("@iconify-json/fluent-emoji-high-contrast", "1.2.6"),
+    "emojione": ("@iconify-json/emojione", "1.2.3"),
+    "emojione-mono": ("@iconify-json/emojione-monotone", "1.2.1"),
+    "noto": ("@iconify-json/noto", "1.2.9"),
+    "fxemoji": ("@iconify-json/fxemoji", "1.2.2"),
+    "streamline": ("@iconify-json/streamline-emojis", "1.2.4"),
+}
+ICONIFY_VENDORS: tuple[str, ...] = tuple(ICONIFY_PACKAGES)
+ICONIFY_LICENCES: dict[str, str] = {
+    "fluent-flat": "MIT (Microsoft Fluent Emoji, flat)",
+    "fluent-hc": "MIT (Microsoft Fluent Emoji, high contrast)",
+    "emojione": "CC-BY-4.0 (Emoji One, colour; github.com/EmojiTwo/emojitwo)",
+    "emojione-mono": "CC-BY-4.0 (Emoji One, monotone; github.com/EmojiTwo/emojitwo)",
+    "noto": "Apache-2.0 (Noto Emoji SVG by Google; the same family as the google vendor's PNGs)",
+    "fxemoji": "Apache-2.0 (Firefox OS Emoji by Mozilla)",
+    "streamline": "CC-BY-4.0 (Streamline Emojis by Streamline; github.com/webalys-hq/streamline-vectors)",
+}
+# Monochrome line-art packs: their bodies paint with ``currentColor``, drawn black on white.
+MONOCHROME: frozenset[str] = frozenset({"fluent-hc", "emojione-mono"})
+ALL_VENDORS: tuple[str, ...] = VENDORS + ICONIFY_VENDORS
+VENDORS_NAME = "emoji_vendors"  # manifest entry and builder name of the Iconify vendors
+VENDOR_ITEMS = "items-vendors.csv"  # their table, beside items.csv; their image index lives in img/
+SKIN_TONES = frozenset({"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"})
+_VARIANT_NAME = re.compile(r"skin-tone|(^|-)tone-?[1-5]($|-)")
+_NUMBERED = re.compile(r"^(.*\D)-(\d+)$")
+
+
+def _package(vendor: str) -> tuple[str, str]:
+    """(npm package, pinned version) of any vendor, base or Iconify."""
+    if vendor in PACKAGES:
+        return PACKAGES[vendor]
+    if vendor in ICONIFY_PACKAGES:
+        return ICONIFY_PACKAGES[vendor]
+    raise ValueError(f"unknown emoji vendor {vendor!r}; choose one of {ALL_VENDORS}")
+
+
+def tarball_name(package: str, version: str) -> str:
+    """The file ``npm pack`` writes: ``@scope/name`` becomes ``scope-name-<version>.tgz``."""
+    return f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"
+
 
 def npm_command(vendor: str, npm_dir: Path | None = None) -> str:
     """The shell command that fetches ``vendor``'s package tarball."""
-    package, version = PACKAGES[vendor]
+    package, version = _package(vendor)
     return f"cd {npm_dir or paths.RAW_DIR / 'npm'} && npm pack {package}@{version}"
 
 
 def fetch_npm_tarball(vendor: str, npm_dir: Path | None = None) -> Path:
     """``npm pack`` the vendor's package into ``npm_dir`` (kept: a later build reuses it)."""
-    package, version = PACKAGES[vendor]
+    package, version = _package(vendor)
     npm_dir = Path(npm_dir or paths.RAW_DIR / "npm")
-    tarball = npm_dir / f"{package}-{version}.tgz"
+    tarball = npm_dir / tarball_name(package, version)
     if tarball.exists():
         return tarball
     npm = shutil.which("npm")
@@ -92,6 +150,12 @@ def fetch_npm_tarball(vendor: str, npm_dir: Path | None = None) -> Path:
                                      f"{proc.stderr.strip()[-400:]}\nGet it with: {npm_command(vendor, npm_dir)}")
         os.replace(packed, tarball)
     return tarball
+
+
+def _cp_key(code: str) -> str:
+    """A code-point sequence as a join key: upper-case 4+ digit hex, ``-``-joined, FE0F dropped
+    (``00a9``, ``a9`` and ``00A9-FE0F`` all give ``00A9``). ValueError for a non-hex part."""
+    return "-".join(f"{int(p, 16):04X}" for p in str(code).split("-") if p.upper() != "FE0F")
 
 
 def _hex_key(code: str) -> str:
@@ -252,9 +316,15 @@ def build(force: bool = False, *, package_roots: dict[str, Path] | None = None, 
         roots, sources = _package_roots(package_roots, raw_dir)
         table = _concept_table(roots)
         jobs, rows = _plan(table, roots)
-        with staged_dir(out_dir / "img") as stage:
-            parallel_map(_copy_png_job, [(s, str(stage / n), size) for k, s, n in jobs if k == "png"], workers)
-            parallel_map(_render_svg_job, [(s, str(stage / n), size) for k, s, n in jobs if k == "svg"], workers)
+        with contextlib.ExitStack() as stack:  # one staged folder per vendor: other vendors' folders stay
+            stage = {v: stack.enter_context(staged_dir(out_dir / "img" / v)) for v in VENDORS}
+
+            def dst(name: str) -> str:
+                vendor, file = name.split("/", 1)
+                return str(stage[vendor] / file)
+
+            parallel_map(_copy_png_job, [(s, dst(n), size) for k, s, n in jobs if k == "png"], workers)
+            parallel_map(_render_svg_job, [(s, dst(n), size) for k, s, n in jobs if k == "svg"], workers)
         items = pd.DataFrame(rows)
         items["split"] = grouped_stratified_split(items["label"], items["concept"], fractions, seed)
         items = items.sort_values(["domain", "sort_order"], kind="stable").reset_index(drop=True)
@@ -374,41 +444,481 @@ def filter_classes(items: pd.DataFrame, min_concepts_per_class: int = MIN_CONCEP
     return items[items["label"].isin(keep)].reset_index(drop=True)
 
 
+# ----------------------------------------------------------------------------- Iconify vendors
+@dataclass(frozen=True)
+class IconifyPack:
+    """One Iconify JSON pack: icon bodies, aliases, default size and the code-point map.
+
+    ``icons`` maps name -> ``{"body": svg markup, optional "width"/"height"/"left"/"top"/
+    "hidden"}``; ``aliases`` maps an extra name -> ``{"parent": name, ...}``; ``chars`` maps a
+    code-point sequence (lower-case hex, ``-``-joined) -> icon name (empty where the pack has none).
+    """
+
+    prefix: str
+    icons: dict[str, dict[str, Any]]
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chars: dict[str, str] = field(default_factory=dict)
+    width: float = 16.0
+    height: float = 16.0
+    left: float = 0.0
+    top: float = 0.0
+    source: str = ""
+
+
+def _read_json(path: Path, required: bool = True) -> Any:
+    """Parsed JSON of ``path``; DataError naming the file on bad JSON (None when optional and absent)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        if not required:
+            return None
+        raise DataError(f"{path} missing from the Iconify pack (damaged package? delete its tarball "
+                        f"and rebuild)") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise DataError(f"{path}{where}: not valid JSON ({exc})") from exc
+
+
+def read_iconify(package_root: Path) -> IconifyPack:
+    """Parse ``icons.json`` (and ``chars.json`` when present) of an Iconify JSON pack.
+
+    A damaged pack raises DataError naming the file: bad JSON, no ``icons`` object, an icon
+    without a string ``body``, a non-numeric size, an alias whose parent does not exist.
+    """
+    root = Path(package_root)
+    path = root / "icons.json"
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("icons"), dict):
+        raise DataError(f"{path}: expected an object with an 'icons' object")
+    for name, icon in data["icons"].items():
+        if not isinstance(icon, dict) or not isinstance(icon.get("body"), str) or not icon["body"].strip():
+            raise DataError(f"{path}: icon {name!r} has no SVG 'body'")
+        for k in ("width", "height", "left", "top"):
+            if k in icon and not isinstance(icon[k], (int, float)):
+                raise DataError(f"{path}: icon {name!r} has a non-numeric {k!r}: {icon[k]!r}")
+    aliases = data.get("aliases") or {}
+    if not isinstance(aliases, dict):
+        raise DataError(f"{path}: 'aliases' must be an object")
+    for name, alias in aliases.items():
+        if not isinstance(alias, dict) or alias.get("parent") not in data["icons"] and alias.get("parent") not in aliases:
+            raise DataError(f"{path}: alias {name!r} names no existing parent icon")
+    defaults = {}
+    for k, default in (("width", 16.0), ("height", 16.0), ("left", 0.0), ("top", 0.0)):
+        v = data.get(k, default)
+        if not isinstance(v, (int, float)):
+            raise DataError(f"{path}: the pack's {k!r} must be a number, got {v!r}")
+        defaults[k] = float(v)
+    chars_path = root / "chars.json"
+    chars = _read_json(chars_path, required=False) or {}
+    if not isinstance(chars, dict) or not all(isinstance(v, str) for v in chars.values()):
+        raise DataError(f"{chars_path}: expected an object of code point -> icon name")
+    for cp in chars:
+        try:
+            _cp_key(cp)
+        except ValueError:
+            raise DataError(f"{chars_path}: {cp!r} is not a code-point sequence (hex, '-'-joined)") from None
+    return IconifyPack(str(data.get("prefix", root.parent.name)), data["icons"], aliases, chars, source=str(path),
+                       **defaults)
+
+
+def iconify_svg(pack: IconifyPack, name: str, monochrome: bool = False) -> bytes:
+    """The icon ``name`` (or an alias without transformation) as a square, standalone SVG document.
+
+    The body is wrapped in an ``<svg>`` whose view box is the icon's own (width/height/left/
+    top, defaults from the pack), padded to a square around its centre so rendering to a
+    square raster never stretches it. ``monochrome``: ``currentColor`` is set to black.
+    """
+    while name in pack.aliases and name not in pack.icons:
+        name = pack.aliases[name]["parent"]
+    icon = pack.icons[name]
+    w, h = float(icon.get("width", pack.width)), float(icon.get("height", pack.height))
+    left, top = float(icon.get("left", pack.left)), float(icon.get("top", pack.top))
+    side = max(w, h)
+    x, y = left - (side - w) / 2, top - (side - h) / 2
+    colour = ' color="#000000"' if monochrome else ""
+
+    def num(v: float) -> str:
+        return f"{v:g}"
+
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'width="{num(side)}" height="{num(side)}" viewBox="{num(x)} {num(y)} {num(side)} {num(side)}"{colour}>')
+    return (head + icon["body"] + "</svg>").encode("utf-8")
+
+
+def normalise_name(text: str) -> str:
+    """A name as a join key: lower case, ``-``/``_``/whitespace unified to one space, punctuation dropped."""
+    text = str(text).lower().replace("_", " ").replace("-", " ")
+    text = re.sub(r"[^\w\s]", "", text)
+    return " ".join(text.split())
+
+
+def _name_index(concepts: pd.DataFrame) -> list[dict[str, str]]:
+    """Key -> concept, one dict per key family in priority order (CLDR name, Unicode name, short
+    names, then CLDR names with their parenthesised part dropped).
+
+    A key that names two concepts within one family is dropped there (ambiguous); an earlier
+    family wins over a later one.
+    """
+    families: list[dict[str, str]] = []
+    for column, strip in (("annotation", False), ("name", False), ("short_names", False), ("annotation", True)):
+        if column not in concepts:
+            continue
+        seen: dict[str, set[str]] = {}
+        for concept, value in zip(concepts["concept"], concepts[column].fillna("")):
+            for phrase in str(value).split("|"):
+                if strip:  # "A button (blood type)" -> "A button"; only when there is a parenthesis
+                    if "(" not in phrase:
+                        continue
+                    phrase = re.sub(r"\([^)]*\)", " ", phrase)
+                key = normalise_name(phrase)
+                if key:
+                    seen.setdefault(key, set()).add(concept)
+        families.append({k: next(iter(v)) for k, v in seen.items() if len(v) == 1})
+    return families
+
+
+def _lookup(families: list[dict[str, str]], key: str) -> str | None:
+    """The concept ``key`` names (exact normalised key, else the same key with no spaces).
+
+    Iconify's ``flag-for-<country>`` names meet CLDR's ``flag: <country>``.
+    """
+    if key.startswith("flag for "):
+        key = "flag " + key[len("flag for "):]
+    for fam in families:
+        if key in fam:
+            return fam[key]
+    compact = key.replace(" ", "")
+    for fam in families:
+        for k, concept in fam.items():
+            if k.replace(" ", "") == compact:
+                return concept
+    return None
+
+
+@dataclass
+class JoinReport:
+    """How one pack's icons met the base concepts (see :func:`join_iconify`)."""
+
+    method: str  # "code point" or "name"
+    icons: int = 0
+    joined: dict[str, str] = field(default_factory=dict)  # concept -> icon name
+    variants: list[str] = field(default_factory=list)  # skin-tone / numbered variants, dropped
+    hidden: list[str] = field(default_factory=list)  # deprecated names the pack hides
+    duplicates: list[str] = field(default_factory=list)  # a second icon of a concept already joined
+    failed: list[str] = field(default_factory=list)  # joined no base concept (dropped, counted)
+
+    def summary(self, n_concepts: int) -> dict[str, Any]:
+        return {"join": self.method, "icons": self.icons, "concepts": len(self.joined),
+                "join_rate": round(len(self.joined) / max(n_concepts, 1), 4), "variants_dropped": len(self.variants),
+                "hidden": len(self.hidden), "duplicates": len(self.duplicates), "failed": len(self.failed),
+                "failed_examples": sorted(self.failed)[:8]}
+
+
+def join_iconify(pack: IconifyPack, concepts: pd.DataFrame) -> JoinReport:
+    """Join every icon of ``pack`` to a base concept (``concepts``: ``concept`` = unified id,
+    and the name columns ``annotation`` (CLDR name), ``name``, ``short_names`` ("|"-joined)).
+
+    By code point where the pack has a ``chars.json`` map (FE0F ignored on both sides), else
+    by normalised name (:func:`normalise_name`; an exact key first, then the key without
+    spaces, e.g. fxemoji's ``alarmclock``; aliases count as names of their parent). Skin-tone
+    icons and numbered variants beyond the first (``-2``, ``-3``; ``-1`` is the base drawing)
+    are dropped as variants; icons that join nothing are counted as failed.
+    """
+    report = JoinReport("code point" if pack.chars else "name", icons=len(pack.icons))
+    base = {_cp_key(c): c for c in concepts["concept"]}
+    candidates: dict[str, list[tuple[tuple[int, str], str]]] = {}  # concept -> [(priority, icon)]
+    if pack.chars:
+        cps: dict[str, list[str]] = {}
+        for cp, icon in pack.chars.items():
+            cps.setdefault(icon, []).append(_cp_key(cp))
+        for icon in pack.icons:
+            keys = cps.get(icon, [])
+            hit = next((base[k] for k in keys if k in base), None)
+            if hit is not None:
+                candidates.setdefault(hit, []).append(((0, icon), icon))
+            elif pack.icons[icon].get("hidden"):
+                report.hidden.append(icon)
+            elif keys and all(SKIN_TONES & set(k.split("-")) for k in keys):
+                report.variants.append(icon)
+            else:
+                report.failed.append(icon)
+    else:
+        families = _name_index(concepts)
+        names = [(n, 0) for n in pack.icons] + [(n, 1) for n, a in pack.aliases.items()
+                                                if not any(a.get(t) for t in ("rotate", "hFlip", "vFlip"))]
+        alias_hits: set[str] = set()
+        for name, is_alias in names:
+            if not is_alias and pack.icons[name].get("hidden"):
+                report.hidden.append(name)
+                continue
+            target = name
+            while target in pack.aliases and target not in pack.icons:
+                target = pack.aliases[target]["parent"]
+            if _VARIANT_NAME.search(name):
+                if not is_alias:
+                    report.variants.append(name)
+                continue
+            key = normalise_name(name)
+            hit, rank = _lookup(families, key), 0
+            m = _NUMBERED.match(name)
+            if hit is None and m:
+                stem_hit = _lookup(families, normalise_name(m.group(1)))
+                if stem_hit is not None and int(m.group(2)) > 1:
+                    if not is_alias:
+                        report.variants.append(name)
+                    continue
+                hit, rank = stem_hit, 1
+            if hit is not None:
+                candidates.setdefault(hit, []).append(((2 * is_alias + rank, name), target))
+                if is_alias:
+                    alias_hits.add(target)
+            elif not is_alias:
+                report.failed.append(name)
+        # an icon that failed by its own name but joined through an alias is not a failure
+        report.failed = [n for n in report.failed if n not in alias_hits]
+    used: set[str] = set()
+    for concept in sorted(candidates):
+        ranked = sorted(candidates[concept])
+        icon = next((t for _, t in ranked if t not in used), None)
+        if icon is None:
+            continue
+        report.joined[concept] = icon
+        used.add(icon)
+    joined_icons = set(report.joined.values())
+    dup = {t for c in candidates.values() for _, t in c} - joined_icons
+    report.duplicates = sorted(dup)
+    report.failed = [n for n in report.failed if n not in joined_icons]
+    return report
+
+
+def _render_iconify_job(job: tuple[bytes, str, int, str]) -> None:
+    svg, dst, size, what = job
+    try:
+        im = render_svg(svg, size, size)
+    except Exception as exc:  # noqa: BLE001 - any rendering failure is bad input, named here
+        raise DataError(f"cannot render {what}: {exc}") from exc
+    save_png(im, Path(dst))
+
+
+def _extract_iconify(vendor: str, tarball: Path, dest: Path) -> Path:
+    """Extract the JSON files (icons, chars, info, package.json, licence) of one Iconify pack."""
+    keep = {"package/icons.json", "package/chars.json", "package/info.json", "package/package.json",
+            "package/LICENSE", "package/LICENSE.txt"}
+    return extract_package(tarball, dest, lambda name, got: name in keep)
+
+
+def _base_concepts(roots: dict[str, Path], base_items: pd.DataFrame) -> pd.DataFrame:
+    """One row per base concept (as built in items.csv) with its join keys and inherited columns."""
+    table = _concept_table(roots)
+    om = read_openmoji(roots["openmoji"]).drop_duplicates("hexcode").set_index("hexcode")["annotation"]
+    table["annotation"] = table["hexcode"].map(om).fillna("")
+    first = base_items.drop_duplicates("concept").set_index("concept")
+    table = table[table["unified"].isin(first.index)].reset_index(drop=True)
+    out = first.loc[table["unified"], ["label", "group", "text", "name", "sort_order", "split"]].reset_index()
+    out["short_names"] = table["short_names"].to_numpy()
+    out["annotation"] = table["annotation"].to_numpy()
+    return out
+
+
+def _base_roots(package_roots: dict[str, Path] | None, raw_dir: Path) -> dict[str, Path]:
+    """The base vendors' extracted packages: given, already extracted by the base build, or extracted now."""
+    if package_roots and all(v in package_roots for v in VENDORS):
+        return {v: Path(package_roots[v]) for v in VENDORS}
+    roots = {v: raw_dir / NAME / f"{_package(v)[0]}-{_package(v)[1]}" / "package" for v in VENDORS}
+    needed = [roots["google"] / "emoji.json", roots["twitter"] / "emoji.json", roots["openmoji"] / "data/openmoji.json"]
+    if all(p.exists() for p in needed):
+        return roots
+    return _package_roots(package_roots, raw_dir)[0]
+
+
+def build_vendors(force: bool = False, *, package_roots: dict[str, Path] | None = None,
+                  out_dir: Path | None = None, raw_dir: Path | None = None, size: int = 64,
+                  vendors: Iterable[str] = ICONIFY_VENDORS, workers: int | None = None,
+                  echo: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Build the Iconify vendors (manifest entry ``emoji_vendors``) on top of the base emoji set.
+
+    Every icon joins a base concept (:func:`join_iconify`); a joined icon becomes a row of
+    ``data/processed/emoji/items-vendors.csv`` that inherits its concept's split, label,
+    group and text from ``items.csv`` (so a concept sits in one split whichever vendor draws
+    it), and a 64 px RGB PNG on white at ``img/<vendor>/<unified>.png`` (the pack's body
+    wrapped as an SVG, rendered with cairosvg like OpenMoji; monochrome packs black). The
+    image index is ``img/images.sha256``. The base set (its rows, splits, images) is built
+    first when needed and never changed. ``package_roots`` maps vendor -> an extracted
+    ``package/`` folder (tests); by default the packs are fetched with ``npm pack``.
+    The per-vendor join report (icons, joined concepts, join rate, failures) goes to the
+    manifest and, when built, to ``echo``.
+    """
+    vendors = tuple(vendors)
+    unknown = [v for v in vendors if v not in ICONIFY_PACKAGES]
+    if unknown or not vendors:
+        raise ValueError(f"vendors must be a non-empty subset of {ICONIFY_VENDORS}, got {list(vendors)}")
+    out_dir = Path(out_dir or paths.PROCESSED_DIR / NAME)
+    raw_dir = Path(raw_dir or paths.RAW_DIR)
+    base_entry = build(package_roots=package_roots, out_dir=out_dir, raw_dir=raw_dir, workers=workers)
+    base_digest = base_entry["artifacts"][manifest._rel(out_dir / "items.csv")]
+    params = {"vendors": list(vendors), "size": size, "base_items_sha256": base_digest, "join_version": 1,
+              "packages": {v: "{}@{}".format(*ICONIFY_PACKAGES[v]) for v in vendors}}
+    img_root = out_dir / "img"
+    with file_lock(out_dir.parent / f".{VENDORS_NAME}.build"):
+        if not force and (entry := up_to_date(VENDORS_NAME, params, img_root)):
+            return entry
+        start = time.perf_counter()
+        base_items = read_table(out_dir / "items.csv", NAME)
+        concepts = _base_concepts(_base_roots(package_roots, raw_dir), base_items)
+        kept_labels = set(filter_classes(base_items).label)
+        rows, jobs, report, sources = [], [], {}, {}
+        for vendor in vendors:
+            if package_roots and vendor in package_roots:
+                root = Path(package_roots[vendor])
+            else:
+                tarball = fetch_npm_tarball(vendor, raw_dir / "npm")
+                sources[vendor] = f"{tarball.name} sha256:{manifest.sha256_file(tarball)}"
+                package, version = ICONIFY_PACKAGES[vendor]
+                root = _extract_iconify(vendor, tarball, raw_dir / NAME / tarball.name.removesuffix(".tgz"))
+            pack = read_iconify(root)
+            join = join_iconify(pack, concepts)
+            joined = concepts[concepts["concept"].isin(join.joined)].sort_values("sort_order", key=lambda s: s.astype(int))
+            for r in joined.itertuples(index=False):
+                name = f"{vendor}/{r.concept.lower()}.png"
+                jobs.append((vendor, iconify_svg(pack, join.joined[r.concept], vendor in MONOCHROME), name,
+                             f"{pack.source} icon {join.joined[r.concept]!r}"))
+                rows.append({"key": f"{vendor}:{r.concept}", "path": f"img/{name}", "label": r.label, "group": r.group,
+                             "domain": vendor, "concept": r.concept, "text": r.text, "name": r.name,
+                             "sort_order": r.sort_order, "split": r.split})
+            package, version = ICONIFY_PACKAGES[vendor]
+            report[vendor] = {"package": package, "version": version, "licence": ICONIFY_LICENCES[vendor],
+                              "style": "monochrome" if vendor in MONOCHROME else "colour",
+                              **join.summary(len(concepts)),
+                              "kept_concepts": int(joined["label"].isin(kept_labels).sum())}
+        t_render = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            stage = {v: stack.enter_context(staged_dir(img_root / v)) for v in vendors}
+            parallel_map(_render_iconify_job, [(svg, str(stage[v] / Path(n).name), size, what)
+                                               for v, svg, n, what in jobs], workers)
+        render_s = time.perf_counter() - t_render
+        items = pd.DataFrame(rows, columns=["key", "path", "label", "group", "domain", "concept", "text", "name",
+                                            "sort_order", "split"])
+        artifacts = [write_table(items, out_dir / VENDOR_ITEMS),
+                     write_image_index(img_root, [p.removeprefix("img/") for p in items["path"]])]
+        base_vendors = {v: {"package": _package(v)[0], "version": _package(v)[1], "licence": LICENCES[v],
+                            "style": "colour", "join": "base set (emoji-datasource code points)",
+                            "concepts": len(concepts), "join_rate": 1.0, "entry": NAME,
+                            "kept_concepts": int(concepts["label"].isin(kept_labels).sum())} for v in VENDORS}
+        entry = {
+            "source": ", ".join(f"npm {p} {v}" for p, v in (ICONIFY_PACKAGES[x] for x in vendors)),
+            "version": ", ".join("{}@{}".format(*ICONIFY_PACKAGES[x]) for x in vendors),
+            "licence": "; ".join(f"{v}: {ICONIFY_LICENCES[v]}" for v in vendors), "simulated": False,
+            "committed": False, "params": params, "sources": sources,
+            "counts": {"base_concepts": len(concepts), "images": len(items),
+                       "images_per_vendor": {v: int((items.domain == v).sum()) for v in vendors},
+                       "kept_images": int(items["label"].isin(kept_labels).sum())},
+            "vendors": {**base_vendors, **report},
+            "notes": "Iconify JSON packs joined to the base emoji concepts (entry 'emoji'): by code point where the "
+                     "pack has chars.json, else by normalised CLDR/Unicode/short name. Rows inherit the concept's "
+                     "split, label, group and text. Images are 64 px RGB PNG on white; monochrome packs drawn black. "
+                     "join_rate = joined concepts / base concepts.",
+        }
+        recorded = manifest.record_build(VENDORS_NAME, entry, artifacts)
+        if echo is not None:
+            total = time.perf_counter() - start
+            echo(f"emoji vendors: {len(items)} images rendered in {render_s:.1f} s "
+                 f"({len(items) / max(render_s, 1e-9):.0f} images/s); {total:.1f} s in all")
+            echo(vendor_report(recorded).to_string(index=False))
+        return recorded
+
+
+def vendor_report(entry: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The per-vendor join table of the ``emoji_vendors`` manifest entry (every vendor, base ones first)."""
+    entry = entry if entry is not None else manifest.load_manifest().get(VENDORS_NAME)
+    if not entry:
+        raise MissingSourceError(f"{VENDORS_NAME} is not built: run `python -m clickvision.data build --only emoji "
+                                 f"{VENDORS_NAME}`")
+    rows = []
+    for vendor, v in entry["vendors"].items():
+        rows.append({"vendor": vendor, "package": f"{v['package']}@{v['version']}", "licence": v["licence"],
+                     "style": v["style"], "join": v["join"], "icons": v.get("icons", v["concepts"]),
+                     "concepts": v["concepts"], "join rate": v["join_rate"], "kept concepts": v["kept_concepts"],
+                     "variants dropped": v.get("variants_dropped", 0), "failed": v.get("failed", 0),
+                     "failed (examples)": ", ".join(v.get("failed_examples", [])[:4])})
+    return pd.DataFrame(rows)
+
+
 LOAD_CHECKS = ("none", "size", "sha256", "decode")
 
 
-def load_emoji(vendors: tuple[str, ...] | list[str] = VENDORS, min_concepts_per_class: int = MIN_CONCEPTS_PER_CLASS,
+def resolve_vendors(vendors: str | Iterable[str]) -> tuple[str, ...]:
+    """``"all"`` -> every vendor; a vendor id -> that one; a list -> itself (checked, in the order given)."""
+    if isinstance(vendors, str):
+        vendors = ALL_VENDORS if vendors == "all" else (vendors,)
+    vendors = tuple(vendors)
+    bad = [v for v in vendors if v not in ALL_VENDORS]
+    if bad or not vendors or len(set(vendors)) != len(vendors):
+        raise ValueError(f"vendors must be 'all' or a non-empty list of distinct vendors from {ALL_VENDORS}, "
+                         f"got {list(vendors)}")
+    return vendors
+
+
+def imageset_name(vendors: tuple[str, ...]) -> str:
+    """``"emoji"`` for base vendors only (today's feature-cache subset), else ``"emoji[<vendors>]"``: a
+    selection with Iconify vendors gets its own cache subset, so it never replaces the base entry."""
+    if set(vendors) <= set(VENDORS):
+        return NAME
+    return f"{NAME}[all]" if set(vendors) == set(ALL_VENDORS) else f"{NAME}[{'+'.join(vendors)}]"
+
+
+def load_emoji(vendors: str | Iterable[str] = VENDORS, min_concepts_per_class: int = MIN_CONCEPTS_PER_CLASS,
                exclude_classes: tuple[str, ...] = EXCLUDED_CLASSES, out_dir: Path | None = None,
                verify: str = "size") -> ImageSet:
     """The built emoji set as an :class:`ImageSet` (``domain`` = vendor, ``concept`` = twin id).
 
-    Class sizes count concepts (an emoji drawn by three vendors counts once).
+    ``vendors``: base vendors (default: google, twitter, openmoji: exactly the set the
+    experiments have always used), Iconify vendors (:data:`ICONIFY_VENDORS`, built by
+    :func:`build_vendors`), a mix, or ``"all"``. Class sizes count concepts (an emoji drawn
+    by three vendors counts once) over the base concepts, so the kept class set is the same
+    whichever vendors are chosen.
     ``verify`` checks the selected images against the build's image index first:
     ``"size"`` (default; one ``stat`` each: present, with the recorded byte size),
     ``"sha256"`` (re-hashes each), ``"decode"`` (size, then Pillow decodes each) or
     ``"none"``. A damaged image raises DataError naming the file(s) and the command that
     rebuilds them; :meth:`ImageSet.load_image` names any file it cannot decode.
     """
-    bad = [v for v in vendors if v not in VENDORS]
-    if bad or not vendors:
-        raise ValueError(f"vendors must be a non-empty subset of {VENDORS}, got {list(vendors)}")
+    vendors = resolve_vendors(vendors)
     if verify not in LOAD_CHECKS:
         raise ValueError(f"verify must be one of {LOAD_CHECKS}, got {verify!r}")
     out_dir = Path(out_dir or paths.PROCESSED_DIR / NAME)
     items = read_table(out_dir / "items.csv", NAME)
-    items = items[items["domain"].isin(list(vendors))]
-    items = filter_classes(items, min_concepts_per_class, exclude_classes)
-    if verify != "none":
-        _check_images(out_dir, list(items["path"]), verify)
+    base, extra = [v for v in vendors if v in VENDORS], [v for v in vendors if v not in VENDORS]
+    if not extra:  # the base set, exactly as it has always been loaded
+        items = items[items["domain"].isin(base)]
+        items = filter_classes(items, min_concepts_per_class, exclude_classes)
+        if verify != "none":
+            _check_images(out_dir, list(items["path"]), verify)
+        present = images_present(out_dir)
+    else:
+        keep = set(filter_classes(items[items["domain"].isin(VENDORS)], min_concepts_per_class,
+                                  exclude_classes)["label"])
+        more = read_table(out_dir / VENDOR_ITEMS, VENDORS_NAME)
+        missing = [v for v in extra if not (more["domain"] == v).any()]
+        if missing:
+            raise MissingSourceError(f"emoji vendors {missing} are not built: run "
+                                     f"`python -m clickvision.data build --only {VENDORS_NAME}`")
+        more = pd.concat([more[more["domain"] == v] for v in extra])
+        items = pd.concat([items[items["domain"].isin(base)], more[items.columns]], ignore_index=True)
+        items = items[items["label"].isin(keep)].reset_index(drop=True)
+        if verify != "none":
+            _check_images(out_dir, [p for p in items["path"] if p.split("/")[1] in VENDORS], verify)
+            _check_images(out_dir / "img", [p.removeprefix("img/") for p in items["path"]
+                                            if p.split("/")[1] not in VENDORS], verify, VENDORS_NAME)
+        present = images_present(out_dir) and images_present(out_dir / "img")
     items["path"] = [str(out_dir / p) for p in items["path"]]
     items["sort_order"] = items["sort_order"].astype(int)
     meta = {"vendors": list(vendors), "min_concepts_per_class": min_concepts_per_class,
-            "exclude_classes": list(exclude_classes), "licences": {v: LICENCES[v] for v in vendors},
-            "images_present": images_present(out_dir)}
-    return ImageSet(NAME, items, meta)
+            "exclude_classes": list(exclude_classes),
+            "licences": {v: {**LICENCES, **ICONIFY_LICENCES}[v] for v in vendors}, "images_present": present}
+    return ImageSet(imageset_name(vendors), items, meta)
 
 
-def _check_images(out_dir: Path, rels: list[str], verify: str) -> None:
+def _check_images(out_dir: Path, rels: list[str], verify: str, what: str = NAME) -> None:
     """DataError naming every damaged image among ``rels`` (see :func:`load_emoji`'s ``verify``)."""
     damaged = damaged_images(out_dir, verify=verify == "sha256", only=rels)
     if verify == "decode" and not damaged:
@@ -424,4 +934,4 @@ def _check_images(out_dir: Path, rels: list[str], verify: str) -> None:
         listed = "; ".join(f"{out_dir / rel}: {why}" for rel, why in damaged[:10])
         more = f"; ... ({len(damaged)} in all)" if len(damaged) > 10 else ""
         raise DataError(f"{len(damaged)} damaged emoji image file(s): {listed}{more}. "
-                        f"Rebuild them with `python -m clickvision.data build --only emoji --verify`")
+                        f"Rebuild them with `python -m clickvision.data build --only {what} --verify`")
