@@ -635,8 +635,16 @@ def columnar_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], k
                  train_images=int(train.sum()), queries_formed=words.queries_formed,
                  tokens_lemmatised=words.tokens_lemmatised, engine=f"polars {pl.__version__}",
                  seconds={name: round(v, 3) for name, v in seconds.items()})
+    return _word_click_result("columnar_word_click_matrix", keys, key_list, counts, all_keys, vocabulary, totals,
+                              vocab_ids, train, stats)
+
+
+def _word_click_result(who: str, keys, key_list, counts, all_keys, vocabulary, totals: np.ndarray,
+                       vocab_ids: np.ndarray, train, stats: dict) -> WordClickMatrix:
+    """The finished :class:`WordClickMatrix` of a columnar or distributed count; a DataError
+    (named after ``who``) when keys were given and no log row has one of them."""
     if stats["rows"] and keys is not None and stats["rows_unknown_key"] == stats["rows"]:
-        raise DataError(f"columnar_word_click_matrix: none of the {stats['rows']} log rows has a key among the "
+        raise DataError(f"{who}: none of the {stats['rows']} log rows has a key among the "
                         f"{len(key_list)} given keys (first given: {next(iter(key_list), None)!r})")
     return WordClickMatrix(counts, all_keys, vocabulary, totals[vocab_ids].astype(np.float64), train, stats)
 

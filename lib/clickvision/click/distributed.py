@@ -441,10 +441,8 @@ def distributed_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord]
             cluster = client.cluster
             client.close()
             cluster.close()
-    if stats["rows"] and keys is not None and stats["rows_unknown_key"] == stats["rows"]:
-        raise DataError(f"distributed_word_click_matrix: none of the {stats['rows']} log rows has a key among the "
-                        f"{len(key_list)} given keys (first given: {next(iter(key_list), None)!r})")
-    return WordClickMatrix(counts, all_keys, vocabulary, totals[vocab_ids].astype(np.float64), train, stats)
+    return col._word_click_result("distributed_word_click_matrix", keys, key_list, counts, all_keys, vocabulary, totals,
+                              vocab_ids, train, stats)
 
 
 def distributed_click_tfidf(log: str | os.PathLike | Iterable[ClickRecord], variant: str = "paper",
