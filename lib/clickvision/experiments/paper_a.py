@@ -154,7 +154,13 @@ def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int]) -> tup
 
 
 def summarize(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Mean, sd and number of seeds of every metric per group ``by`` (tidy; sd is NaN for one seed)."""
+    """Mean, sd and number of seeds of every metric per group ``by`` (tidy; sd is NaN for one seed).
+
+    Rows of several K-fold views (a ``fold`` column, :func:`~.paper_a_data.over_folds`) are first
+    averaged over the folds per seed (each seed's pooled result), so sd is still over seeds.
+    """
+    if "fold" in rows.columns and rows["fold"].nunique() > 1:
+        rows = rows.groupby([*by, "metric", "seed"], sort=False, dropna=False)["value"].mean().reset_index()
     g = rows.groupby([*by, "metric"], sort=False)["value"]
     return g.agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "seeds"})
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -353,3 +354,148 @@ def full_word_clicks(data: PaperAData) -> WordClickMatrix:
     keys = items["key"].astype(str).tolist()
     train_keys = items.loc[items["split"] == "train", "key"].astype(str).tolist()
     return cached_word_clicks(click_build.click_log_path(data.meta.get("log", LOG_NAME)), keys, train_keys, ALL_WORDS)
+
+
+# --- source and target chosen from the data tour's measured vendor gaps (00.02) -------------------
+
+GAP_EXPERIMENT = "00.02-vendor-gaps"  # results/<this>.csv: 00.02's linear-probe gap per vendor pair
+MIN_PAIRED = 150  # a target must share at least this many test concepts with the source
+
+
+@dataclass(frozen=True)
+class DomainChoice:
+    """Paper A's source and target vendors and why (:func:`choose_domains`)."""
+
+    source: str
+    targets: tuple[str, ...]
+    candidates: pd.DataFrame  # every other vendor: gap, gap_lo, gap_hi, n_paired, eligible, rank
+    reason: str
+
+
+def choose_domains(source: str = SOURCE_VENDOR, n_targets: int = 1, min_paired: int = MIN_PAIRED,
+                   results_dir: Path | None = None) -> DomainChoice:
+    """The ``n_targets`` vendors farthest from ``source`` by the gaps 00.02 measured and recorded.
+
+    Reads the latest ``default`` run of ``results/00.02-vendor-gaps.csv`` (metrics ``gap``,
+    ``gap_lo``, ``gap_hi``, ``n_paired`` of every ``source->vendor`` pair: in-domain minus cross
+    accuracy of a linear probe trained on ``source``, with its 90 % interval over the test
+    concepts both vendors draw). A vendor is eligible when it shares at least ``min_paired``
+    test concepts with the source; eligible vendors are ranked by the LOWER end of the gap's
+    interval (a gap measured to be large, not one that may be large), largest first. The source
+    itself is not chosen here: it must be a colour vendor with a (SIMULATED) click log, and only
+    ``emoji-google``'s is built. Raises ValueError naming the file when it holds no gap rows for
+    ``source`` (run 00.02 first) or when fewer than ``n_targets`` vendors are eligible.
+    """
+    if not isinstance(n_targets, int) or isinstance(n_targets, bool) or n_targets < 1:
+        raise ValueError(f"choose_domains: n_targets must be an int >= 1, got {n_targets!r}")
+    path = Path(paths.RESULTS_DIR if results_dir is None else results_dir) / f"{GAP_EXPERIMENT}.csv"
+    rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["profile", "metric", "value", "time"])
+    if "profile" in rows.columns:
+        rows = rows[rows["profile"].astype(str) == "default"]
+    prefix = f" {source}->"
+    mine = rows[rows["metric"].astype(str).str.contains(prefix, regex=False)
+                & rows["metric"].astype(str).str.match(r"^(gap|gap_lo|gap_hi|n_paired) ")]
+    if mine.empty:
+        raise ValueError(f"choose_domains: {path} has no measured gaps from source {source!r} (metrics 'gap "
+                         f"{source}->...'); run notebooks/00-workbook/00.02-Data-Tour.ipynb at profile default first")
+    if {"run_id", "time"} <= set(mine.columns):  # the latest recorded run only
+        mine = mine[mine["run_id"] == mine.sort_values("time", kind="stable")["run_id"].iloc[-1]]
+    split = mine["metric"].astype(str).str.extract(r"^(\w+) [^ ]+->(.+)$")
+    table = (mine.assign(stat=split[0].to_numpy(), vendor=split[1].to_numpy())
+             .pivot_table(index="vendor", columns="stat", values="value", aggfunc="last"))
+    need = {"gap", "gap_lo", "gap_hi", "n_paired"}
+    if not need <= set(table.columns):
+        raise ValueError(f"choose_domains: {path} lacks {sorted(need - set(table.columns))} for source {source!r}")
+    table = table.drop(index=[source], errors="ignore")
+    table["eligible"] = table["n_paired"] >= min_paired
+    table = table.sort_values(["eligible", "gap_lo"], ascending=[False, False])
+    table["rank"] = np.where(table["eligible"], np.arange(1, len(table) + 1), 0)
+    chosen = tuple(table.index[table["eligible"]][:n_targets])
+    if len(chosen) < n_targets:
+        raise ValueError(f"choose_domains: only {len(chosen)} vendor(s) share >= {min_paired} test concepts with "
+                         f"{source!r} in {path}; asked for n_targets={n_targets}")
+    parts = [f"{v} (gap {100 * table.loc[v, 'gap']:.1f} points, 90 % interval [{100 * table.loc[v, 'gap_lo']:.1f}, "
+             f"{100 * table.loc[v, 'gap_hi']:.1f}] on {int(table.loc[v, 'n_paired'])} paired test concepts)"
+             for v in chosen]
+    reason = (f"source {source}: the one vendor with a (SIMULATED) click log; target(s) "
+              + "; ".join(parts) + f": the largest lower bound of the measured gap among the {int(table['eligible'].sum())} "
+              f"vendors sharing >= {min_paired} test concepts with the source (results/{GAP_EXPERIMENT}.csv)")
+    return DomainChoice(source, chosen, table[["gap", "gap_lo", "gap_hi", "n_paired", "eligible", "rank"]], reason)
+
+
+# --- concept-grouped K-fold views (every image a test item once) --------------------------------
+
+def kfold_views(data: PaperAData, k: int = 5, seed: int = 0,
+                full: WordClickMatrix | None = None) -> Iterator[tuple[int, PaperAData]]:
+    """``k`` views of ``data`` in which every concept is a TEST concept exactly once.
+
+    The concepts of both domains are dealt into ``k`` folds by :func:`clickvision.claims.grouped_kfold`
+    (every drawing of a concept, whichever vendor, in one fold). View ``f``: test = fold ``f``,
+    validation = fold ``f + 1`` (mod ``k``), training = the other ``k - 2`` folds; at ``k = 5`` that is
+    the data set's own 60 / 20 / 20 proportion, so a model trained on a view sees as much as on the
+    data set's split, and the ``k`` views together score every image once (about ``k`` times the test
+    rows of one split). The source's eq. (1) click features are rebuilt per view on ITS training
+    images (the vocabulary: the K words with most clicks on them; idf and zero rows follow), from the
+    word click matrix of every word clicked on any source image (read once from the SIMULATED log and
+    cached; ``full``: that matrix, row-aligned with ``data.source``, when the caller has it). The
+    data set's split keeps its role in every other notebook. Yields ``(f, view)``. Raises ValueError
+    (eagerly) when the data lack a ``concept`` column, ``k`` is not an int >= 3 or ``full`` is not
+    row-aligned with the source.
+    """
+    from ..claims import grouped_kfold
+
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 3:
+        raise ValueError(f"kfold_views: k must be an int >= 3 (test, validation and training folds), got {k!r}")
+    for d in (data.source, data.target):
+        if "concept" not in d.items.columns:
+            raise ValueError(f"kfold_views: the {d.name} items have no 'concept' column to group the folds by")
+    concepts = np.concatenate([data.source.items["concept"].astype(str).to_numpy(),
+                               data.target.items["concept"].astype(str).to_numpy()])
+    fold = np.empty(len(concepts), dtype=np.int64)
+    for f, (_, test) in enumerate(grouped_kfold(concepts, k, seed)):
+        fold[test] = f
+    n_s = len(data.source.items)
+    everything = _all_word_clicks(data) if full is None else full
+    if not _row_aligned(everything, data.source):
+        raise ValueError("kfold_views: full must be row-aligned with data.source (one row per source image, in order)")
+    return _kfold_iter(data, k, fold[:n_s], fold[n_s:], everything)
+
+
+def _kfold_iter(data: PaperAData, k: int, fold_s: np.ndarray, fold_t: np.ndarray,
+                everything: WordClickMatrix) -> Iterator[tuple[int, PaperAData]]:
+    def split_of(fold: np.ndarray, f: int) -> np.ndarray:
+        return np.where(fold == f, "test", np.where(fold == (f + 1) % k, "val", "train")).astype(object)
+
+    for f in range(k):
+        s_split, t_split = split_of(fold_s, f), split_of(fold_t, f)
+        wc = WordClickMatrix(everything.counts, everything.keys, everything.vocabulary, everything.word_clicks,
+                             s_split == "train", {**everything.stats, "train_words": len(everything.vocabulary)})
+        wc = reselect_vocabulary(wc, np.arange(wc.n_images), data.k)
+        tfidf = click_tfidf(wc, variant=data.tfidf.variant)
+        src, tgt = data.source, data.target
+        source = DomainData(src.name, src.items.assign(split=s_split), src.y, s_split, src.phi, src.omega,
+                            tfidf.dense(), tfidf.valid, src.noisy)
+        target = DomainData(tgt.name, tgt.items.assign(split=t_split), tgt.y, t_split, tgt.phi, tgt.omega,
+                            tgt.clicks, tgt.valid, tgt.noisy)
+        meta = {**data.meta, "fold": f, "folds": k, "k": wc.k, "zero_rows": tfidf.n_zero_rows,
+                "zero_train_rows": tfidf.n_zero_train_rows}
+        yield f, PaperAData(source, target, data.classes, list(wc.vocabulary), wc, tfidf, meta)
+
+
+def _all_word_clicks(data: PaperAData) -> WordClickMatrix:
+    """The source's word click matrix over every word clicked on ANY of its images, row-aligned with it."""
+    items = data.source.items
+    keys = items["key"].astype(str).tolist()
+    return cached_word_clicks(click_build.click_log_path(data.meta.get("log", LOG_NAME)), keys, keys, ALL_WORDS)
+
+
+def over_folds(data: PaperAData, k: int, seed: int, run) -> pd.DataFrame:
+    """``run(view)`` (tidy rows) on each of :func:`kfold_views`' views, with a ``fold`` column; ``k = 1``:
+    ``run(data)`` on the data set's own split (``fold`` 0)."""
+    if k == 1:
+        return pd.DataFrame(run(data)).assign(fold=0)
+    from .. import runtime
+
+    return pd.concat([pd.DataFrame(run(view)).assign(fold=f)
+                      for f, view in runtime.progress(kfold_views(data, k, seed), total=k,
+                                                      desc=f"{k}-fold views")], ignore_index=True)
