@@ -285,3 +285,83 @@ def test_subsample_queries_is_nested_and_claims_are_judged_per_query():
     assert ccl.paper_effect == pytest.approx(79.88 - 50.59)
     table = B.dcg_table(by_seed[0], n_resamples=200)
     assert table.loc[B.CF, "paper"] == B.PAPER_TABLE1["CNN+CF"]
+
+
+def test_click_ranking_loss_hand_case_and_gradient():
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 1.0])
+    hand = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0))) / 2
+    assert click_cf.click_ranking_loss(pos, neg).item() == pytest.approx(hand, rel=1e-6)
+    w = torch.tensor([3.0, 1.0])
+    assert click_cf.click_ranking_loss(pos, neg, w).item() == pytest.approx(
+        (3 * np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0))) / 4, rel=1e-6)
+    torch.manual_seed(1)
+    q = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    wt = torch.rand(5, dtype=torch.float64) + 0.1
+    assert torch.autograd.gradcheck(
+        lambda q, a, b: click_cf.click_ranking_loss((q * a).sum(1), (q * b).sum(1), wt), (q, a, b))
+    with pytest.raises(ValueError, match="equal 1-D"):
+        click_cf.click_ranking_loss(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(ValueError, match="weight"):
+        click_cf.click_ranking_loss(torch.zeros(3), torch.zeros(3), torch.ones(2))
+
+
+def test_fit_click_cf_with_the_ranking_loss_ranks_unseen_query_and_images():
+    log, feats, keys, cluster = toy_graph()
+    fit = click_cf.fit_click_cf(log, feats, keys, dim=4, epochs=12, lr=0.05, batch_size=64, feature_pcs=4, seed=0,
+                                loss="ranking")
+    held = np.arange(30, 40)
+    scores = fit.query_vectors(["cat"]) @ fit.image_vectors(feats[held]).T
+    assert scores[0][cluster[held] == 0].mean() > scores[0][cluster[held] == 1].mean()
+    mse = click_cf.fit_click_cf(log, feats, keys, dim=4, epochs=12, lr=0.05, batch_size=64, feature_pcs=4, seed=0)
+    assert not np.allclose(fit.image_vectors(feats), mse.image_vectors(feats))  # a different objective
+    with pytest.raises(ValueError, match="loss must be one of"):
+        click_cf.fit_click_cf(log, feats, keys, loss="hinge")
+
+
+def test_budget_weights_match_brute_force_enumeration_of_subsets():
+    from itertools import combinations
+
+    from clickvision.experiments import paper_b as B
+
+    for n in (1, 3, 7):
+        for b in (1, 2, 3, 9):
+            bb = min(b, n)
+            count = np.zeros(n)
+            for sub in combinations(range(n), bb):
+                count[min(sub)] += 1  # rank 0 = best on val: the subset's val-best is its smallest rank
+            assert np.allclose(B.budget_weights(n, b), count / count.sum())
+    with pytest.raises(ValueError, match="budget_weights"):
+        B.budget_weights(3, 0)
+
+
+def _readings_frame():
+    """Two queries per part; three readings of CNN+CF with val means 3 > 2 > 1, one plain method."""
+    from clickvision.experiments import paper_b as B
+
+    rows = []
+    for m, val, test in ((f"{B.CF}@1", 1.0, 10.0), (f"{B.CF}@5", 3.0, 20.0), (f"{B.CF}[own]@2", 2.0, 40.0),
+                         (B.PLAIN, 0.5, 5.0)):
+        for q in ("a", "b"):
+            rows += [{"method": m, "query": f"v{q}", "part": "val", "dcg": val},
+                     {"method": m, "query": f"t{q}", "part": "test", "dcg": test}]
+    return pd.DataFrame(rows)
+
+
+def test_at_budget_full_budget_is_the_val_choice_and_budget_one_the_average():
+    from clickvision.experiments import paper_b as B
+
+    pq = _readings_frame()
+    full = B.at_budget(pq, 3)
+    cf = full[(full["method"] == B.CF) & (full["part"] == "test")]["dcg"]
+    assert np.allclose(cf, 20.0)  # the val-best reading (@5)
+    one = B.at_budget(pq, 1)
+    assert np.allclose(one[(one["method"] == B.CF) & (one["part"] == "test")]["dcg"], (10 + 20 + 40) / 3)
+    two = B.at_budget(pq, 2)  # val order @5, [own]@2, @1: weights 2/3, 1/3, 0
+    assert np.allclose(two[(two["method"] == B.CF) & (two["part"] == "test")]["dcg"], 2 / 3 * 20 + 1 / 3 * 40)
+    plain = full[full["method"] == B.PLAIN]
+    assert len(plain) == 4 and set(full["method"]) == {B.CF, B.PLAIN}
+    curve = B.budget_curve(pq, (B.CF,))
+    assert curve["budget"].tolist() == [1, 2, 3]
+    assert np.allclose(curve["DCG@25"], [70 / 3, 2 / 3 * 20 + 1 / 3 * 40, 20.0])

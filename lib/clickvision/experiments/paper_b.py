@@ -72,6 +72,11 @@ CF_KS = (1, 2, 3, 5, 10, 20, 50)
 BOW_KS = (5, 10, 20)
 CCL_DIMS = (16, 32, 64)
 """CCL-style embedding sizes chosen on val (truncations of one SVD: the same as fitting each size)."""
+TUNED = (CF, BOW_CLICKS, BOW_TEXT, CCL)
+"""The methods with more than one configuration chosen on the val queries (their readings / k / size)."""
+EQUAL_BUDGET = 3
+"""The claims' validation budget, the same for every method: each chooses on val among at most this many
+configurations (the comparators' own grids hold 3; the eq. (1) models have one, their best val epoch kept)."""
 CF_BLEND = 0.5
 """The ``+own`` readings score ``(1 - CF_BLEND) * CF + CF_BLEND * R_qi`` (the image's own score kept)."""
 SIM_CACHE = paths.CACHE_DIR / "paper-b-clicks"
@@ -325,16 +330,18 @@ def val_dcg_fn(data: ClickData, seed: int = 0):
 
 def fit_methods(data: ClickData, dim: int = 64, epochs: int = 8, lr: float = 0.005, negatives: int = 4,
                 target: str = "log1p", weight_decay: float = 1e-3, max_k: int = 50, seed: int = 0,
-                baselines: bool = True, log: pd.DataFrame | None = None, click_text: bool = True) -> FittedMethods:
+                baselines: bool = True, log: pd.DataFrame | None = None, click_text: bool = True,
+                loss: str = "mse") -> FittedMethods:
     """Train paper B's model (and the learned comparators) on the training click graph.
 
-    Every eq.-(1) model keeps the epoch with the best val DCG@25 (:func:`val_dcg_fn`); ``click_text``:
-    also the click + text model (with ``baselines``).
+    Every eq.-(1) model keeps the epoch with the best val DCG@25 (:func:`val_dcg_fn`) and learns with
+    ``loss`` (:data:`clickvision.models.click_cf.LOSSES`: the paper's regression ``mse`` or the
+    pairwise ``ranking`` alternative); ``click_text``: also the click + text model (with ``baselines``).
     """
     log = data.log if log is None else log
     val_fn = val_dcg_fn(data, seed)
     train = dict(dim=dim, epochs=epochs, lr=lr, negatives=negatives, target=target, weight_decay=weight_decay,
-                 seed=seed, val_fn=val_fn, monitor="val_dcg", whitening=data.whitening)
+                 seed=seed, val_fn=val_fn, monitor="val_dcg", whitening=data.whitening, loss=loss)
     cf = click_cf.fit_click_cf(log, data.features, data.keys, **train)
     v = cf.image_vectors(data.features)
     profiles = retrieval.low_rank_profiles(cf.query_vectors(cf.train_queries), v)
@@ -465,27 +472,89 @@ class DatasetRun:
     scored: pd.DataFrame     # the Dev pairs with one score column per method and reading
     choice: dict = field(default_factory=dict)  # method -> the reading chosen on val
     readings: pd.DataFrame | None = None        # val/test DCG@25 of every CF reading
+    all_per_query: pd.DataFrame | None = None   # per_query before the val choice: every reading of every method
 
 
 def run_dataset(name: str, dim: int = 64, epochs: int = 8, lr: float = 0.005, negatives: int = 4,
                 target: str = "log1p", weight_decay: float = 1e-3, click_share: float = 1.0, seed: int = 0,
                 data: ClickData | None = None, max_dev_queries: int | None = None,
-                mode: str = DEFAULT_MODE, click_text: bool = True) -> DatasetRun:
+                mode: str = DEFAULT_MODE, click_text: bool = True, loss: str = "mse") -> DatasetRun:
     """Train, score and evaluate every method on one data set (``click_share`` of the training
     click queries); the CF step's reading (eq. 3 source, own score, k) and the BoW-kNN k are
-    chosen on the val queries (each by its val DCG@25). ``click_text``: also train the click + text model."""
+    chosen on the val queries (each by its val DCG@25) among every configuration (the equal-budget
+    view is :func:`at_budget` of ``all_per_query``). ``click_text``: also train the click + text model;
+    ``loss``: the eq. (1) models' objective (:func:`fit_methods`)."""
     data = data or load_click_data(name, max_dev_queries=max_dev_queries, mode=mode)
     log = subsample_queries(data.log, click_share, seed) if click_share < 1 else data.log
     fitted = fit_methods(data, dim, epochs, lr, negatives, target, weight_decay, seed=seed, log=log,
-                         click_text=click_text)
+                         click_text=click_text, loss=loss)
     scored = score_dev(data, fitted, seed=seed)
-    pq = retrieval.dcg_by_method(scored, seed=seed)
-    choice = {m: select_k(pq, m) for m in (CF, BOW_CLICKS, BOW_TEXT, CCL)}
+    pq = everything = retrieval.dcg_by_method(scored, seed=seed)
+    choice = {m: select_k(pq, m) for m in TUNED}
     readings = val_readings(pq, CF)
     for m, c in choice.items():
         pq = finalize(pq, c, m)
     return DatasetRun(pq.reset_index(drop=True), int(choice[CF].rsplit("@", 1)[1]), data, fitted, scored, choice,
-                      readings)
+                      readings, everything.reset_index(drop=True))
+
+
+def _val_order(per_query: pd.DataFrame, base: str) -> list[str]:
+    """The configurations of ``base``, best val DCG@25 first (ties as :func:`select_k`: pinned, smaller k)."""
+    val = per_query[(per_query["part"] == "val") & _variants(per_query["method"], base)]
+    means = val.groupby("method")["dcg"].mean()
+    return sorted(means.index, key=lambda m: (-means[m], "[" in m, int(m.rsplit("@", 1)[1])))
+
+
+def budget_weights(n: int, budget: int) -> np.ndarray:
+    """``w[i]``: the probability that the configuration ranked ``i``-th on val (0 = best) is the val-best of
+    ``min(budget, n)`` configurations drawn at random without replacement from ``n``:
+    ``C(n - 1 - i, b - 1) / C(n, b)`` (Dodge et al. 2019, expected validation performance). Sums to 1."""
+    from scipy.special import comb
+
+    if not isinstance(n, (int, np.integer)) or n < 1 or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ValueError(f"budget_weights: need integers n >= 1 and budget >= 1, got {n!r}, {budget!r}")
+    b = min(int(budget), int(n))
+    i = np.arange(n)
+    return comb(n - 1 - i, b - 1, exact=False) / comb(n, b, exact=False)
+
+
+def at_budget(all_per_query: pd.DataFrame, budget: int = EQUAL_BUDGET,
+              methods: tuple[str, ...] = TUNED) -> pd.DataFrame:
+    """Per-query DCG@25 with every method in ``methods`` at the SAME validation budget.
+
+    A method with ``n`` configurations (readings, k, sizes) in ``all_per_query``
+    (:attr:`DatasetRun.all_per_query`) gets, per query, the expected DCG@25 of the configuration that
+    the val queries choose among ``budget`` of them drawn at random: the configurations' per-query
+    DCG weighted by :func:`budget_weights` in their val order. ``budget >= n`` is the choice among all
+    (as :func:`run_dataset`); ``budget = 1`` a configuration at random. Other methods pass through.
+    """
+    keep = np.ones(len(all_per_query), dtype=bool)
+    frames = []
+    for m in methods:
+        variant = _variants(all_per_query["method"], m).to_numpy()
+        if not variant.any():
+            continue
+        keep &= ~variant
+        order = _val_order(all_per_query, m)
+        wide = all_per_query[variant].pivot_table(index=["query", "part"], columns="method", values="dcg")[order]
+        if wide.isna().any().any():
+            raise ValueError(f"at_budget: the configurations of {m!r} were not scored on the same queries")
+        dcg = wide.to_numpy(float) @ budget_weights(len(order), budget)
+        frames.append(wide.index.to_frame(index=False).assign(method=m, dcg=dcg))
+    out = pd.concat([all_per_query[keep], *frames], ignore_index=True)
+    return out[list(all_per_query.columns)]
+
+
+def budget_curve(all_per_query: pd.DataFrame, methods: tuple[str, ...] = TUNED, part: str = "test") -> pd.DataFrame:
+    """Mean ``part`` DCG@25 x100 of each tuned method at every validation budget from 1 to its grid size."""
+    rows = []
+    for m in methods:
+        n = len(_val_order(all_per_query, m))
+        for b in range(1, n + 1):
+            pq = at_budget(all_per_query, b, (m,))
+            v = pq[(pq["method"] == m) & (pq["part"] == part)]["dcg"].mean()
+            rows.append({"method": m, "budget": b, "configurations": n, "DCG@25": float(v)})
+    return pd.DataFrame(rows)
 
 
 def comparisons(per_query: pd.DataFrame, against: str = CF, part: str = "test", seed: int = 0) -> pd.DataFrame:
@@ -499,15 +568,16 @@ def comparisons(per_query: pd.DataFrame, against: str = CF, part: str = "test", 
     return pd.DataFrame(rows).set_index("vs")
 
 
-def validation_budget(run: DatasetRun) -> pd.DataFrame:
-    """How many configurations each method chose among on the val queries, and what it chose."""
+def validation_budget(run: DatasetRun, budget: int = EQUAL_BUDGET) -> pd.DataFrame:
+    """How many configurations each method chose among on the val queries, and what it chose; and the
+    equal budget the claims give every method (:func:`at_budget`)."""
     counts = run.scored.columns.to_series()
     rows = []
     for m in METHODS:
         n = int(_variants(counts, m).sum()) or int(m in counts.index)
         epochs = m in (CF, PLAIN, TEXT_MODEL, CLICK_TEXT)
         rows.append({"method": m, "configurations on val": n, "best val epoch kept": epochs,
-                     "chosen": run.choice.get(m, "")})
+                     "chosen": run.choice.get(m, ""), "in the claims (equal budget)": min(n, budget)})
     return pd.DataFrame(rows).set_index("method")
 
 
@@ -646,7 +716,8 @@ def claim_list(name: str, mode: str = "shared", content_only: str = TEXT_MODEL) 
         raise ValueError(f"mode must be one of {SIM_MODES}, got {mode!r}")
 
     def direction(cid, text, other, paper=None):
-        return Claim("B", f"B.02-{cid}-{name}", f"{text} ({name}, simulated clicks; DCG@25 x100 per test query)",
+        return Claim("B", f"B.02-{cid}-{name}", f"{text} ({name}, simulated clicks; DCG@25 x100 per test query; "
+                     f"every method choosing on val among at most {EQUAL_BUDGET} configurations)",
                      "direction", arms=(CF, other), paper_effect=paper)
 
     content = (Claim("B", f"B.02-cf-beats-content-only-{name}",

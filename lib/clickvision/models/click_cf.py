@@ -39,6 +39,10 @@ from ..train import Trainer, TrainConfig
 QUERY_TOKEN = re.compile(r"[^\W_]+")
 """A word: a run of letters or digits (the click simulator's tokeniser), lower-cased."""
 TARGETS = ("log1p", "raw")
+LOSSES = ("mse", "ranking")
+"""How :func:`fit_click_cf` learns from the click graph: ``mse`` regresses the implicit ratings
+(3.2, the paper's reading); ``ranking`` is the pairwise alternative (a BPR-style logistic loss:
+a clicked image above a sampled zero-click one for the same query, weighted by the rating)."""
 
 
 def query_words(query: str) -> list[str]:
@@ -166,6 +170,21 @@ def click_regression_loss(predicted: torch.Tensor, target: torch.Tensor) -> torc
     return torch.mean((predicted - target) ** 2)
 
 
+def click_ranking_loss(positive: torch.Tensor, negative: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Pairwise logistic (BPR-style) loss: ``mean_p w_p log(1 + exp(-(R_pos,p - R_neg,p)))`` over
+    aligned pairs of predicted clicks, a clicked image's ``positive`` against a zero-click image's
+    ``negative`` for the same query; ``weight`` (default 1) e.g. the clicked pair's implicit rating.
+    A weighted mean: ``sum w l / sum w``."""
+    if positive.shape != negative.shape or positive.ndim != 1:
+        raise ValueError(f"positive {tuple(positive.shape)} and negative {tuple(negative.shape)} must be equal 1-D shapes")
+    loss = torch.nn.functional.softplus(negative - positive)
+    if weight is None:
+        return loss.mean()
+    if weight.shape != loss.shape:
+        raise ValueError(f"weight has shape {tuple(weight.shape)}, the pairs {tuple(loss.shape)}")
+    return (weight * loss).sum() / weight.sum().clamp_min(1e-12)
+
+
 @dataclass
 class ClickPairs:
     """The training click graph as index arrays: pair ``p`` joins query row ``query[p]`` and
@@ -190,6 +209,22 @@ class ClickPairs:
         for s in range(0, len(q), batch_size):
             b = order[s:s + batch_size]
             yield (self.word_ids[q[b]], self.inputs[i[b]], torch.as_tensor(y[b], dtype=torch.float32))
+
+    def ranking_batches(self, negatives: int, batch_size: int, rng: np.random.Generator) -> Iterator[tuple]:
+        """One epoch of ranking triples: every clicked pair ``negatives`` times (at least once), each
+        against a random image from ``negatives_from`` (a zero-click pair for that query, up to the
+        rare draw of an image the query also clicked), shuffled: ``(word_ids, positive inputs,
+        negative inputs, rating)``."""
+        reps = max(negatives, 1)
+        n = len(self.query)
+        p = np.tile(np.arange(n), reps)
+        drawn = self.negatives_from[rng.integers(len(self.negatives_from), size=len(p))]
+        order = rng.permutation(len(p))
+        for s in range(0, len(p), batch_size):
+            b = order[s:s + batch_size]
+            pb = p[b]
+            yield (self.word_ids[self.query[pb]], self.inputs[self.image[pb]], self.inputs[drawn[b]],
+                   torch.as_tensor(self.target[pb], dtype=torch.float32))
 
 
 @dataclass
@@ -219,7 +254,7 @@ def fit_click_cf(log: pd.DataFrame, features: np.ndarray, keys: Sequence[str], d
                  feature_pcs: int | None = 128, weight_decay: float = 1e-3, grad_clip: float | None = 5.0,
                  min_count: int = 1, seed: int = 0, val_fn: Callable[[ClickCFFit], dict] | None = None,
                  monitor: str | None = None, threads: int | None = 1,
-                 whitening: tuple[np.ndarray, np.ndarray] | None = None) -> ClickCFFit:
+                 whitening: tuple[np.ndarray, np.ndarray] | None = None, loss: str = "mse") -> ClickCFFit:
     """Learn paper B's content-based factors from a click graph (3.2) with the one Trainer.
 
     ``log``: triads ``query, key, clicks`` (the training click graph); ``features[r]`` is the
@@ -228,6 +263,9 @@ def fit_click_cf(log: pd.DataFrame, features: np.ndarray, keys: Sequence[str], d
     dimensions standardised) unless a fixed ``whitening = (mean, basis)`` is given, then
     projected by the learned map. Negatives are drawn uniformly
     from the log's images (``negatives`` zero-click pairs per clicked pair, fresh each epoch).
+    ``loss`` (:data:`LOSSES`): ``"mse"`` regresses the ratings ``target`` of the clicked pairs and 0 on
+    the negatives (3.2); ``"ranking"`` ranks each clicked pair above ``negatives`` sampled images
+    (:func:`click_ranking_loss`, weighted by the pair's rating).
     Adam; ``val_fn(fit) -> {metric: value}`` with ``monitor`` keeps the best epoch (higher is better).
     ``threads``: torch threads while training (restored after): the batches are small, and one
     thread avoids OpenMP synchronisation that costs more than it saves (measured 4-9x per step
@@ -241,6 +279,8 @@ def fit_click_cf(log: pd.DataFrame, features: np.ndarray, keys: Sequence[str], d
     image = pd.Index(keys).get_indexer(log["key"])
     if (image < 0).any():
         raise ValueError(f"log key {log['key'].iloc[int(np.flatnonzero(image < 0)[0])]!r} has no feature row")
+    if loss not in LOSSES:
+        raise ValueError(f"fit_click_cf: loss must be one of {LOSSES}, got {loss!r}")
     if negatives < 0 or batch_size < 1 or dim < 1:
         raise ValueError(f"need negatives >= 0, batch_size >= 1, dim >= 1; got {negatives}, {batch_size}, {dim}")
     queries = pd.unique(log["query"]).tolist()
@@ -256,8 +296,16 @@ def fit_click_cf(log: pd.DataFrame, features: np.ndarray, keys: Sequence[str], d
     rng = np.random.default_rng(seed)
 
     def loss_fn(m: ClickCF, batch: tuple) -> torch.Tensor:
+        if loss == "ranking":
+            word_ids, x_pos, x_neg, w = batch
+            vq = m.query_vectors(word_ids)
+            pos = (vq * m.image_vectors(x_pos, preprocessed=True)).sum(dim=1)
+            neg = (vq * m.image_vectors(x_neg, preprocessed=True)).sum(dim=1)
+            return click_ranking_loss(pos, neg, w)
         word_ids, x, y = batch
         return click_regression_loss(m(word_ids, x, preprocessed=True), y)
+
+    batches = pairs.ranking_batches if loss == "ranking" else pairs.epoch_batches
 
     cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
                       seed=seed, device="cpu", monitor=monitor, mode="max", log_every=10, progress=False)
@@ -266,7 +314,7 @@ def fit_click_cf(log: pd.DataFrame, features: np.ndarray, keys: Sequence[str], d
     try:
         if threads is not None:
             torch.set_num_threads(threads)
-        history = Trainer(model, loss_fn, cfg).fit(lambda: pairs.epoch_batches(negatives, batch_size, rng),
+        history = Trainer(model, loss_fn, cfg).fit(lambda: batches(negatives, batch_size, rng),
                                                    val_fn=wrapped)
     finally:
         torch.set_num_threads(before)
