@@ -204,10 +204,24 @@ def test_claims_on_the_verdict_engine():
     assert all(j.verdict == "supported" for j in claims.values())
     assert "(chosen on validation Acc-T: OURS*)" in claims["VIII-combined-beats-visual"].claim.claim
     assert claims["VIII-OURS-best-Acc-T"].claim.arms == ("OURS*", "SCDA")
-    assert claims["VIII-TDL-beats-VGGsrc"].claim.paper_effect == pytest.approx(0.0)  # the paper's own tie
-    acc.update({"MTMDD-VM*": 0.68, "TDL": 0.60})  # SCDA tops; TDL falls below VGGsrc and SF
+    assert claims["VIII-TDL-beats-VGGimg"].claim.paper_effect == pytest.approx(0.015)  # like-for-like: 72.2 - 70.7
+    assert "VIII-TDL-beats-VGGsrc" not in claims  # the paper's own tie is not a claim
+    acc.update({"MTMDD-VM*": 0.68, "TDL": 0.58})  # SCDA tops; TDL falls below VGGimg and SF
     claims = verdicts(_rows(acc))
     assert claims["VIII-OURS-best-Acc-T"].verdict == "contradicted"
-    assert claims["VIII-TDL-beats-VGGsrc"].verdict == "contradicted"
+    assert claims["VIII-TDL-beats-VGGimg"].verdict == "contradicted"
     assert claims["VIII-joint-beats-SF"].verdict == "contradicted" and claims["VIII-MTTDL-beats-TDL"].verdict == "supported"
     assert S.best_combined(_rows(acc)) == "MTMDD-VM"
+
+
+def test_ours_best_is_judged_against_the_rival_chosen_on_validation():
+    from clickvision.claims import judge
+
+    rows = _rows({"VGGimg": 0.60, "VGGsrc": 0.62, "SCDA": 0.71, "DAN": 0.70, "MTMDD-VM": 0.69, "MTMDD-VM*": 0.74})
+    val = rows["metric"] == "val_acc_t"
+    rows.loc[val & (rows["method"] == "DAN"), "value"] = 0.80  # DAN leads on validation, SCDA on test
+    rows.loc[val & (rows["method"] == "MTMDD-VM"), "value"] = 0.90  # OURS leads OURS* on validation only
+    claims = {c.claim_id: c for c, _ in S.claims_table_viii(rows)}
+    assert claims["VIII-OURS-best-Acc-T"].arms == ("OURS", "DAN")
+    with pytest.raises(ValueError, match="val_acc_t"):
+        S.claims_table_viii(rows[~(val & (rows["method"] == "DAN"))])
