@@ -135,3 +135,20 @@ def test_summarize_pools_the_folds_of_each_seed_before_the_sd_over_seeds():
     s = summarize(rows, ["features"]).iloc[0]
     assert s["mean"] == pytest.approx(0.65) and s["seeds"] == 2
     assert s["std"] == pytest.approx(np.std([0.6, 0.7], ddof=1))
+
+
+def test_choose_domains_falls_back_to_the_committed_table(tmp_path, monkeypatch):
+    from clickvision import paths
+
+    committed = tmp_path / "repo"
+    (committed / "results").mkdir(parents=True)
+    rows = [("r1", f"{s} google->far", v) for s, v in (("gap", 0.4), ("gap_lo", 0.3), ("gap_hi", 0.5), ("n_paired", 200))]
+    _gap_results(committed / "results", rows)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(paths, "RESULTS_DIR", scratch)  # a smoke run's empty results folder
+    monkeypatch.setattr(paths, "PROJ_ROOT", committed)
+    choice = PD.choose_domains("google")
+    assert choice.targets == ("far",) and "the committed table" in choice.reason
+    with pytest.raises(ValueError, match="no measured gaps from source 'google'"):
+        PD.choose_domains("google", results_dir=scratch)  # an explicit folder is the only one read

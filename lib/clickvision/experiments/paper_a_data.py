@@ -372,11 +372,22 @@ class DomainChoice:
     reason: str
 
 
+def _gap_rows(path: Path, source: str) -> pd.DataFrame:
+    """The default-profile rows of ``path`` holding the gap statistics of pairs from ``source``."""
+    rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["profile", "metric", "value", "time"])
+    if "profile" in rows.columns:
+        rows = rows[rows["profile"].astype(str) == "default"]
+    metric = rows["metric"].astype(str)
+    return rows[metric.str.contains(f" {source}->", regex=False) & metric.str.match(r"^(gap|gap_lo|gap_hi|n_paired) ")]
+
+
 def choose_domains(source: str = SOURCE_VENDOR, n_targets: int = 1, min_paired: int = MIN_PAIRED,
                    results_dir: Path | None = None) -> DomainChoice:
     """The ``n_targets`` vendors farthest from ``source`` by the gaps 00.02 measured and recorded.
 
-    Reads the latest ``default`` run of ``results/00.02-vendor-gaps.csv`` (metrics ``gap``,
+    Reads the latest ``default`` run of ``results/00.02-vendor-gaps.csv`` in ``results_dir`` (default:
+    this run's results folder; when that holds no gaps from ``source``, as in a scratch folder of a
+    smoke run, the repository's committed ``results/`` and the reason says so) (metrics ``gap``,
     ``gap_lo``, ``gap_hi``, ``n_paired`` of every ``source->vendor`` pair: in-domain minus cross
     accuracy of a linear probe trained on ``source``, with its 90 % interval over the test
     concepts both vendors draw). A vendor is eligible when it shares at least ``min_paired``
@@ -388,16 +399,17 @@ def choose_domains(source: str = SOURCE_VENDOR, n_targets: int = 1, min_paired: 
     """
     if not isinstance(n_targets, int) or isinstance(n_targets, bool) or n_targets < 1:
         raise ValueError(f"choose_domains: n_targets must be an int >= 1, got {n_targets!r}")
-    path = Path(paths.RESULTS_DIR if results_dir is None else results_dir) / f"{GAP_EXPERIMENT}.csv"
-    rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["profile", "metric", "value", "time"])
-    if "profile" in rows.columns:
-        rows = rows[rows["profile"].astype(str) == "default"]
-    prefix = f" {source}->"
-    mine = rows[rows["metric"].astype(str).str.contains(prefix, regex=False)
-                & rows["metric"].astype(str).str.match(r"^(gap|gap_lo|gap_hi|n_paired) ")]
+    folders = [Path(paths.RESULTS_DIR if results_dir is None else results_dir)]
+    if results_dir is None and folders[0].resolve() != (paths.PROJ_ROOT / "results").resolve():
+        folders.append(paths.PROJ_ROOT / "results")  # the committed table, when this run's folder has none
+    for path in (f / f"{GAP_EXPERIMENT}.csv" for f in folders):
+        mine = _gap_rows(path, source)
+        if not mine.empty:
+            break
     if mine.empty:
-        raise ValueError(f"choose_domains: {path} has no measured gaps from source {source!r} (metrics 'gap "
-                         f"{source}->...'); run notebooks/00-workbook/00.02-Data-Tour.ipynb at profile default first")
+        tried = " or ".join(str(f / f"{GAP_EXPERIMENT}.csv") for f in folders)
+        raise ValueError(f"choose_domains: no measured gaps from source {source!r} (metrics 'gap {source}->...') in "
+                         f"{tried}; run notebooks/00-workbook/00.02-Data-Tour.ipynb at profile default first")
     if {"run_id", "time"} <= set(mine.columns):  # the latest recorded run only
         mine = mine[mine["run_id"] == mine.sort_values("time", kind="stable")["run_id"].iloc[-1]]
     split = mine["metric"].astype(str).str.extract(r"^(\w+) [^ ]+->(.+)$")
@@ -417,9 +429,10 @@ def choose_domains(source: str = SOURCE_VENDOR, n_targets: int = 1, min_paired: 
     parts = [f"{v} (gap {100 * table.loc[v, 'gap']:.1f} points, 90 % interval [{100 * table.loc[v, 'gap_lo']:.1f}, "
              f"{100 * table.loc[v, 'gap_hi']:.1f}] on {int(table.loc[v, 'n_paired'])} paired test concepts)"
              for v in chosen]
+    where = f"results/{GAP_EXPERIMENT}.csv" + (", the committed table" if path.parent != folders[0] else "")
     reason = (f"source {source}: the one vendor with a (SIMULATED) click log; target(s) "
               + "; ".join(parts) + f": the largest lower bound of the measured gap among the {int(table['eligible'].sum())} "
-              f"vendors sharing >= {min_paired} test concepts with the source (results/{GAP_EXPERIMENT}.csv)")
+              f"vendors sharing >= {min_paired} test concepts with the source ({where})")
     return DomainChoice(source, chosen, table[["gap", "gap_lo", "gap_hi", "n_paired", "eligible", "rank"]], reason)
 
 
