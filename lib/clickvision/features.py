@@ -355,28 +355,21 @@ def build_default_cache(image_size: int = 128, echo=print) -> dict[str, float]:
     A second call only verifies the cache keys (hashing the image files) and returns fast.
     """
     from . import data
-
-    loaders = {"emoji": data.load_emoji, "openclipart": data.load_openclipart}
-    times = {}
-    for name, kinds in DEFAULT_SETS.items():
-        images = loaders[name]()
-        t0 = time.perf_counter()
-        got = extract_kinds(images, kinds, image_size=image_size)  # one pass for all kinds
-        dt = times[f"{name}/{'+'.join(kinds)}"] = time.perf_counter() - t0
-        echo(f"features {name} {'+'.join(kinds)} {image_size}px: "
-             + ", ".join(f"{k} {tuple(v.shape)}" for k, v in got.items())
-             + f" ({len(images) / max(dt, 1e-9):.0f} images/s incl. cache check) in {dt:.1f} s")
-    # the Iconify emoji vendors, one cache subset each (so the default emoji entry above keeps its
-    # key): pooled for 00.02's vendor-gap table, cut1 (the same pass) for paper A's trunk on the
-    # target chosen from that table (A.14)
     from .data.emoji import ICONIFY_VENDORS
 
-    for vendor in ICONIFY_VENDORS:
-        images = data.load_emoji(vendors=[vendor])
+    loaders = {"emoji": data.load_emoji, "openclipart": data.load_openclipart}
+    # the default sets, then the Iconify emoji vendors, one cache subset each (so the default emoji
+    # entry keeps its key): pooled for 00.02's vendor-gap table, cut1 (the same pass) for paper A's
+    # trunk on the target chosen from that table (A.14)
+    jobs = [(loaders[name], kinds) for name, kinds in DEFAULT_SETS.items()]
+    jobs += [(lambda v=vendor: data.load_emoji(vendors=[v]), VENDOR_KINDS) for vendor in ICONIFY_VENDORS]
+    times = {}
+    for load, kinds in jobs:
+        images = load()
         t0 = time.perf_counter()
-        got = extract_kinds(images, VENDOR_KINDS, image_size=image_size)
-        dt = times[f"{images.name}/{'+'.join(VENDOR_KINDS)}"] = time.perf_counter() - t0
-        echo(f"features {images.name} {'+'.join(VENDOR_KINDS)} {image_size}px: "
+        got = extract_kinds(images, kinds, image_size=image_size)  # one pass for all kinds
+        dt = times[f"{images.name}/{'+'.join(kinds)}"] = time.perf_counter() - t0
+        echo(f"features {images.name} {'+'.join(kinds)} {image_size}px: "
              + ", ".join(f"{k} {tuple(v.shape)}" for k, v in got.items())
              + f" ({len(images) / max(dt, 1e-9):.0f} images/s incl. cache check) in {dt:.1f} s")
     return times

@@ -429,10 +429,7 @@ def _variants(methods: pd.Series, base: str) -> pd.Series:
 def select_k(per_query: pd.DataFrame, base: str = CF) -> str:
     """The reading of ``base`` (``CNN+CF@k``, ``CNN+CF[dev+own]@k``, ``BoW-kNN (clicks)@k``, ...)
     with the best mean DCG@25 on the ``val`` queries; ties: the pinned reading, then the smallest k."""
-    val = per_query[(per_query["part"] == "val") & _variants(per_query["method"], base)]
-    means = val.groupby("method")["dcg"].mean()
-    best = means[means == means.max()].index
-    return min(best, key=lambda m: ("[" in m, int(m.rsplit("@", 1)[1])))
+    return _val_order(per_query, base)[0]
 
 
 def val_readings(per_query: pd.DataFrame, base: str = CF) -> pd.DataFrame:
@@ -535,25 +532,34 @@ def at_budget(all_per_query: pd.DataFrame, budget: int = EQUAL_BUDGET,
         if not variant.any():
             continue
         keep &= ~variant
-        order = _val_order(all_per_query, m)
-        wide = all_per_query[variant].pivot_table(index=["query", "part"], columns="method", values="dcg")[order]
-        if wide.isna().any().any():
-            raise ValueError(f"at_budget: the configurations of {m!r} were not scored on the same queries")
-        dcg = wide.to_numpy(float) @ budget_weights(len(order), budget)
+        wide = _configurations(all_per_query[variant], m)
+        dcg = wide.to_numpy(float) @ budget_weights(wide.shape[1], budget)
         frames.append(wide.index.to_frame(index=False).assign(method=m, dcg=dcg))
     out = pd.concat([all_per_query[keep], *frames], ignore_index=True)
     return out[list(all_per_query.columns)]
 
 
+def _configurations(per_query: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Per-query DCG of every configuration of ``base``: rows (query, part), columns in val order."""
+    wide = per_query.pivot_table(index=["query", "part"], columns="method", values="dcg")[_val_order(per_query, base)]
+    if wide.isna().any().any():
+        raise ValueError(f"at_budget: the configurations of {base!r} were not scored on the same queries")
+    return wide
+
+
 def budget_curve(all_per_query: pd.DataFrame, methods: tuple[str, ...] = TUNED, part: str = "test") -> pd.DataFrame:
-    """Mean ``part`` DCG@25 x100 of each tuned method at every validation budget from 1 to its grid size."""
+    """Mean ``part`` DCG@25 x100 of each tuned method at every validation budget from 1 to its grid size
+    (the mean over queries of :func:`at_budget`'s per-query expectation)."""
     rows = []
     for m in methods:
-        n = len(_val_order(all_per_query, m))
-        for b in range(1, n + 1):
-            pq = at_budget(all_per_query, b, (m,))
-            v = pq[(pq["method"] == m) & (pq["part"] == part)]["dcg"].mean()
-            rows.append({"method": m, "budget": b, "configurations": n, "DCG@25": float(v)})
+        variant = _variants(all_per_query["method"], m)
+        if not variant.any():
+            continue
+        wide = _configurations(all_per_query[variant], m)
+        means = wide[wide.index.get_level_values("part") == part].to_numpy(float).mean(axis=0)
+        n = wide.shape[1]
+        rows += [{"method": m, "budget": b, "configurations": n, "DCG@25": float(means @ budget_weights(n, b))}
+                 for b in range(1, n + 1)]
     return pd.DataFrame(rows)
 
 
