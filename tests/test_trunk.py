@@ -152,3 +152,42 @@ def test_one_pass_for_several_kinds_equals_separate_passes(tmp_path, lite0):
         # each kind cached under the key a one-kind call uses
         assert np.array_equal(extract_features(ims, lite0, image_size=64, kind=kind, cache_dir=tmp_path), alone)
     assert len(list((tmp_path / "toy").glob("*.npy"))) == 4
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_folded_pointwise_block_equals_the_modules_in_value_and_gradient(n, lite0, images):
+    """The 1x1 conv + frozen batch norm run as one matrix product (the default) gives the module
+    path's output and the same gradient on every parameter, to float rounding."""
+    with torch.no_grad():
+        acts = lite0.forward_before(images, n)
+    outs, grads = [], []
+    for fold in (True, False):
+        torch.manual_seed(0)
+        trunk = Trunk(lite0, n, fold_pointwise=fold).train()
+        head = nn.Linear(trunk.out_dim, 3)
+        with torch.no_grad():  # move the batch norm off its ImageNet values, so its fold is exercised
+            for m in trunk.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.weight.mul_(1.5)
+                    m.bias.add_(0.1)
+        out = trunk(acts)
+        nn.functional.cross_entropy(head(out), torch.tensor([0, 1, 2, 0])).backward()
+        outs.append(out.detach())
+        grads.append({k: p.grad.clone() for k, p in trunk.named_parameters()})
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) >= 3
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-4, atol=1e-6, msg=k)
+    # the map keeps its (N, C, h, w) shape
+    trunk = Trunk(lite0, 1)
+    with torch.no_grad():
+        assert trunk.feature_map(lite0.forward_before(images, 1)).shape[:2] == (4, trunk.out_dim)
+
+
+def test_batch_norm_that_learns_its_statistics_is_not_folded(lite0, images):
+    with torch.no_grad():
+        acts = lite0.forward_before(images, 1)
+    live = [Trunk(lite0, 1, freeze_bn=False, fold_pointwise=fold).train() for fold in (True, False)]
+    with torch.no_grad():
+        assert torch.equal(live[0](acts), live[1](acts))  # batch statistics: the module path
+    assert torch.equal(live[0].blocks[0][1].running_mean, live[1].blocks[0][1].running_mean)
