@@ -32,7 +32,7 @@ from .paper_a import summarize
 from .paper_a_claims import paired_gap
 from .paper_a_data import PaperAData, full_word_clicks, torch_threads, with_label_sets
 from .paper_a_methods import MethodSettings, run_methods
-from .paper_a_train import HeadConfig, JointSpec, joint_outputs, train_joint
+from .paper_a_train import HeadConfig, JointSpec, joint_outputs, reuse_identical_fits, train_joint
 
 FIG13_METHODS = ("VGGimg", "VGGsrc", "TDL", "MTMDD-VM", "MTMDD-VM*")
 #: Methods the paper runs at the "all source classes" point (no shared FC across different label sets).
@@ -78,13 +78,15 @@ def out_of_class(data: PaperAData, cfg: HeadConfig, target_classes: Sequence[str
     full = full_word_clicks(data) if full is None else full
     frames = []
     for d, subsets in enumerate(draws):
-        for n, chosen in sorted(subsets.items()):
-            sub = with_label_sets(data, chosen, target_classes, full=full)
-            frames.append(run_methods(methods, sub, cfg, [seed + d], settings, draw=d, n_source=n, point="shared"))
-        if all_point:
-            sub = with_label_sets(data, data.classes, target_classes, full=full)
-            frames.append(run_methods([m for m in methods if m in FIG13_ALL_METHODS], sub, cfg, [seed + d], settings,
-                                      draw=d, n_source=len(data.classes), point="all"))
+        with reuse_identical_fits():  # a draw's target is the same at every source subset: VGGimg's recogniser once
+            for n, chosen in sorted(subsets.items()):
+                sub = with_label_sets(data, chosen, target_classes, full=full)
+                frames.append(run_methods(methods, sub, cfg, [seed + d], settings, draw=d, n_source=n,
+                                          point="shared"))
+            if all_point:
+                sub = with_label_sets(data, data.classes, target_classes, full=full)
+                frames.append(run_methods([m for m in methods if m in FIG13_ALL_METHODS], sub, cfg, [seed + d],
+                                          settings, draw=d, n_source=len(data.classes), point="all"))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -214,10 +216,11 @@ def cross_object(data: PaperAData, cfg: HeadConfig, pair: Sequence[str], methods
     """
     full = full_word_clicks(data) if full is None else full
     frames = []
-    for target, source, scenario in scenarios(pair):
-        sub = object_data(data, source, target, full)
-        frames.append(run_methods(methods, sub, cfg, seeds, settings, target=target, source=source,
-                                  scenario=scenario, k=sub.k))
+    with reuse_identical_fits():  # a family's click predictor is the same whichever the target (same inputs)
+        for target, source, scenario in scenarios(pair):
+            sub = object_data(data, source, target, full)
+            frames.append(run_methods(methods, sub, cfg, seeds, settings, target=target, source=source,
+                                      scenario=scenario, k=sub.k))
     return pd.concat(frames, ignore_index=True)
 
 
