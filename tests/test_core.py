@@ -123,3 +123,21 @@ def test_lazy_submodules_missing_is_attribute_error_and_aliases_resolve():
     getattr_ = submodule_getattr("clickvision", {"sha": "io"})
     with pytest.raises(AttributeError):  # the alias names a submodule that has no such attribute
         getattr_("sha")
+
+
+def test_seed_everything_sets_the_deterministic_flag_in_a_fresh_process():
+    """The kernels' determinism flag is on (warn only) after seeding, with or without the compiler
+    imported (the fast path skips importing torch._inductor on a CPU-only process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from clickvision.runtime import seed_everything; seed_everything(0); "
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "'torch._inductor.config' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["True", "True"]
+    import torch
+    from clickvision.runtime import seed_everything
+
+    seed_everything(1)
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()

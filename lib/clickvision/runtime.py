@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -26,11 +27,24 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
         torch.cuda.manual_seed_all(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _deterministic_algorithms()
         if hasattr(torch.backends, "cudnn"):
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
     return np.random.default_rng(seed)
+
+
+def _deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without its first-call cost where
+    nothing compiles: the public call imports ``torch._inductor`` (about 2 CPU-s per process, paid by
+    every notebook kernel and worker process) only to set the compiler's flag. On a CPU-only process
+    that has not imported the compiler, the kernels' flag alone is set (the same flag the public
+    call sets); otherwise, the public call."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if torch.cuda.is_available() or "torch._inductor.config" in sys.modules or setter is None:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def get_device(prefer: str | None = None) -> torch.device:
