@@ -50,11 +50,11 @@ def test_reduced_data_runs_equal_without_reuse(paper_a_synth, monkeypatch):
     pd.testing.assert_frame_equal(sizes, sizes0, check_exact=True)
 
 
-def test_adam_groups_train_like_the_default_parameters(paper_a_synth):
+def test_multi_tensor_adam_trains_like_the_default(paper_a_synth):
     data = paper_a_synth(3, 20)
     rows = run_methods(["VGGsrc", "TDL"], data, CFG, [0])
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(T, "adam_groups", lambda model: None)  # the Trainer's default: for-loop Adam
+    monkeypatch.setattr(T, "multi_tensor_steps", lambda trainer: trainer)  # the Trainer's default: for-loop Adam
     try:
         rows0 = run_methods(["VGGsrc", "TDL"], data, CFG, [0])
     finally:

@@ -118,18 +118,29 @@ def _average_precision_columns(y_true: np.ndarray, y_score: np.ndarray) -> np.nd
 
     AP = (1/P) sum over positives of the precision at the end of their tie group, which
     equals sum_k (R_k - R_{k-1}) P_k over the distinct score thresholds.
+
+    Computed as the direct version (columns ranked by a stable sort, ``precision_at_end * rel``
+    summed down the ranks of an (n, C) C-ordered array, over the positives' count) with the
+    same numbers to the bit, but faster: each column is ranked as a contiguous row of the
+    transposed scores, and the precisions are evaluated at the positives only (the other
+    entries of the summed array are the same zeros).
     """
-    n = y_score.shape[0]
-    order = np.argsort(-y_score, axis=0, kind="stable")
-    s = np.take_along_axis(y_score, order, axis=0)
-    rel = np.take_along_axis(y_true, order, axis=0)
-    tp = np.cumsum(rel, axis=0)
+    n, n_cols = y_score.shape
+    keys = np.ascontiguousarray(-y_score.T)  # one row per column, descending score
+    order = _argsort_rows_stable(keys)
+    s = _take_rows(keys, order)
+    rel = _take_rows(y_true.T, order)
     is_group_end = np.ones_like(s, dtype=bool)
-    is_group_end[:-1] = s[:-1] != s[1:]
-    end_or_sentinel = np.where(is_group_end, np.arange(n)[:, None], n)
-    group_end = np.minimum.accumulate(end_or_sentinel[::-1], axis=0)[::-1]
-    precision_at_end = np.take_along_axis(tp, group_end, axis=0) / (group_end + 1)
-    return (precision_at_end * rel).sum(axis=0) / rel.sum(axis=0)
+    is_group_end[:, :-1] = s[:, :-1] != s[:, 1:]
+    end_or_sentinel = np.where(is_group_end, np.arange(n)[None, :], n)
+    group_end = np.minimum.accumulate(end_or_sentinel[:, ::-1], axis=1)[:, ::-1]
+    col, rank = np.nonzero(rel)  # the positives, column by column, in rank order
+    end = group_end[col, rank]
+    flat = col * n + rank  # ascending: the positives before the end of a tie group, counted
+    tp_at_end = np.searchsorted(flat, col * n + end, side="right") - np.searchsorted(flat, col * n, side="left")
+    weighted = np.zeros((n, n_cols))  # precision_at_end * rel, ranks down axis 0 (C order, as summed before)
+    weighted[rank, col] = tp_at_end / (end + 1)
+    return weighted.sum(axis=0) / y_true.sum(axis=0)
 
 
 def average_precision_macro(y_true: Any, y_score: Any) -> float:
@@ -215,17 +226,34 @@ def interaction_auc(
     return _mean_over_queries(per_user, "users", return_per_user)
 
 
-def _argsort_rows_stable(keys: np.ndarray) -> np.ndarray:
-    """Row-wise ascending order, ties by ascending index.
+def _take_rows(a: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``np.take_along_axis(a, index, axis=1)`` for a 2-D ``a`` by one flat gather (several
+    times faster than the broadcast fancy index of ``take_along_axis``; the same elements)."""
+    a = np.ascontiguousarray(a)
+    return np.take(a.ravel(), index + (np.arange(a.shape[0]) * a.shape[1])[:, None])
 
-    A fast unstable sort first; only rows where it met equal values are sorted again
-    stably (an unstable sort of distinct values already is the stable order).
+
+def _argsort_rows_stable(keys: np.ndarray) -> np.ndarray:
+    """Row-wise ascending order, ties by ascending index (``np.argsort(kind="stable")``).
+
+    A fast unstable sort first; in the rows where it met equal values the ties are put in
+    index order: a row of one value is ``0..n-1``, any other by one integer sort of ``group
+    number * n + index`` (unique keys, so any sort gives the stable order), cheaper than
+    sorting the row's floats again stably.
     """
     order = np.argsort(keys, axis=1)
-    ordered = np.take_along_axis(keys, order, axis=1)
-    tied_rows = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+    ordered = _take_rows(keys, order)
+    same = ordered[:, 1:] == ordered[:, :-1]
+    tied_rows = np.flatnonzero(same.any(axis=1))
     if tied_rows.size:
-        order[tied_rows] = np.argsort(keys[tied_rows], axis=1, kind="stable")
+        n = keys.shape[1]
+        flat = same[tied_rows].all(axis=1)  # every element equal: the stable order is the identity
+        order[tied_rows[flat]] = np.arange(n)
+        mixed = tied_rows[~flat]
+        if mixed.size:
+            group = np.zeros((mixed.size, n), dtype=np.int64)
+            np.cumsum(~same[mixed], axis=1, out=group[:, 1:])
+            order[mixed] = np.sort(group * n + order[mixed], axis=1) % n
     return order
 
 
@@ -280,7 +308,7 @@ def retrieval_map(
         if exclude_self:  # last place and never relevant: it cannot change any precision
             neg_sim[np.arange(len(rows)), rows] = np.inf
             relevant[np.arange(len(rows)), rows] = False
-        rel = np.take_along_axis(relevant, _argsort_rows_stable(neg_sim), axis=1)
+        rel = _take_rows(relevant, _argsort_rows_stable(neg_sim))
         n_rel = rel.sum(axis=1)
         precision_sum = (np.cumsum(rel, axis=1) / ranks * rel).sum(axis=1)
         ok = n_rel > 0

@@ -28,7 +28,7 @@ from .. import metrics, runtime
 from ..losses import click as click_losses
 from ..losses.unseen import restrict_logits, unseen_category_loss
 from ..models.mtmdd import SOURCE, TARGET, MTMDDNet, RecognitionHead, WordEmbedding
-from ..train import Callback, TrainConfig, Trainer, grad_norms_of_terms
+from ..train import Callback, TrainConfig, Trainer, grad_norms_of_terms, multi_tensor_steps
 from ..train.loop import _get_rng, _set_rng
 from .paper_a_data import DomainData, PaperAData, torch_threads  # noqa: F401 (re-exported)
 
@@ -120,12 +120,6 @@ def make_embedding(cfg: HeadConfig, data: PaperAData, kind: str | None = None) -
     return WordEmbedding(kind or cfg.embedding, data.feature_dim, data.k, cfg.hidden, cfg.conv_kernels,
                          cfg.conv_size, cfg.pool, cfg.dropout, cfg.output_relu, data.map_channels)
 
-
-def adam_groups(model: nn.Module) -> list[dict]:
-    """The Trainer's default parameters (every trainable one, in order) as one group run by Adam's
-    ``foreach`` implementation: on the CPU it applies the very same per-tensor operations as the
-    default for-loop one (bit for bit: same update), with less Python per step."""
-    return [{"params": [p for p in model.parameters() if p.requires_grad], "foreach": True}]
 
 
 def train_config(cfg: HeadConfig, epochs: int, seed: int) -> TrainConfig:
@@ -253,8 +247,8 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
             return out.total, out.terms
 
         grads = TermGradNorms(gd_steps or set())
-        history = Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed), callbacks=[grads],
-                          params=adam_groups(net)).fit(batches)
+        history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed),
+                                             callbacks=[grads])).fit(batches)
         return FitResult(net, history, grads.to_frame())
 
     return _memoized(key, train)
@@ -307,7 +301,7 @@ def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, u
         def loss_fn(model, b):
             return nn.functional.cross_entropy(*restrict_logits(model(b["phi"], b.get("v_hat")), b["y"], columns))
 
-        Trainer(head, loss_fn, train_config(cfg, cfg.recognizer_epochs, seed), params=adam_groups(head)).fit(batches)
+        multi_tensor_steps(Trainer(head, loss_fn, train_config(cfg, cfg.recognizer_epochs, seed))).fit(batches)
         return head
 
     return _memoized(key, train)
@@ -437,7 +431,7 @@ def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 
     def loss_fn(model, b):
         return joint_loss(model, b, spec, reads_map, columns)
 
-    history = Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed), params=adam_groups(net)).fit(train_data)
+    history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed))).fit(train_data)
     return FitResult(net, history)
 
 

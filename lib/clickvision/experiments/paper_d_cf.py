@@ -96,17 +96,19 @@ def cf_auc_table(events: pd.DataFrame, settings: CFSettings | None = None, seed:
     full = cf.interaction_matrix(events).matrix
     train_all, test = cf.split_heldout(full, heldout_fraction, seed)
     train, val = cf.split_heldout(train_all, val_fraction, seed + 1)
-    auc = lambda m, ho, n=s.max_val_users: cf.heldout_auc(m, train, ho, max_users=n, seed=seed)  # noqa: E731
+    # every model is scored on the same matrices: their users and masks are built once
+    val_auc = cf.heldout_scorer(train, val, max_users=s.max_val_users, seed=seed)
+    test_auc = cf.heldout_scorer(train, test, max_users=max_test_users, seed=seed, per_user=True)
     per_user, seed_aucs = {}, {}
 
     def test_users(name, model):  # the same seeded user subset for every model and training seed
-        values = cf.heldout_auc(model, train, test, max_users=max_test_users, seed=seed, per_user=True)
+        values = test_auc(model)
         per_user.setdefault(name, []).append(values)
         seed_aucs.setdefault(name, []).append(float(np.nanmean(values)))
 
     def row(name, model, t, selected=True):
         test_users(name, model)
-        return [name, auc(model, val), t, selected]
+        return [name, val_auc(model), t, selected]
 
     rows = [row("most popular", *cf.timed(cf.MostPopular, train))]
     (bpr, _), t = cf.timed(fit_cf, "bpr", train, val, s, seed)

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train import TrainConfig, Trainer
+from ..train import TrainConfig, Trainer, multi_tensor_steps
 
 
 @dataclass
@@ -208,9 +208,10 @@ def fit_ease(train: sp.csr_matrix, lams: tuple = (10.0, 30.0, 100.0, 300.0), val
     if not lams:
         raise ValueError("fit_ease: lams must name at least one l2 weight")
     rows, best = [], None
+    score = heldout_scorer(train, val, max_users=max_val_users, seed=seed) if val is not None else None
     for lam in lams:
         model = EASE(train, lam)
-        value = heldout_auc(model, train, val, max_users=max_val_users, seed=seed) if val is not None else np.nan
+        value = score(model) if score is not None else np.nan
         rows.append({"lam": lam, "auc": value})
         if best is None or (val is not None and value > best[1]):
             best = (model, value)
@@ -317,7 +318,9 @@ def user_batches(train: sp.csr_matrix, batch_size: int, device: torch.device):
 def _auc_val_fn(val: sp.csr_matrix | None, train: sp.csr_matrix, max_users: int, seed: int):
     if val is None:
         return None
-    return lambda m: {"auc": heldout_auc(m, train, val, max_users=max_users, seed=seed)}
+    score = heldout_scorer(train, val, max_users=max_users, seed=seed)  # the static part once per fit
+    return lambda m: {"auc": score(m)}
+
 
 
 def log_popularity(train: sp.csr_matrix) -> torch.Tensor:
@@ -344,7 +347,7 @@ def fit_bpr(train: sp.csr_matrix, k: int = 64, epochs: int = 20, lr: float = 0.0
     cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, seed=seed, device=device, log_every=50,
                       monitor="auc" if val is not None else None, mode="max", patience=patience,
                       min_delta=min_delta)
-    trainer = Trainer(model, lambda m, b: bpr_loss(m, b, reg), cfg)
+    trainer = multi_tensor_steps(Trainer(model, lambda m, b: bpr_loss(m, b, reg), cfg))
     history = trainer.fit(bpr_triples(train, batch_size, trainer.device),
                           val_fn=_auc_val_fn(val, train, max_val_users, seed))
     return model, history
@@ -382,7 +385,7 @@ def fit_vae(train: sp.csr_matrix, latent: int = 32, hidden: int = 64, epochs: in
             kls.append(float(terms["kl"]))
         return loss, terms
 
-    trainer = Trainer(model, loss_fn, cfg)
+    trainer = multi_tensor_steps(Trainer(model, loss_fn, cfg))
     history = trainer.fit(user_batches(train, batch_size, trainer.device),
                           val_fn=_auc_val_fn(val, train, max_val_users, seed))
     per_epoch = max(1, math.ceil(active / batch_size))  # the KL term, mean over each epoch's batches
@@ -401,20 +404,32 @@ def heldout_auc(model: nn.Module, train: sp.csr_matrix, heldout: sp.csr_matrix, 
     ``per_user``: return the per-user AUCs (NaN where undefined; the same users for every model
     given the same matrices and seed), for paired tests over users.
     """
-    known = np.asarray(train.sum(axis=0)).ravel() > 0
-    tr, ho = train[:, known], heldout[:, known]
-    users = np.flatnonzero(np.diff(ho.indptr) > 0)
-    if max_users is not None and len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    if len(users) == 0:
-        raise ValueError("heldout_auc: no user has a held-out interaction on a known item")
-    values_by_block = []
-    for s in range(0, len(users), block):
-        u = users[s:s + block]
-        scores = model.score_users(train, u)[:, known]
-        values_by_block.append(fast_interaction_auc(scores, ho[u].toarray() > 0, tr[u].toarray() > 0, ties))
-    values = np.concatenate(values_by_block)
-    return values if per_user else float(np.nanmean(values))
+    return heldout_scorer(train, heldout, max_users, seed, ties, block, per_user)(model)
+
+
+def heldout_scorer(train: sp.csr_matrix, heldout: sp.csr_matrix, max_users: int | None = None, seed: int = 0,
+                   ties: str = "half", block: int = 512, per_user: bool = False):
+    """``model -> heldout_auc(model, train, heldout, ...)`` for models scored on the same matrices
+    again and again (every validation epoch, every model of a table): the known items, the
+    users and their held-out and training masks are built once, on the first call."""
+    setup: list = []
+
+    def score(model: nn.Module) -> float | np.ndarray:
+        if not setup:
+            known = np.asarray(train.sum(axis=0)).ravel() > 0
+            tr, ho = train[:, known], heldout[:, known]
+            users = np.flatnonzero(np.diff(ho.indptr) > 0)
+            if max_users is not None and len(users) > max_users:
+                users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+            if len(users) == 0:
+                raise ValueError("heldout_auc: no user has a held-out interaction on a known item")
+            blocks = [users[s:s + block] for s in range(0, len(users), block)]
+            setup.extend([known, [(u, ho[u].toarray() > 0, tr[u].toarray() > 0) for u in blocks]])
+        known, blocks = setup
+        values = np.concatenate([fast_interaction_auc(model.score_users(train, u)[:, known], h, e, ties)
+                                 for u, h, e in blocks])
+        return values if per_user else float(np.nanmean(values))
+    return score
 
 
 def fast_interaction_auc(scores: np.ndarray, heldout: np.ndarray, exclude: np.ndarray,
@@ -429,10 +444,11 @@ def fast_interaction_auc(scores: np.ndarray, heldout: np.ndarray, exclude: np.nd
     n_neg = (~(heldout | exclude)).sum(1)
     neg.sort(axis=1)
     out = np.full(len(scores), np.nan)
-    for r in range(len(scores)):
-        pos = scores[r, heldout[r]]
-        if len(pos) == 0 or n_neg[r] == 0:
-            continue
+    n_pos = heldout.sum(1)
+    ends = np.cumsum(n_pos)
+    pos_all = scores[heldout]  # row by row, each row's positives in column order (= scores[r, heldout[r]])
+    for r in np.flatnonzero((n_pos > 0) & (n_neg > 0)):
+        pos = pos_all[ends[r] - n_pos[r]:ends[r]]
         row = neg[r, :n_neg[r]]
         below = np.searchsorted(row, pos, "left")
         wins = below.sum() + (0.5 * (np.searchsorted(row, pos, "right") - below).sum() if ties == "half" else 0.0)
@@ -450,5 +466,6 @@ def timed(fn, *args, **kwargs):
 
 
 __all__ = ["InteractionMatrix", "interaction_matrix", "split_heldout", "MostPopular", "BPR", "bpr_loss",
-           "MultVAE", "vae_loss", "EASE", "fit_ease", "fit_bpr", "fit_vae", "heldout_auc", "fast_interaction_auc",
+           "MultVAE", "vae_loss", "EASE", "fit_ease", "fit_bpr", "fit_vae", "heldout_auc", "heldout_scorer",
+           "fast_interaction_auc",
            "timed"]

@@ -26,7 +26,7 @@ from torch import nn
 
 from .. import metrics
 from ..losses import cf as losses
-from ..train import TrainConfig, Trainer, predict
+from ..train import TrainConfig, Trainer, multi_tensor_steps, predict
 
 METHODS = ("image_only", "mtl", "sequential", "contrastive")
 
@@ -65,7 +65,13 @@ class CollaborativeImageClassifier(nn.Module):
         """(label logits, predicted CF vector or None)."""
         if self.backbone is not None:
             x = self.backbone(x).flatten(1)
-        h = self.trunk((x - self.input_mean) / self.input_std)
+        return self.from_normalized((x - self.input_mean) / self.input_std)
+
+    def from_normalized(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` from the normalised visual features ``z = (visual - input_mean) /
+        input_std``: training on frozen features normalises the training matrix once
+        (elementwise, so the same numbers) instead of every batch."""
+        h = self.trunk(z)
         return self.label_head(h), (self.cf_head(h) if self.cf_head is not None else None)
 
     def visual_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,11 +97,12 @@ def _row_batches(tensors: dict[str, torch.Tensor], rows: np.ndarray, batch_size:
             idx = order[s:s + batch_size]
             if len(idx) < 2:  # batch norm needs two rows
                 continue
-            batch = {k: v[idx] for k, v in tensors.items()}
+            batch = {k: v.index_select(0, idx) for k, v in tensors.items()}  # = v[idx], a faster gather
             if extra is not None:
                 batch.update(extra(idx))
             yield batch
     return epoch
+
 
 
 def _label_scores(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -193,12 +200,20 @@ def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
     torch.manual_seed(seed)
     model = CollaborativeImageClassifier(in_dim, y.shape[1], q.shape[1] if uses_cf else None, s.hidden,
                                          s.dropout, backbone=backbone, input_mean=mean, input_std=std)
-    tensors = {"x": torch.as_tensor(x, dtype=torch.float32), "y": torch.as_tensor(y, dtype=torch.float32),
-               "mask": torch.as_tensor(mask)}
+    x_t = torch.as_tensor(x, dtype=torch.float32)
+    # frozen features: the training matrix is normalised once here (the very operation forward
+    # applies per batch, elementwise, so the same numbers) and the losses start at the trunk
+    prenormalized = backbone is None
+    if prenormalized:
+        x_t = (x_t - model.input_mean) / model.input_std
+    tensors = {"x": x_t, "y": torch.as_tensor(y, dtype=torch.float32), "mask": torch.as_tensor(mask)}
     if uses_cf:
         tensors.update(q=torch.as_tensor(q, dtype=torch.float32), w=torch.as_tensor(weights, dtype=torch.float32))
     pos_weight = _pos_weight(s, y, mask)
     rows = np.arange(len(x))  # every method sees every training row: equal steps (as the authors' code)
+
+    def run(m, xb):  # the model on rows of tensors["x"]
+        return m.from_normalized(xb) if prenormalized else m(xb)
 
     def main_loss(logits, b):
         pw = None if pos_weight is None else pos_weight.to(logits.device)
@@ -209,7 +224,7 @@ def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
         return losses.auxiliary_loss(per_item, b["w"], s.normalize_weights)
 
     def mtl_fn(m, b):
-        logits, pred_q = m(b["x"])
+        logits, pred_q = run(m, b["x"])
         main = main_loss(logits, b)
         if pred_q is None:
             return main
@@ -226,15 +241,16 @@ def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
             pos = positive[idx]
             neg = pool[torch.randint(0, len(pool), (len(idx),))]
             ok = pos >= 0
-            return {"xp": tensors["x"][pos.clamp(min=0)], "xn": tensors["x"][neg], "ok": ok}
+            return {"xp": tensors["x"].index_select(0, pos.clamp(min=0)), "xn": tensors["x"].index_select(0, neg),
+                    "ok": ok}
 
         def contrastive_fn(m, b):
-            logits, qa = m(b["x"])
+            logits, qa = run(m, b["x"])
             main = main_loss(logits, b)
             if not b["ok"].any():
                 return main, {"main": main}
-            _, qp = m(b["xp"][b["ok"]])
-            _, qn = m(b["xn"][b["ok"]])
+            _, qp = run(m, b["xp"][b["ok"]])
+            _, qn = run(m, b["xn"][b["ok"]])
             aux = losses.triplet_loss(qa[b["ok"]], qp, qn, s.margin)
             return losses.mtl_loss(main, aux, alpha), {"main": main, "aux": aux}
 
@@ -252,14 +268,15 @@ def fit_image_model(method: str, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
     histories = []
     if method == "sequential":  # stage 1: the auxiliary task only, on the items with a CF vector
         cf_rows = np.flatnonzero(weights > 0)
-        stage1 = Trainer(model, lambda m, b: aux_loss(m(b["x"])[1], b), config(s.cf_epochs, False), params=params)
+        stage1 = multi_tensor_steps(Trainer(model, lambda m, b: aux_loss(run(m, b["x"])[1], b),
+                                             config(s.cf_epochs, False), params=params))
         histories.append(stage1.fit(_row_batches(tensors, cf_rows, s.batch_size)).assign(stage="cf"))
-        loss_fn = lambda m, b: main_loss(m(b["x"])[0], b)  # noqa: E731
+        loss_fn = lambda m, b: main_loss(run(m, b["x"])[0], b)  # noqa: E731
     elif method == "contrastive":
         loss_fn = contrastive_fn
     else:
         loss_fn = mtl_fn
-    trainer = Trainer(model, loss_fn, config(s.epochs, True), params=params)
+    trainer = multi_tensor_steps(Trainer(model, loss_fn, config(s.epochs, True), params=params))
     histories.append(trainer.fit(_row_batches(tensors, rows, s.batch_size, extra), val_fn=val_fn).assign(stage="label"))
     history = pd.concat(histories, ignore_index=True)
     history.attrs.update(trainer.history.attrs)
@@ -292,7 +309,7 @@ def fit_cf2label(q: np.ndarray, y: np.ndarray, q_val: np.ndarray | None = None, 
     cfg = TrainConfig(epochs=epochs, optimizer="adam", lr=lr, weight_decay=weight_decay, seed=seed, device=device,
                       log_every=10, monitor="mAP" if monitor else None, mode="max",
                       patience=patience if monitor else None)
-    trainer = Trainer(model, loss_fn, cfg)
+    trainer = multi_tensor_steps(Trainer(model, loss_fn, cfg))
     history = trainer.fit(_row_batches(tensors, np.arange(len(q)), batch_size),
                           val_fn=_map_val_fn(q_val, y_val) if monitor else None)
     return model, history

@@ -22,6 +22,7 @@ DNN-based (in :mod:`~clickvision.models.crossmodal_deep`): Corr-AE (Feng et al.,
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import torch
@@ -55,16 +56,34 @@ def _ridge(cov: Array, reg: float) -> Array:
     return cov + reg * max(np.trace(cov) / len(cov), 1e-12) * np.eye(len(cov))
 
 
+_ONE_THREAD_DEPTH = threading.local()
+
+
 @contextlib.contextmanager
 def one_thread():
     """Run torch and the BLAS of NumPy/SciPy on one CPU thread inside the block. The models
     here are small: extra threads buy little, and on a busy machine their spin-waiting made
-    a training step ten times slower; the numbers also stop depending on the core count."""
+    a training step ten times slower; the numbers also stop depending on the core count.
+    Nested inside another ``one_thread`` block (still on one torch thread) it changes nothing,
+    so it skips setting the BLAS limits again (a few ms per entry, e.g. every validation
+    ``transform`` of a network already fitting inside the block)."""
+    depth = getattr(_ONE_THREAD_DEPTH, "n", 0)
+    if depth and torch.get_num_threads() == 1:
+        _ONE_THREAD_DEPTH.n = depth + 1
+        try:
+            yield
+        finally:
+            _ONE_THREAD_DEPTH.n = depth
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with threadpool_limits(limits=1):
-            yield
+            _ONE_THREAD_DEPTH.n = depth + 1
+            try:
+                yield
+            finally:
+                _ONE_THREAD_DEPTH.n = depth
     finally:
         torch.set_num_threads(before)
 

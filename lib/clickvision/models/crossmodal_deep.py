@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import runtime
 from ..metrics import cross_modal_map
-from ..train import TrainConfig, Trainer
+from ..train import TrainConfig, Trainer, multi_tensor_steps
 from ..train.callbacks import Callback
 from .crossmodal_baselines import Array, CrossModalMethod, Val, _check_pairs
 from .mlp import MLP
@@ -124,15 +124,8 @@ class TensorBatches:
         perm = torch.randperm(len(self.tensors[0]))
         for i in range(len(self)):
             idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
-            yield tuple(t[idx] for t in self.tensors)
+            yield tuple(t.index_select(0, idx) for t in self.tensors)  # = t[idx], a faster gather
 
-
-def multi_tensor_steps(trainer: Trainer) -> Trainer:
-    """Let the trainer's optimizer update all parameters in one multi-tensor (``foreach``)
-    step: the same arithmetic, much less per-parameter overhead for small networks on the CPU."""
-    for group in trainer.optimizer.param_groups:
-        group["foreach"] = True
-    return trainer
 
 
 def _as_tensors(*arrays: Array) -> list[torch.Tensor]:

@@ -16,9 +16,10 @@ from .callbacks import Callback, GradNormRecorder, grad_norms_of_terms
 from .config import (CHECKPOINT_FORMAT, HISTORY_COLUMNS, OPTIMIZERS, SCHEDULES, STALL_TOLERANCE, CheckpointError,
                      NonFiniteGradientError, NonFiniteLossError, NonFiniteWeightsError, TrainConfig,
                      TrainConfigError, lr_factor)
-from .loop import Trainer, cycle_zip, predict
+from .loop import Trainer, cycle_zip, multi_tensor_steps, predict
 
 __all__ = ["CHECKPOINT_FORMAT", "HISTORY_COLUMNS", "OPTIMIZERS", "SCHEDULES", "STALL_TOLERANCE", "Callback",
            "CheckpointError", "GradNormRecorder", "MemberBatches", "MemberStack", "NonFiniteGradientError",
            "NonFiniteLossError", "NonFiniteWeightsError", "TrainConfig", "TrainConfigError", "Trainer",
-           "batch_stream", "cycle_zip", "fit_members", "grad_norms_of_terms", "lr_factor", "predict"]
+           "batch_stream", "cycle_zip", "fit_members", "grad_norms_of_terms", "lr_factor", "multi_tensor_steps",
+           "predict"]
