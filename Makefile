@@ -29,8 +29,9 @@ data: setup sources
 features: data
 	$(VPY) -m clickvision.features build
 
-workbook: features
-	$(VPY) -m clickvision.workbook run --profile default
+# The feature cache is built inside the run, beside the notebooks that read no features.
+workbook: data
+	$(VPY) -m clickvision.workbook run --profile default --features
 	$(VPY) -m clickvision.report
 
 site: setup

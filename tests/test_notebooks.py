@@ -12,6 +12,8 @@ import sys
 import pytest
 
 from clickvision import workbook
+from clickvision.features import NO_FEATURES_ENV
+from clickvision.workbook import FEATURE_FREE, section
 from clickvision.nbrun import run_notebook
 
 NOTEBOOKS = workbook.notebooks()
@@ -68,6 +70,8 @@ def test_papermill_help_lists_parameters():
 def test_smoke_run(nb, tmp_path):
     env = {"CLICKVISION_RESULTS_DIR": str(tmp_path / "results"),
            "CLICKVISION_FIGURES_DIR": str(tmp_path / "figures")}
+    if section(nb) in FEATURE_FREE:  # run as `make workbook` runs it, beside the feature build: reading features raises
+        env[NO_FEATURES_ENV] = "1"
     info = run_notebook(nb, tmp_path / nb.name, {"profile": "smoke"}, env=env, timeout_s=600)
     assert info.ok, f"{nb.name} failed at profile smoke:\n{info.log_tail}"
     assert info.cpu_s > 0 and info.peak_mb > 0  # the timing report's resource figures

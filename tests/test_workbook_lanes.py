@@ -1,5 +1,6 @@
-"""The workbook's parallel lanes: paper folders as units balanced by recorded cost, each lane
-in order with cpus // lanes threads, summaries after all lanes, a failure stops the lanes."""
+"""The workbook's parallel runs: notebooks side by side with cpus // jobs threads, each starting once
+what it reads has finished (its folder's order, workbook.READS, the feature cache), the longest
+remaining path first; summaries after everything; a failure stops the run."""
 from __future__ import annotations
 
 import json
@@ -40,15 +41,42 @@ def book(tmp_path, monkeypatch):
     return root, log
 
 
-def test_plan_keeps_folders_together_and_balances_cost(book):
+def test_dependencies_follow_folder_order_reads_and_the_feature_cache(book, monkeypatch):
     root, _ = book
+    _notebook(root / "A-x" / "A.03.ipynb", "pass")
     nbs = workbook.notebooks()
-    cost = {"A-x/A.01.ipynb": 100.0, "A-x/A.02.ipynb": 50.0, "B-y/B.01.ipynb": 120.0}
-    body = [nb for nb in nbs if "00-w" not in str(nb)]
-    lanes = workbook.plan_lanes(body, 2, cost)
-    assert [[nb.stem for nb in lane] for lane in lanes] == [["A.01", "A.02"], ["B.01"]]
-    assert [[nb.stem for nb in lane] for lane in workbook.plan_lanes(body, 1, cost)] == [["A.01", "A.02", "B.01"]]
-    assert len(workbook.plan_lanes(body, 8, cost)) == 2  # never more lanes than folders
+    by = {nb.stem: nb for nb in nbs}
+    deps = workbook.dependencies([nb for nb in nbs if nb.stem != "00.03"])
+    assert deps[by["A.01"]] == set() and deps[by["A.02"]] == {by["A.01"]} and deps[by["A.03"]] == {by["A.02"]}
+    monkeypatch.setattr(workbook, "UNORDERED_FOLDERS", frozenset({"A-x"}))
+    monkeypatch.setattr(workbook, "READS", {"A.03": ("A.01", "B.01", "Z.99")})  # Z.99 not in this run
+    monkeypatch.setattr(workbook, "FEATURE_FREE", frozenset({"A.01"}))
+    deps = workbook.dependencies([nb for nb in nbs if nb.stem != "00.03"], features=True)
+    assert deps[workbook.FEATURES] == set() and deps[by["A.01"]] == set()
+    assert deps[by["A.02"]] == {workbook.FEATURES}
+    assert deps[by["A.03"]] == {by["A.01"], by["B.01"], workbook.FEATURES}
+    cost = {"A-x/A.01.ipynb": 10.0, "A-x/A.02.ipynb": 50.0, "A-x/A.03.ipynb": 100.0, "B-y/B.01.ipynb": 5.0,
+            workbook.FEATURES: 30.0}
+    prio = workbook.priorities(deps, cost)
+    assert prio[by["A.03"]] == 100 and prio[by["B.01"]] == 105 and prio[workbook.FEATURES] == 135  # -> B.01 -> A.03
+    assert prio[by["A.01"]] == 110 and prio[by["A.02"]] == 50
+
+
+def test_schedule_starts_the_longest_path_first_and_respects_waits():
+    deps = {"a": set(), "b": set(), "c": {"a"}, "d": {"b", "c"}}
+    prio = {"a": 1.0, "b": 5.0, "c": 1.0, "d": 1.0}
+    started = []
+
+    def run(task):
+        started.append(task)
+        return True, task
+
+    results, ok = workbook._schedule(deps, prio, {t: i for i, t in enumerate("abcd")}, 1, run)
+    assert ok and started == ["b", "a", "c", "d"] and results == started
+    started.clear()
+    results, ok = workbook._schedule(deps, prio, {t: i for i, t in enumerate("abcd")}, 1,
+                                     lambda t: (started.append(t) or t != "a", t))
+    assert not ok and started == ["b", "a"]  # after a's failure nothing new starts
 
 
 def test_lanes_run_side_by_side_and_the_summary_last(book):
@@ -60,6 +88,7 @@ def test_lanes_run_side_by_side_and_the_summary_last(book):
     assert order.index("A.01") < order.index("A.02") and order[-1] == "00.03"
     threads = {r["nb"]: r["threads"] for r in runs}
     assert threads["A.01"] == threads["B.01"] == str(share(2))
+    assert max(r["t"] for r in runs if r["nb"] != "00.03") <= [r["t"] for r in runs if r["nb"] == "00.03"][0]
     timings = (paths.RESULTS_DIR / workbook.TIMINGS).read_text()
     assert all(n in timings for n in ("A.01", "A.02", "B.01", "00.03"))
 
@@ -75,3 +104,31 @@ def test_a_failure_stops_the_lanes_and_keeps_the_committed_copy(book):
     assert bad.read_text() == before
     ran = [json.loads(line)["nb"] for line in log.read_text().splitlines()] if log.exists() else []
     assert "A.02" not in ran and "00.03" not in ran  # A's lane stopped; the summary did not run
+
+
+def test_features_are_built_beside_the_feature_free_notebooks(book, monkeypatch):
+    root, log = book
+    monkeypatch.setattr(workbook, "FEATURE_FREE", frozenset({"B.01"}))
+    record = ("import json, os, time\n"
+              f"open({str(log)!r}, 'a').write(json.dumps({{'nb': 'B.01', 'no_features': "
+              "os.environ.get('CLICKVISION_NO_FEATURES'), 't': time.time()}) + '\\n')\n")
+    _notebook(root / "B-y" / "B.01.ipynb", record)
+    built = {}
+
+    def fake_build():
+        import time
+
+        built["t0"] = time.time()
+        while time.time() < built["t0"] + 60 and not (log.exists() and "B.01" in log.read_text()):
+            time.sleep(0.2)  # the build lasts until B.01 has run beside it (or a minute)
+        built["t1"] = time.time()
+        return workbook.RunInfo(workbook.FEATURES, "", 0, 3.0, float("nan"), "")
+
+    monkeypatch.setattr(workbook, "_build_features", fake_build)
+    infos = workbook.run_all(jobs=2, features=True)
+    assert all(i.ok for i in infos) and len(infos) == 5
+    runs = {json.loads(line)["nb"]: json.loads(line) for line in log.read_text().splitlines()}
+    assert runs["B.01"]["no_features"] == "1" and runs["B.01"]["t"] < built["t1"]  # beside the build
+    assert runs["A.01"]["t"] >= built["t1"] and runs["A.02"]["t"] >= built["t1"]  # they read features: after it
+    assert "no_features" not in runs["A.01"]
+

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -61,6 +62,8 @@ def check_kind(kind: str) -> int | None:
         raise ValueError(f"kind must be one of {FEATURE_KINDS} or 'cut<n>' (n >= 1), got {kind!r}")
     return int(m.group(1))
 CACHE_VERSION = 1
+#: Set to "1" in a process that must not read or compute image features (see extract_kinds).
+NO_FEATURES_ENV = "CLICKVISION_NO_FEATURES"
 _FILE_SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
 
@@ -283,6 +286,11 @@ def extract_kinds(imageset: ImageSet, kinds: Sequence[str], backbone: str | Back
     """Several kinds of :func:`extract_features` at once: the cached ones are read, the missing
     ones computed together in ONE pass through the network (:func:`compute_kinds`) and cached
     each under its own key (the same files a one-kind call reads and writes)."""
+    if os.environ.get(NO_FEATURES_ENV) == "1":
+        raise RuntimeError(f"{getattr(imageset, 'name', 'images')}: this process runs without image features "
+                           f"({NO_FEATURES_ENV}=1: the workbook runs the notebooks of "
+                           "clickvision.workbook.FEATURE_FREE while the feature cache is being built); a notebook "
+                           "that reads features must not be listed there")
     kinds = list(dict.fromkeys(kinds))
     for kind in kinds:
         check_kind(kind)

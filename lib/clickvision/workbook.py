@@ -92,7 +92,7 @@ def _run_in_place(nb: Path, profile: str, timeout_s: int, env: dict[str, str] | 
     rel = nb.relative_to(paths.PROJ_ROOT)
     if not info.ok:
         os.unlink(tmp)
-        if info.returncode != -1:  # -1: not started, another lane failed first
+        if info.returncode != -1:  # -1: not started, another notebook failed first
             print(f"FAILED {rel} after {info.wall_s:.0f} s (committed copy kept)\n{info.log_tail}", flush=True)
         return info
     _relative_papermill_paths(Path(tmp), nb)
@@ -112,41 +112,135 @@ def _recorded_cpu_s(profile: str) -> dict[str, float]:
     return {str(n): float(c) for n, c in zip(t["notebook"], t.get("cpu_s", t["wall_s"]))}
 
 
-def plan_lanes(nbs: list[Path], jobs: int, cost: dict[str, float] | None = None) -> list[list[Path]]:
-    """Split notebooks into at most ``jobs`` lanes that can run side by side.
+#: Notebooks that read another notebook's results of the same run, besides their folder's order
+#: (section numbers, the first field of a notebook's name): they start once those have finished.
+READS: dict[str, tuple[str, ...]] = {
+    # A.10-A.13 run with the settings A.04 (tau, B, T), A.07 (lambda) and A.08 (mu) selected on
+    # validation (paper_a_methods.selected_settings); A.14 too, and its target comes from 00.02's
+    # measured vendor gaps (paper_a_data.choose_domains)
+    **{section: ("A.04", "A.07", "A.08") for section in ("A.10", "A.11", "A.12", "A.13")},
+    "A.14": ("00.02", "A.04", "A.07", "A.08"),
+}
+#: Folders whose notebooks read nothing of each other beyond :data:`READS`, so they need not run in
+#: order; every other folder is a chain (each notebook after the one before it).
+UNORDERED_FOLDERS = frozenset({"A-mtmdd-vm"})
+#: Notebooks that read no image features: they run while ``clickvision.features build`` fills the
+#: cache (``run --features``), in a process where reading features raises
+#: (``features.NO_FEATURES_ENV``; their smoke runs check it, tests/test_notebooks.py).
+FEATURE_FREE = frozenset({"00.01", "D.01", "D.02"})
+FEATURES = "features"  # the feature-cache build as a task of the schedule
 
-    A folder is one unit: its notebooks may read each other's results (paper A's later
-    sections read the settings its earlier ones selected), so they stay together and in
-    order. Folders go, longest first (by ``cost``: recorded CPU seconds; 60 s when unknown),
-    to the least loaded lane. Returns the non-empty lanes, each in workbook order.
-    """
-    cost = cost or {}
-    folders: dict[str, list[Path]] = {}
+
+def section(nb: Path) -> str:
+    """A notebook's section number: ``A.14`` for ``A.14-Shared-Trunk.ipynb``."""
+    return nb.stem.split("-")[0]
+
+
+def dependencies(nbs: list[Path], features: bool = False) -> dict:
+    """What each notebook (and the ``FEATURES`` task, with ``features``) waits for: the notebook
+    before it in its folder (unless the folder is in :data:`UNORDERED_FOLDERS`), the notebooks
+    :data:`READS` names, and, with ``features``, the feature-cache build unless it is
+    :data:`FEATURE_FREE`. Only notebooks in ``nbs`` count (a subset run waits for nothing else)."""
+    by_section = {section(nb): nb for nb in nbs}
+    deps: dict = {FEATURES: set()} if features else {}
     for nb in nbs:
-        folders.setdefault(nb.parent.name, []).append(nb)
+        wait = {by_section[s] for s in READS.get(section(nb), ()) if s in by_section}
+        if nb.parent.name not in UNORDERED_FOLDERS:
+            folder = [x for x in nbs if x.parent == nb.parent]
+            if folder.index(nb):
+                wait.add(folder[folder.index(nb) - 1])
+        if features and section(nb) not in FEATURE_FREE:
+            wait.add(FEATURES)
+        deps[nb] = wait
+    return deps
 
-    def weight(group: list[Path]) -> float:
-        return sum(cost.get(str(nb.relative_to(paths.NOTEBOOKS_DIR)), 60.0) for nb in group)
 
-    lanes: list[list[Path]] = [[] for _ in range(max(1, jobs))]
-    loads = [0.0] * len(lanes)
-    for group in sorted(folders.values(), key=lambda g: (-weight(g), g[0])):
-        i = loads.index(min(loads))
-        lanes[i] += group
-        loads[i] += weight(group)
-    return [sorted(lane, key=nbs.index) for lane in lanes if lane]
+def priorities(deps: dict, cost: dict[str, float]) -> dict:
+    """Each task's longest path to the end of the run, its own cost included (recorded CPU seconds,
+    60 s when unknown): the scheduler starts the ready task with the longest one first."""
+    after: dict = {t: [u for u, d in deps.items() if t in d] for t in deps}
+    memo: dict = {}
+
+    def own(t) -> float:
+        if t == FEATURES:
+            return cost.get(FEATURES, 200.0)
+        return cost.get(str(t.relative_to(paths.NOTEBOOKS_DIR)), 60.0)
+
+    def level(t) -> float:
+        if t not in memo:
+            memo[t] = own(t) + max((level(u) for u in after[t]), default=0.0)
+        return memo[t]
+
+    return {t: level(t) for t in deps}
+
+
+def _build_features() -> RunInfo:
+    """``python -m clickvision.features build`` in a child process with this process's environment
+    (the thread count ``make features`` uses, so the cache is the same)."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "clickvision.features", "build"], capture_output=True, text=True)
+    print(proc.stdout, end="", flush=True)
+    info = RunInfo(notebook=FEATURES, output="", returncode=proc.returncode, wall_s=time.perf_counter() - t0,
+                   peak_mb=float("nan"), log_tail=(proc.stdout + proc.stderr)[-3000:])
+    print(("ok" if info.ok else "FAILED") + f" feature cache: {info.wall_s:.0f} s", flush=True)
+    return info
+
+
+def _schedule(deps: dict, prio: dict, order: dict, workers: int, run) -> tuple[list, bool]:
+    """Run every task of ``deps`` on ``workers`` threads: a free worker starts the ready task (all it
+    waits for finished) with the highest ``prio``, then the earliest in ``order``. ``run(task)``
+    returns ``(ok, result)``; after a failure nothing new starts. Returns the results and whether
+    every task succeeded."""
+    cond = threading.Condition()
+    pending, done, results = list(deps), set(), []
+    state = {"failed": False}
+
+    def worker() -> None:
+        while True:
+            with cond:
+                while True:
+                    if state["failed"] or not pending:
+                        return
+                    ready = [t for t in pending if deps[t] <= done]
+                    if ready:
+                        break
+                    cond.wait()
+                task = min(ready, key=lambda t: (-prio[t], order[t]))
+                pending.remove(task)
+            ok, result = run(task)
+            with cond:
+                results.append(result)
+                if ok:
+                    done.add(task)
+                else:
+                    state["failed"] = True
+                cond.notify_all()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, not state["failed"]
 
 
 def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 3600,
-            jobs: int | None = None) -> list[RunInfo]:
+            jobs: int | None = None, features: bool = False) -> list[RunInfo]:
     """Execute every notebook in place at ``profile``; stop at the first failure.
 
-    ``jobs`` lanes (default: ``CLICKVISION_WORKBOOK_JOBS``, else the usable CPUs) run side by
-    side (:func:`plan_lanes`: paper folders as units), each notebook with ``cpus // jobs``
-    threads, so the lanes share the cores without oversubscribing them; the summaries
-    (``run_last``) run after all lanes, alone. A failure stops every lane after its current
-    notebook. ``jobs=1`` is the plain sequential run.
+    ``jobs`` workers (default: ``CLICKVISION_WORKBOOK_JOBS``, else the usable CPUs) run notebooks
+    side by side, each notebook with ``cpus // jobs`` threads, so they share the cores without
+    oversubscribing them. A notebook starts once what it reads has finished (:func:`dependencies`:
+    its folder's order, :data:`READS`); among the ready ones the one with the longest remaining
+    path (:func:`priorities`, recorded CPU seconds) goes first. ``features``: the feature cache is
+    built (``clickvision.features build``, its usual threads) on one worker while the others run the
+    notebooks that read no features (:data:`FEATURE_FREE`, with reading features forbidden). The
+    summaries (``run_last``) run after everything, alone. A failure stops every running notebook
+    and starts no other. ``jobs=1`` is the plain sequential run.
     """
+    from .features import NO_FEATURES_ENV
     from .threads import share, thread_env, usable_cpus
 
     nbs = notebooks(only)
@@ -156,34 +250,39 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
         jobs = int(env_jobs) if env_jobs else usable_cpus()
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    lanes = plan_lanes(body, jobs, _recorded_cpu_s(profile))
     infos: list[RunInfo] = []
-    if len(lanes) <= 1:
+    if jobs == 1 or len(body) <= 1:
+        if features:
+            infos.append(_build_features())
+            if not infos[-1].ok:
+                return infos
         for nb in body:
             infos.append(_run_in_place(nb, profile, timeout_s))
             if not infos[-1].ok:
                 return infos
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
         cancel = threading.Event()
-        env = thread_env(share(len(lanes)))
-        print(f"{len(lanes)} lanes side by side, {env['OMP_NUM_THREADS']} thread(s) each: "
-              + "; ".join(", ".join(nb.stem.split("-")[0] for nb in lane) for lane in lanes), flush=True)
+        env = thread_env(share(jobs))
+        deps = dependencies(body, features)
+        prio = priorities(deps, _recorded_cpu_s(profile))
+        order = {t: i for i, t in enumerate(([FEATURES] if features else []) + body)}
+        print(f"{jobs} notebooks side by side, {env['OMP_NUM_THREADS']} thread(s) each; each starts when what it "
+              f"reads has finished" + (" (feature cache built beside the notebooks that read no features)"
+                                       if features else ""), flush=True)
 
-        def lane_run(lane: list[Path]) -> list[RunInfo]:
-            done = []
-            for nb in lane:
-                done.append(_run_in_place(nb, profile, timeout_s, env, cancel))
-                if not done[-1].ok:
-                    cancel.set()
-                    break
-            return done
+        def run(task) -> tuple[bool, RunInfo]:
+            if task == FEATURES:
+                info = _build_features()
+            else:
+                free = features and FEATURES in deps and section(task) in FEATURE_FREE
+                info = _run_in_place(task, profile, timeout_s, {**env, NO_FEATURES_ENV: "1"} if free else env,
+                                     cancel)
+            if not info.ok:
+                cancel.set()
+            return info.ok, info
 
-        with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
-            for result in pool.map(lane_run, lanes):
-                infos += result
-        if cancel.is_set():
+        infos, ok = _schedule(deps, prio, order, jobs, run)
+        if not ok:
             return [i for i in infos if i.returncode != -1]
     for nb in last:
         infos.append(_run_in_place(nb, profile, timeout_s))
@@ -213,8 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     r.add_argument("--only", help="run notebooks whose path contains this")
     r.add_argument("--jobs", type=int, default=None,
-                   help="lanes run side by side (paper folders as units; default: CLICKVISION_WORKBOOK_JOBS "
-                        "or the CPUs; 1: one notebook at a time)")
+                   help="notebooks run side by side (each once what it reads has finished; default: "
+                        "CLICKVISION_WORKBOOK_JOBS or the CPUs; 1: one notebook at a time)")
+    r.add_argument("--features", action="store_true",
+                   help="build the feature cache first, beside the notebooks that read no features")
     s = sub.add_parser("smoke", help="every notebook at profile smoke into a scratch folder")
     s.add_argument("--out", type=Path, default=None)
     s.add_argument("--only")
@@ -225,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             print(nb.relative_to(paths.PROJ_ROOT))
         return 0
     if args.cmd == "run":
-        infos = run_all(args.profile, args.only, jobs=args.jobs)
+        infos = run_all(args.profile, args.only, jobs=args.jobs, features=args.features)
     else:
         out = args.out or Path(tempfile.mkdtemp(prefix="clickvision-smoke-"))
         infos = smoke(out, args.only)
