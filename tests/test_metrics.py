@@ -54,6 +54,45 @@ def test_rmse_normalized_pins_paper_a_reading(rng):
     assert got == pytest.approx(math.sqrt((0.40 + 1.0) / 2))
 
 
+def test_euclidean_loss_normalized_hand_case():
+    # rows [3,4] vs [0,1]: N' gives [.6,.8] vs [0,1], squared distance .36 + .04 = .40
+    # (= 2 - 2 cos, cos = .8); row [1,1] vs [2,2]: same direction, 0. Mean .20, halved: .10
+    got = M.euclidean_loss_normalized([[3.0, 4.0], [1.0, 1.0]], [[0.0, 1.0], [2.0, 2.0]])
+    assert got == pytest.approx(0.10)
+    # zero rows, explicitly: N'(0) = 0, so one zero side contributes 1/2 and both zero 0
+    assert M.euclidean_loss_normalized([[3.0, 4.0]], [[0.0, 0.0]]) == pytest.approx(0.5)
+    assert M.euclidean_loss_normalized([[0.0, 0.0]], [[0.0, 2.0]]) == pytest.approx(0.5)
+    assert M.euclidean_loss_normalized([[0.0, 0.0]], [[0.0, 0.0]]) == 0.0
+    # opposite directions: cos = -1, 1 - cos = 2
+    assert M.euclidean_loss_normalized([[1.0, 0.0]], [[-5.0, 0.0]]) == pytest.approx(2.0)
+
+
+def test_euclidean_loss_normalized_is_one_minus_mean_cosine(rng):
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    v = np.abs(rng.normal(size=(60, 30)))
+    v_hat = rng.normal(size=(60, 30))
+    cos = np.diag(cosine_similarity(v, v_hat))  # the oracle: 1 - mean cos on non-zero rows
+    assert M.euclidean_loss_normalized(v, v_hat) == pytest.approx(1.0 - cos.mean(), abs=1e-12)
+    # an unrelated head (cosine about 0) scores about 1: the paper's 100.0 / 101.0 x 1e-2 at lambda = 0
+    assert M.euclidean_loss_normalized(v, v_hat) == pytest.approx(1.0, abs=0.1)
+    # reading 2 = reading 1 squared, halved, on the same rows (zero rows included)
+    v_hat[:5] = 0.0
+    assert M.euclidean_loss_normalized(v, v_hat) == pytest.approx(M.rmse_normalized(v, v_hat) ** 2 / 2)
+    # ... and with zero predictions 1 - cos (cos := 0) over-counts them by 1/2 each
+    cos = np.diag(cosine_similarity(v, v_hat))
+    assert M.euclidean_loss_normalized(v, v_hat) == pytest.approx(1.0 - cos.mean() - 0.5 * 5 / 60)
+
+
+def test_euclidean_loss_normalized_bad_input():
+    with pytest.raises(ValueError, match="v_pred must be 2-dimensional"):
+        M.euclidean_loss_normalized([[1.0, 2.0]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="v_true has shape"):
+        M.euclidean_loss_normalized([[1.0, 2.0]], [[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="v_true is empty"):
+        M.euclidean_loss_normalized(np.zeros((0, 3)), np.zeros((0, 3)))
+
+
 def test_rmse_normalized_needs_matrices():
     with pytest.raises(ValueError, match="v_true must be 2-dimensional"):
         M.rmse_normalized([1.0, 2.0], [1.0, 2.0])

@@ -3,7 +3,8 @@
 | metric | paper | function |
 |---|---|---|
 | recognition accuracy (Acc-S, Acc-T) | A, Tables III-IX | :func:`accuracy` |
-| RMSE-S of the predicted click feature | A, Table VII (pinned in docs/READING-NOTES.md) | :func:`rmse_normalized` |
+| RMSE-S of the predicted click feature, reading 1 (pinned in docs/READING-NOTES.md) | A, Table VII | :func:`rmse_normalized` |
+| RMSE-S, reading 2: Caffe's ``EuclideanLoss`` of l2-normalised vectors | A, Table VII | :func:`euclidean_loss_normalized` |
 | DCG@25 with Z = 0.01757 | B, eq. (4) | :func:`dcg_at_k`, :func:`mean_dcg_at_k` |
 | MAP over the whole ranking (Img->Txt, Txt->Img) | C, eq. (8) | :func:`retrieval_map`, :func:`cross_modal_map` |
 | macro mAP over classes with a positive | D, section 4.1.4 | :func:`average_precision_macro` |
@@ -98,18 +99,46 @@ def rmse(a: Any, b: Any) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def rmse_normalized(v_true: Any, v_pred: Any) -> float:
-    """Paper A's RMSE-S: sqrt(mean_i ||N'(v_i) - N'(vhat_i)||^2), N' the l2 normalisation.
-
-    The paper never defines RMSE-S; this is the reading pinned in docs/READING-NOTES.md (it gives
-    the paper's 1.00 at lambda = 0, where an untrained click head predicts about zero).
-    Rows are click vectors, shape (n, K); a zero row stays zero after N'.
-    """
+def _normalized_sq_distances(v_true: Any, v_pred: Any) -> np.ndarray:
+    """||N'(v_i) - N'(vhat_i)||^2 per row (N'(0) = 0), after checking both (n, K) inputs."""
     v_true = _as_array(v_true, "v_true", 2, dtype=float)
     v_pred = _as_array(v_pred, "v_pred", 2, dtype=float)
     _same_shape(v_true, v_pred, "v_true", "v_pred")
     diff = _l2_normalize_rows(v_true) - _l2_normalize_rows(v_pred)
-    return float(np.sqrt(np.mean(np.sum(diff**2, axis=1))))
+    return np.sum(diff**2, axis=1)
+
+
+def rmse_normalized(v_true: Any, v_pred: Any) -> float:
+    """Paper A's RMSE-S, reading 1: sqrt(mean_i ||N'(v_i) - N'(vhat_i)||^2), N' the l2 normalisation.
+
+    The paper never defines RMSE-S. This is the reading pinned in docs/READING-NOTES.md: the
+    root mean squared distance of the normalised vectors (eq. 2's l_p, averaged, square-rooted).
+    A prediction of zero scores 1.00; a head unrelated to the truth (cosine about 0) scores
+    about sqrt(2) = 1.41. Reading 2 is :func:`euclidean_loss_normalized` (= this squared / 2).
+    Rows are click vectors, shape (n, K); a zero row stays zero after N'.
+    """
+    return float(np.sqrt(np.mean(_normalized_sq_distances(v_true, v_pred))))
+
+
+def euclidean_loss_normalized(v_true: Any, v_pred: Any) -> float:
+    """Paper A's RMSE-S, reading 2: Caffe's ``EuclideanLoss`` of l2-normalised vectors,
+
+        1/(2n) sum_i ||N'(v_i) - N'(vhat_i)||^2,
+
+    N' the l2 normalisation. The paper never defines RMSE-S; its lambda = 0 entries of Table VII
+    (100.0 and 101.0 x 1e-2) are what this gives for a head unrelated to the truth, and the
+    authors trained with Caffe, whose ``EuclideanLoss`` layer reports exactly this quantity.
+    No square root is taken (the name RMSE notwithstanding); it equals
+    ``rmse_normalized(v_true, v_pred) ** 2 / 2`` on the same rows.
+
+    For rows where both ``v_i`` and ``vhat_i`` are non-zero, ||N'(a) - N'(b)||^2 = 2 - 2 cos(a, b),
+    so the value is ``1 - mean_i cos(v_i, vhat_i)``. Zero rows, explicitly: N'(0) = 0 (as in
+    :func:`rmse_normalized`), so a row where exactly one of the two is zero contributes 1/2
+    (not the 1 that ``1 - cos`` with cos := 0 would give), and a row where both are zero
+    contributes 0. Paper A's callers drop zero truths first (``click_metrics``); a zero
+    prediction then scores 0.5 per row. Rows are click vectors, shape (n, K).
+    """
+    return float(np.mean(_normalized_sq_distances(v_true, v_pred)) / 2.0)
 
 
 # ---------------------------------------------------------------- paper D: macro mAP, AUC

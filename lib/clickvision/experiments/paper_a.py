@@ -108,7 +108,8 @@ def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, k
     """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
 
     Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
-    and ``val_*``, per test image ``correct_s`` / ``correct_t`` with ``item``; for ``representation="click"``: ``rmse_s``, ``position_error`` (eq. 9),
+    and ``val_*``, per test image ``correct_s`` / ``correct_t`` with ``item``; for ``representation="click"``: ``rmse_s`` and ``rmse_s_caffe``
+    (RMSE-S, readings 1 and 2), ``position_error`` (eq. 9),
     ``ratio`` (Table IV) on source test/val rows with a non-zero truth) and extras (the
     gd-ratio terms, and with ``keep`` the fit and the predictions).
     """

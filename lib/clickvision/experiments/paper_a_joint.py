@@ -39,7 +39,8 @@ def model_name(shared: bool, lam: float) -> str:
 
 
 def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> list[dict]:
-    """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth) and Acc-T, val and test,
+    """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth; ``rmse_s`` reading 1 and
+    ``rmse_s_caffe`` reading 2, see :func:`~.paper_a_train.click_metrics`) and Acc-T, val and test,
     and per test image ``correct_s`` / ``correct_t`` (with ``item``).
 
     MTTDL (``spec.two_domain=False``): Acc-T from a target recognizer (visual layer +
@@ -54,7 +55,8 @@ def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> 
         logits, v_hat = joint_outputs(net, s, rows, SOURCE)
         ok = s.valid[rows]
         vals = {p + "acc_s": accuracy_in(s.y[rows], logits, data.source_columns),
-                p + "rmse_s": metrics.rmse_normalized(s.clicks[rows][ok], v_hat[ok])}
+                p + "rmse_s": metrics.rmse_normalized(s.clicks[rows][ok], v_hat[ok]),
+                p + "rmse_s_caffe": metrics.euclidean_loss_normalized(s.clicks[rows][ok], v_hat[ok])}
         if split == "test":
             out += item_rows(correct_in(s.y[rows], logits, data.source_columns), s, "s", seed=seed)
         if spec.two_domain:

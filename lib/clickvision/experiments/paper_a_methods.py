@@ -272,12 +272,14 @@ def vgg_rows(data: PaperAData, cfg: HeadConfig, seed: int, which: Sequence[str] 
 
 def click_method_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
                       settings: MethodSettings = MethodSettings()) -> list[dict]:
-    """One click-based method's rows (``acc_*``, ``val_acc_*``, and ``rmse_s`` where it predicts clicks)."""
+    """One click-based method's rows (``acc_*``, ``val_acc_*``, and ``rmse_s`` / ``rmse_s_caffe`` where it predicts
+    clicks)."""
     if method in ("TDL[7]", "TDL"):
         loss = ClickLossSpec(tau=0.0) if method == "TDL[7]" else settings.click
         rows, _ = tdl_run(data, cfg, loss, seed, "fc" if method == "TDL[7]" else None, ("V+C",))
         keep = [r for r in rows if r["representation"] == "V+C"
-                or (r["representation"] == "click" and r["metric"] in ("rmse_s", "val_rmse_s"))]
+                or (r["representation"] == "click"
+                    and r["metric"] in ("rmse_s", "val_rmse_s", "rmse_s_caffe", "val_rmse_s_caffe"))]
         return [{"method": method, "seed": seed, "metric": r["metric"], "value": r["value"],
                  **({"item": r["item"]} if "item" in r else {})} for r in keep]
     if method not in JOINT_VARIANTS:

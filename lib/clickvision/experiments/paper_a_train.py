@@ -361,11 +361,20 @@ def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | Non
 
 
 def click_metrics(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, bandwidth: float = 0.01) -> dict:
-    """RMSE-S (docs/READING-NOTES.md pin), eq. (9) errors and Table IV's Ratio on rows with a non-zero truth."""
+    """RMSE-S under both readings, eq. (9) errors and Table IV's Ratio on rows with a non-zero truth.
+
+    ``rmse_s``: reading 1, sqrt(mean ||N'(v) - N'(v_hat)||^2) (:func:`~clickvision.metrics.rmse_normalized`,
+    the docs/READING-NOTES.md pin); ``rmse_s_caffe``: reading 2, Caffe's ``EuclideanLoss`` on normalised
+    vectors, 1/(2n) sum ||N'(v) - N'(v_hat)||^2 = 1 - mean cosine for non-zero predictions
+    (:func:`~clickvision.metrics.euclidean_loss_normalized`). The paper never defines RMSE-S.
+    """
     rows = np.flatnonzero(valid)
+    if not len(rows):
+        raise ValueError("click_metrics: valid selects no row (every click truth is zero)")
     vt, vp = torch.from_numpy(v_true[rows]), torch.from_numpy(v_hat[rows])
     z = click_losses.sigmoid_input(vp.double()).numpy()
     return {"rmse_s": metrics.rmse_normalized(v_true[rows], v_hat[rows]),
+            "rmse_s_caffe": metrics.euclidean_loss_normalized(v_true[rows], v_hat[rows]),
             "position_error": float(click_losses.position_error(vt, vp.clamp(min=0)).double().mean()),
             "ratio": float(np.mean((z >= 0) & (z <= bandwidth)))}
 

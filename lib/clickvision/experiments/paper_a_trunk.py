@@ -481,7 +481,8 @@ def model_spec(model: str, settings: MethodSettings) -> JointSpec:
 def trunk_run(tdata: TrunkData, cfg: HeadConfig, spec: JointSpec, stop: StopRule, seed: int,
               trunk_lr_scale: float = 1.0, profile: str = "default", backbone: str | Backbone = "efficientnet-lite0",
               **labels) -> tuple[list[dict], pd.DataFrame]:
-    """Train one model; tidy rows (``acc_s``, ``acc_t``, ``val_acc_*``, ``rmse_s``, ``best_epoch``,
+    """Train one model; tidy rows (``acc_s``, ``acc_t``, ``val_acc_*``, ``rmse_s`` / ``rmse_s_caffe`` (the two
+    readings, :func:`~.paper_a_train.click_metrics`), ``best_epoch``,
     ``epochs_run``, and per test image ``correct_s`` / ``correct_t`` with ``item``) and its validation curve
     (``epoch, name, value`` for ``val_acc`` / ``val_acc_s`` / ``val_acc_t``), both with ``labels`` and ``seed``."""
     fit = train_trunk_joint(tdata, cfg, spec, stop, seed, trunk_lr_scale, profile, backbone)
@@ -501,6 +502,8 @@ def trunk_run(tdata: TrunkData, cfg: HeadConfig, spec: JointSpec, stop: StopRule
                 ok = d.valid[r]
                 rows.append({"metric": f"{p}rmse_s", "value": float(metrics.rmse_normalized(d.clicks[r][ok],
                                                                                              v_hat[ok]))})
+                rows.append({"metric": f"{p}rmse_s_caffe",
+                             "value": float(metrics.euclidean_loss_normalized(d.clicks[r][ok], v_hat[ok]))})
     h = fit.history
     val = h[h["split"] == "val"]
     kept = val.loc[val["step"] == h.attrs.get("best_step", -1), "epoch"]
