@@ -172,3 +172,171 @@ def test_cf_auc_table_refits_bpr_and_the_chosen_vae_with_more_seeds():
     from clickvision import claims
     j = claims.judge(claims.Claim("D", "t", "t", "direction", arms=("BPR", "most popular")), rows)
     assert j.verdict == "supported" and j.n_seeds == 2
+
+
+# ----------------------------------------------------------------------------- the CF anchor (issue 20, item 5)
+def _fixed(scores):
+    class Fixed:
+        def score_users(self, _train, users):
+            return np.tile(np.asarray(scores, float), (len(users), 1))
+    return Fixed()
+
+
+def test_heldout_auc_excludes_validation_items_from_the_negatives():
+    # items 0-4, all seen in training (user 2 rated them all); scores 5, 4, 3, 2, 1 for everyone
+    csr = lambda rows: sp.csr_matrix(np.array(rows, dtype=np.float32))  # noqa: E731
+    train = csr([[1, 0, 0, 0, 0], [0, 0, 0, 1, 0], [1, 1, 1, 1, 1]])
+    val = csr([[0, 1, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
+    test = csr([[0, 0, 1, 0, 0], [1, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
+    model = _fixed([5, 4, 3, 2, 1])
+    # user 0: positive 2 (score 3). Old: negatives {1, 3, 4} -> beats 3 and 4, loses to 1: 2/3.
+    #         Without the validation item 1: negatives {3, 4}: 2/2.
+    # user 1: positives 0 (5), 2 (3). Old: negatives {1, 4}: 0 beats both, 2 beats 4 only: 3/4.
+    #         Without the validation item 4: negatives {1}: 0 beats it, 2 does not: 1/2.
+    old = cf.heldout_auc(model, train, test, per_user=True)
+    new = cf.heldout_auc(model, train, test, per_user=True, exclude=val)
+    np.testing.assert_allclose(old, [2 / 3, 3 / 4])
+    np.testing.assert_allclose(new, [1.0, 1 / 2])
+    assert cf.heldout_auc(model, train, test, exclude=val) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="exclude has shape"):
+        cf.heldout_auc(model, train, test, exclude=val[:2])
+
+
+def test_scored_users_are_the_users_heldout_auc_scores():
+    m = cf.interaction_matrix(planted_events()).matrix
+    train, held = cf.split_heldout(m, 0.2, seed=0)
+    users = cf.scored_users(train, held, max_users=50, seed=4)
+    assert len(users) == 50 and np.all(np.diff(users) > 0)
+    per_user = cf.heldout_auc(cf.MostPopular(train), train, held, max_users=50, seed=4, per_user=True)
+    full = cf.heldout_auc(cf.MostPopular(train), train, held, per_user=True)
+    np.testing.assert_array_equal(per_user, full[np.searchsorted(cf.scored_users(train, held), users)])
+
+
+@pytest.mark.parametrize("norm", ["l2", "none"])
+def test_vae_input_norm_is_what_the_encoder_sees(norm):
+    train = cf.interaction_matrix(planted_events(n_users=10, n_items=8, n_groups=2, per_user=3)).matrix
+    torch.manual_seed(0)
+    model = cf.MultVAE(train.shape[1], latent=2, hidden=3, input_dropout=0.0, input_norm=norm).double().eval()
+    x = torch.as_tensor(train[np.arange(5)].toarray(), dtype=torch.float64)
+    if norm == "l2":
+        x = x / x.norm(dim=1, keepdim=True)
+    h = torch.tanh(x @ model.enc_items + model.enc_bias)
+    mu = model.enc_out(h).chunk(2, dim=1)[0]
+    _, got, _ = model(cf.UserRows.of(train, np.arange(5), torch.device("cpu")))
+    torch.testing.assert_close(got, mu)
+    with pytest.raises(ValueError, match="input_norm"):
+        cf.MultVAE(8, input_norm="l1")
+
+
+def test_vaecf_setting_is_cornacs_vaecf_model_and_loss():
+    cornac_vae = pytest.importorskip("cornac.models.vaecf.vaecf")
+    train = cf.interaction_matrix(planted_events(n_users=12, n_items=8, n_groups=2, per_user=3)).matrix
+    n, hidden, latent = train.shape[1], 5, 3
+    torch.manual_seed(0)
+    s = cf.VAECF_SETTING
+    ours = cf.MultVAE(n, latent, hidden, input_dropout=s["input_dropout"], input_norm=s["input_norm"]).double().eval()
+    theirs = cornac_vae.VAE(latent, [n, hidden], "tanh", "mult").double()
+    with torch.no_grad():  # the same weights in Cornac's layout
+        theirs.encoder.fc0.weight.copy_(ours.enc_items.T)
+        theirs.encoder.fc0.bias.copy_(ours.enc_bias)
+        theirs.enc_mu.weight.copy_(ours.enc_out.weight[:latent])
+        theirs.enc_mu.bias.copy_(ours.enc_out.bias[:latent])
+        theirs.enc_logvar.weight.copy_(ours.enc_out.weight[latent:])
+        theirs.enc_logvar.bias.copy_(ours.enc_out.bias[latent:])
+        theirs.decoder.fc0.load_state_dict(ours.decoder[0].state_dict())
+        theirs.decoder.fc1.load_state_dict(ours.decoder[2].state_dict())
+    rows = cf.UserRows.of(train, np.arange(6), torch.device("cpu"))
+    x = torch.as_tensor(train[np.arange(6)].toarray(), dtype=torch.float64)  # Cornac: the binary rows as they are
+    logits, mu, logvar = ours(rows)
+    mu_c, logvar_c = theirs.encode(x)
+    torch.testing.assert_close(mu, mu_c)
+    torch.testing.assert_close(logvar, logvar_c)
+    torch.testing.assert_close(torch.softmax(logits, 1), theirs.decode(mu_c))  # Cornac's score: decode(mu)
+    # the loss at z = mu: ours (beta 1) vs Cornac's mean(beta * KL - sum x log(p + 1e-10))
+    loss_c = theirs.loss(x, theirs.decode(mu_c), mu_c, logvar_c, s["beta_max"])
+    assert cf.vae_loss(ours, rows, s["beta_max"])[0].item() == pytest.approx(loss_c.item(), rel=1e-6)
+    assert s["anneal_epochs"] == 0  # a constant KL weight, as Cornac's
+
+
+def test_vae_labels_name_the_setting():
+    from clickvision.experiments import paper_d as D
+
+    assert D.vae_label(D.CFSettings(vae_beta=0.2, vae_anneal_epochs=5.0)) == \
+        "Mult-VAE (l2-normalised input, dropout 0.5, beta 0.2 annealed)"
+    assert D.vae_label(D.CFSettings(vae_beta=1.0)) == "Mult-VAE (l2-normalised input, dropout 0.5, beta 1)"
+    vaecf = D.CFSettings(vae_input_norm="none", vae_input_dropout=0.0, vae_beta=1.0, vae_anneal_epochs=0.0)
+    assert D.vae_label(vaecf) == "VAE, VAECF's setting (raw input, no dropout, beta 1)"
+    assert D.vae_label(D.CFSettings(vae_input_norm="none", vae_input_dropout=0.0, vae_beta=0.5)) == \
+        "VAE (raw input, dropout 0, beta 0.5)"
+
+
+def test_cache_key_ignores_new_fields_at_their_defaults():
+    from clickvision.experiments import paper_d_cf as P
+
+    assert "vae_input_norm" not in P._cache_settings(P.CFSettings())
+    assert P._cache_settings(P.CFSettings(vae_input_norm="none"))["vae_input_norm"] == "none"
+
+
+def test_cornac_protocol_auc_counts_low_ratings_as_negatives_and_ties_as_losses():
+    pytest.importorskip("cornac")
+    from clickvision.experiments import paper_d as D
+
+    csr = lambda rows: sp.csr_matrix(np.array(rows, dtype=np.float64))  # noqa: E731
+    # ratings; user 2 rated every item in training (every item known), it has no test item
+    train = csr([[5, 0, 0, 2, 0], [0, 0, 0, 0, 5], [5, 5, 5, 5, 5]])
+    val = csr([[0, 5, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
+    test = csr([[0, 0, 5, 0, 3], [4, 0, 0, 1, 0], [0, 0, 0, 0, 0]])
+    values = train + val + test
+    binary = lambda m: (m > 0).astype(np.float32)  # noqa: E731
+    method = D.cornac_method(binary(train), binary(val), binary(test), values, rating_threshold=4.0)
+    model = _fixed([5, 4, 3, 3, 1])
+    # user 0: positive 2 (score 3); negatives: every item not rated >= 4 anywhere: 3 (rated 2 in
+    #   training, score 3: a tie, a loss) and 4 (rated 3 in test, score 1): 1/2
+    # user 1: positive 0 (rated 4, score 5); negatives 1, 2, 3 (4 is a training positive): 3/3
+    auc, _, n_users = D.cornac_protocol_auc(method, D.as_cornac(model, binary(train), "fixed"))
+    assert auc == pytest.approx((0.5 + 1.0) / 2) and n_users == 2
+    # restricting the test users to user 1
+    only1 = D.cornac_method(binary(train), binary(val), binary(test), values, 4.0, users=np.array([1]))
+    assert D.cornac_protocol_auc(only1, D.as_cornac(model, binary(train), "fixed"))[0] == pytest.approx(1.0)
+
+
+def test_cornac_scores_map_cornacs_ids_back_to_our_columns():
+    cornac = pytest.importorskip("cornac")
+    from clickvision.experiments import paper_d as D
+
+    m = cf.interaction_matrix(planted_events(n_users=60, per_user=6)).matrix
+    m = m[:, np.random.default_rng(0).permutation(m.shape[1])]  # Cornac's item order differs from ours
+    train, test = cf.split_heldout(m, 0.2, seed=0)
+    train, val = cf.split_heldout(train, 0.1, seed=1)
+    pop = cornac.models.MostPop()
+    method = D.cornac_method(train, val, test, None)
+    pop_auc = D.cornac_protocol_auc(method, pop)[0]  # Cornac's evaluation fits it
+    ours = cf.MostPopular(train)
+    np.testing.assert_allclose(cf.heldout_auc(D.CornacScores(pop, train.shape[1]), train, test, exclude=val),
+                               cf.heldout_auc(ours, train, test, exclude=val))
+    # and our most-popular under Cornac's protocol equals Cornac's own
+    assert D.cornac_protocol_auc(method, D.as_cornac(ours, train))[0] == pytest.approx(pop_auc)
+
+
+def test_cf_auc_table_with_cornac_both_protocols():
+    pytest.importorskip("cornac")
+    from clickvision.experiments import paper_d as D
+
+    ev = planted_events(n_users=120, per_user=8)
+    ev["rating"] = np.where(np.arange(len(ev)) % 3 == 0, 2.0, 5.0)
+    s = D.CFSettings(bpr_k=8, bpr_epochs=2, bpr_lr=0.05, bpr_batch=256, vae_latent=4, vae_hidden=8, vae_epochs=2,
+                     vae_batch=32, device="cpu")
+    t = D.cf_auc_table(ev, s, vae_betas=(1.0,), cornac_epochs=2, vaecf_setting=True, rating_threshold=4.0,
+                       cornac_vae_epochs=1)
+    m = t.set_index("method")
+    vaecf = "VAE, VAECF's setting (raw input, no dropout, beta 1)"
+    assert vaecf in m.index and not m.loc[vaecf, "selected"]
+    assert {"Cornac BPR (defaults, 2 epochs)", "Cornac VAECF (defaults, 1 epochs)"} <= set(m.index)
+    assert m["test_auc"].between(0, 1).all() and m["cornac_protocol_auc"].between(0, 1).all()
+    assert t.attrs["vae_method"] == "Mult-VAE (l2-normalised input, dropout 0.5, beta 1)"
+    # the protocol before: validation items counted as test negatives (first fits, every one of ours)
+    old = t.attrs["val_as_negatives"]
+    assert set(old) == set(m.index) and old["most popular"] != m.loc["most popular", "test_auc"]
+    plain = D.cf_auc_table(ev, s, vae_betas=(1.0,))
+    assert plain["cornac_protocol_auc"].isna().all() and len(plain) == 3
+    assert plain.set_index("method").loc["most popular", "test_auc"] == m.loc["most popular", "test_auc"]

@@ -31,9 +31,10 @@ from ..data import openclipart
 from ..io import atomic_path
 from ..losses import cf as losses
 from ..models import collab
-from .paper_d_cf import (CF_MODELS, TARGET_CF_SETTINGS, CFSettings, cf2label_table, cf_auc_table,  # noqa: F401
-                         cornac_rows, fit_cf, fit_log, gate_line, information_gate, item_cf_fit, item_cf_vectors,
-                         per_user_auc_rows)
+from .paper_d_cf import (CF_MODELS, TARGET_CF_SETTINGS, CFSettings, CornacScores, as_cornac,  # noqa: F401
+                         cf2label_table, cf_auc_table, cornac_method, cornac_models, cornac_protocol_auc, fit_cf,
+                         fit_log, gate_line, information_gate, item_cf_fit, item_cf_vectors, per_user_auc_rows,
+                         vae_label)
 from .paper_d_data import (NON_CONTENT_KEYWORDS, PAPER_D_TABLE2, SPLIT_FRACTIONS, LabelledItems,  # noqa: F401
                            bootstrap_table, item_ap_rows, movielens_items, multi_hot, openclipart_items,
                            gaussianize, paper_density, paper_protocol_table, per_class_ap, per_image_ap, standardize,

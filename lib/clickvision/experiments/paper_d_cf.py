@@ -39,6 +39,8 @@ class CFSettings:
     vae_batch: int = 128
     vae_beta: float = 1.0
     vae_anneal_epochs: float = 0.0
+    vae_input_dropout: float = 0.5  # share of a user's items dropped from the encoder's input in training
+    vae_input_norm: str = "l2"  # 'l2': input rows divided by their l2 norm (Liang et al.); 'none': raw (Cornac's VAECF)
     patience: int = 2
     min_delta: float = 1e-3  # early stopping: a validation AUC gain below this is no gain
     max_val_users: int = 500
@@ -71,35 +73,66 @@ def fit_cf(model: str, train: sp.csr_matrix, val: sp.csr_matrix | None, s: CFSet
         return cf.fit_vae(train, latent=s.vae_latent, hidden=s.vae_hidden, epochs=s.vae_epochs, lr=s.vae_lr,
                           beta_max=s.vae_beta, anneal_epochs=s.vae_anneal_epochs, seed=seed, device=s.device,
                           batch_size=s.vae_batch, val=val, patience=s.patience,
-                          max_val_users=s.max_val_users, min_delta=s.min_delta)
+                          max_val_users=s.max_val_users, min_delta=s.min_delta,
+                          input_dropout=s.vae_input_dropout, input_norm=s.vae_input_norm)
     raise ValueError(f"model must be one of {CF_MODELS}, got {model!r}")
+
+
+def vae_label(s: CFSettings) -> str:
+    """A VAE row's name: the input (l2-normalised or raw, dropout) and the KL weight it ran with;
+    Cornac's VAECF setting (:data:`clickvision.models.cf.VAECF_SETTING`) is named as such."""
+    mine = {"input_norm": s.vae_input_norm, "input_dropout": s.vae_input_dropout, "beta_max": s.vae_beta,
+            "anneal_epochs": s.vae_anneal_epochs}
+    if mine == cf.VAECF_SETTING:
+        return "VAE, VAECF's setting (raw input, no dropout, beta 1)"
+    beta = f"beta {s.vae_beta:g}" + (" annealed" if s.vae_anneal_epochs > 0 else "")
+    name = "Mult-VAE" if s.vae_input_norm == "l2" and s.vae_input_dropout > 0 else "VAE"
+    return f"{name} ({'l2-normalised' if s.vae_input_norm == 'l2' else 'raw'} input, dropout {s.vae_input_dropout:g}, {beta})"
 
 
 def cf_auc_table(events: pd.DataFrame, settings: CFSettings | None = None, seed: int = 0,
                  heldout_fraction: float = 0.2, val_fraction: float = 0.1, max_test_users: int | None = 2000,
-                 vae_betas: tuple = (0.2, 1.0), cornac_epochs: int = 0, n_seeds: int = 1) -> pd.DataFrame:
+                 vae_betas: tuple = (0.2, 1.0), cornac_epochs: int = 0, n_seeds: int = 1,
+                 vaecf_setting: bool = False, rating_threshold: float | None = None,
+                 cornac_vae_epochs: int | None = None) -> pd.DataFrame:
     """Table 3: AUC of most-popular, BPR and VAE on a random 20% of the interactions.
 
     A further ``val_fraction`` of the training interactions is the validation split (early
-    stopping, and the choice of the VAE's KL weight among ``vae_betas``: Liang et al.'s 0.2
-    with annealing vs Cornac's/the authors' constant 1, chosen with training seed ``seed``).
+    stopping, and the choice of the VAE's KL weight among ``vae_betas``: Liang et al.'s
+    Mult-VAE -- l2-normalised input, dropout 0.5 -- with the KL weight 0.2 annealed vs a constant 1;
+    the choice uses training seed ``seed``). The test AUC (:func:`clickvision.models.cf.heldout_auc`)
+    excludes a user's training and validation items from the negatives; ``attrs['val_as_negatives']``:
+    method -> the test AUC of its first fit with the validation items counted as negatives (the
+    protocol before; kept to show the change).
     ``n_seeds`` > 1: BPR and the chosen VAE are refit with the training seeds ``seed + 1, ...``
     on the same split; their ``test_auc`` is the mean over seeds (``test_auc_min``/``_max``:
     the spread) and ``attrs['per_user']`` the per-user AUC averaged over seeds.
-    ``cornac_epochs`` > 0: also fit Cornac's BPR and VAECF for that many epochs on the same
-    split. Rows: method, val_auc, test_auc, test_auc_min, test_auc_max, n_seeds, fit_s, selected.
-    ``attrs['per_user_seeds']``: method -> {training seed: per-user test AUC} (:func:`per_user_auc_rows`).
+    ``vaecf_setting``: also fit our VAE at Cornac's VAECF setting (raw input, no dropout, constant KL
+    weight 1; our training) -- a comparison row, not a candidate of the choice.
+    ``cornac_epochs`` > 0: also fit Cornac's BPR and VAECF at their documented defaults
+    (:func:`cornac_models`) for that many epochs (VAECF: ``cornac_vae_epochs`` when given) on the same
+    training split.
+    ``rating_threshold``: also score every row under Cornac's own protocol (:func:`cornac_protocol_auc`:
+    Cornac's ``ranking_eval`` and ``AUC`` on this split, items rated below the threshold negatives,
+    ties losses) -> column ``cornac_protocol_auc`` (our models: the fit with training seed ``seed``).
+    Ratings are the events' ``rating`` column, 1 for every event without one.
+    Rows: method, val_auc, test_auc, test_auc_min, test_auc_max, n_seeds, fit_s, selected,
+    cornac_protocol_auc. ``attrs['per_user_seeds']``: method -> {training seed: per-user test AUC}
+    (:func:`per_user_auc_rows`); ``attrs['cornac_users']``: method -> users Cornac's protocol scored
+    (those of our scored users it knows with a test item at or above the threshold).
     """
     if n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
     s = settings or CFSettings()
-    full = cf.interaction_matrix(events).matrix
+    mat = cf.interaction_matrix(events)
+    full = mat.matrix
     train_all, test = cf.split_heldout(full, heldout_fraction, seed)
     train, val = cf.split_heldout(train_all, val_fraction, seed + 1)
     # every model is scored on the same matrices: their users and masks are built once
     val_auc = cf.heldout_scorer(train, val, max_users=s.max_val_users, seed=seed)
-    test_auc = cf.heldout_scorer(train, test, max_users=max_test_users, seed=seed, per_user=True)
-    per_user, seed_aucs = {}, {}
+    test_auc = cf.heldout_scorer(train, test, max_users=max_test_users, seed=seed, per_user=True, exclude=val)
+    val_as_negatives = cf.heldout_scorer(train, test, max_users=max_test_users, seed=seed)
+    per_user, seed_aucs, first = {}, {}, {}
 
     def test_users(name, model):  # the same seeded user subset for every model and training seed
         values = test_auc(model)
@@ -108,6 +141,7 @@ def cf_auc_table(events: pd.DataFrame, settings: CFSettings | None = None, seed:
 
     def row(name, model, t, selected=True):
         test_users(name, model)
+        first[name] = model
         return [name, val_auc(model), t, selected]
 
     rows = [row("most popular", *cf.timed(cf.MostPopular, train))]
@@ -117,23 +151,49 @@ def cf_auc_table(events: pd.DataFrame, settings: CFSettings | None = None, seed:
     for beta in vae_betas:
         vae_settings.append(CFSettings(**{**asdict(s), "vae_beta": beta, "vae_anneal_epochs": 5.0 if beta < 1 else 0.0}))
         (vae, _), t = cf.timed(fit_cf, "vae", train, val, vae_settings[-1], seed)
-        vaes.append(row(f"VAE (beta {beta}{', annealed' if beta < 1 else ''})", vae, t, False))
+        vaes.append(row(vae_label(vae_settings[-1]), vae, t, False))
     best = max(range(len(vaes)), key=lambda i: vaes[i][1])
     vaes[best][3] = True
     rows += vaes
+    if vaecf_setting:
+        vs = CFSettings(**{**asdict(s), "vae_input_norm": cf.VAECF_SETTING["input_norm"],
+                           "vae_input_dropout": cf.VAECF_SETTING["input_dropout"],
+                           "vae_beta": cf.VAECF_SETTING["beta_max"], "vae_anneal_epochs": cf.VAECF_SETTING["anneal_epochs"]})
+        (vae, _), t = cf.timed(fit_cf, "vae", train, val, vs, seed)
+        rows.append(row(vae_label(vs), vae, t, False))
     for sd in range(seed + 1, seed + n_seeds):  # more training seeds for BPR and the chosen VAE
         test_users("BPR", fit_cf("bpr", train, val, s, sd)[0])
         test_users(vaes[best][0], fit_cf("vae", train, val, vae_settings[best], sd)[0])
     rows = [(n, v, float(np.mean(seed_aucs[n])), min(seed_aucs[n]), max(seed_aucs[n]), len(seed_aucs[n]), t, sel)
             for n, v, t, sel in rows]
-    if cornac_epochs > 0:
-        rows += [(n, v, a, a, a, 1, t, sel) for n, v, a, t, sel in
-                 cornac_rows(train, test, s, seed, max_test_users, cornac_epochs)]
+    extra = cornac_models(cornac_epochs, seed, cornac_vae_epochs) if cornac_epochs > 0 else {}
+    cornac_auc, cornac_n, users = {}, {}, cf.scored_users(train, test, max_test_users, seed)
+    old = {k: val_as_negatives(m) for k, m in first.items()}
+    if rating_threshold is not None or extra:
+        values = None
+        if "rating" in events.columns:  # each interaction's rating (the last of repeats), at the matrix's positions
+            events = events.drop_duplicates(["user", "item"], keep="last")
+            at = (pd.Index(mat.user_ids).get_indexer(events["user"]), pd.Index(mat.item_ids).get_indexer(events["item"]))
+            values = sp.csr_matrix((events["rating"].to_numpy(np.float64), at), shape=full.shape)
+        method = cornac_method(train, val, test, values, 1.0 if rating_threshold is None else rating_threshold,
+                               users, seed)
+        for name, model in extra.items():  # Cornac's models: fit by Cornac's evaluation, then scored by ours too
+            cornac_auc[name], t, cornac_n[name] = cornac_protocol_auc(method, model)
+            scores = CornacScores(model, train.shape[1])
+            a = float(np.nanmean(test_auc(scores)))
+            old[name] = val_as_negatives(scores)
+            rows.append((name, np.nan, a, a, a, 1, t, False))
+        if rating_threshold is not None:
+            for name, model in first.items():
+                cornac_auc[name], _, cornac_n[name] = cornac_protocol_auc(method, as_cornac(model, train, name))
     out = pd.DataFrame(rows, columns=["method", "val_auc", "test_auc", "test_auc_min", "test_auc_max", "n_seeds",
                                       "fit_s", "selected"])
+    out["cornac_protocol_auc"] = [cornac_auc.get(m, np.nan) if rating_threshold is not None else np.nan
+                                  for m in out["method"]]
     out.attrs.update(vae_beta=vae_betas[best], vae_method=vaes[best][0], seed_aucs=seed_aucs,
                      per_user={k: np.mean(np.vstack(v), 0) if len(v) > 1 else v[0] for k, v in per_user.items()},
-                     per_user_seeds={k: {seed + i: u for i, u in enumerate(v)} for k, v in per_user.items()})
+                     per_user_seeds={k: {seed + i: u for i, u in enumerate(v)} for k, v in per_user.items()},
+                     cornac_users=cornac_n, rating_threshold=rating_threshold, val_as_negatives=old)
     return out
 
 
@@ -163,44 +223,108 @@ def per_user_auc_rows(table: pd.DataFrame, methods: dict) -> pd.DataFrame:
                       for arm, v in grid.items()], ignore_index=True)
 
 
-def cornac_rows(train: sp.csr_matrix, test: sp.csr_matrix, s: CFSettings, seed: int, max_test_users: int | None,
-                epochs: int = 40) -> list:
-    """Cornac 3's BPR (its README's MovieLens settings: k 10, lr 0.001, reg 0.01, ``5 * epochs``
-    iterations) and VAECF (its defaults, our layer sizes, ``epochs`` epochs) on the same
-    training matrix, scored by the same AUC."""
+def cornac_models(epochs: int = 100, seed: int = 0, vae_epochs: int | None = None) -> dict:
+    """Cornac 3's BPR and VAECF at their documented defaults (the constructors' defaults; the
+    docstrings' ``max_iter``/``n_epochs`` default is 100): BPR k 10, SGD lr 0.001, ``lambda_reg``
+    0.01 (its docstring says 0.001; the code's default is 0.01), item bias; VAECF k 10, encoder
+    ``[20]``, tanh, multinomial likelihood, beta 1, Adam lr 0.001, batch 100. Only the epochs are
+    set (``epochs``; ``vae_epochs`` for VAECF when given) and the seed (which makes Cornac's BPR
+    single-threaded)."""
     import cornac
 
-    coo = train.tocoo()
-    uir = list(zip(coo.row.astype(str), coo.col.astype(str), np.ones(coo.nnz)))
-    data = cornac.data.Dataset.from_uir(uir, seed=seed)
-    uidx = np.array([data.uid_map[str(u)] if str(u) in data.uid_map else -1 for u in range(train.shape[0])])
-    icol = np.array([int(i) for i in data.item_ids])  # Cornac's item order -> our column
+    return {f"Cornac BPR (defaults, {epochs} epochs)": cornac.models.BPR(max_iter=epochs, seed=seed, verbose=False),
+            f"Cornac VAECF (defaults, {vae_epochs or epochs} epochs)": cornac.models.VAECF(n_epochs=vae_epochs or epochs,
+                                                                                          seed=seed)}
 
-    class Scores:
-        def __init__(self, model):
-            self.model = model
 
-        def score_users(self, _train, users):
-            out = np.full((len(users), train.shape[1]), -np.inf)
-            for r, u in enumerate(users):
-                if uidx[u] >= 0:
-                    out[r, icol] = self.model.score(int(uidx[u]))
-            return out
+def cornac_method(train: sp.csr_matrix, val: sp.csr_matrix, test: sp.csr_matrix, values: sp.csr_matrix | None,
+                  rating_threshold: float = 1.0, users: np.ndarray | None = None, seed: int = 0):
+    """Cornac's evaluation on our split: ``cornac.eval_methods.BaseMethod.from_splits`` of the
+    (user, item, rating) triples of ``train``, ``test`` (only ``users`` when given) and ``val``,
+    ``exclude_unknowns=True``. Users and items are our matrix's row and column numbers as strings;
+    ratings come from ``values`` (same shape, a rating at every interaction; None: all 1)."""
+    import cornac
 
-    models = {"Cornac BPR": cornac.models.BPR(k=10, max_iter=5 * epochs, learning_rate=0.001, lambda_reg=0.01,
-                                              seed=seed, num_threads=1),
-              "Cornac VAECF": cornac.models.VAECF(k=s.vae_latent, autoencoder_structure=[s.vae_hidden],
-                                                  n_epochs=epochs, batch_size=100, learning_rate=0.001, beta=1.0,
-                                                  seed=seed)}
-    rows = []
-    for name, model in models.items():
-        _, t = cf.timed(model.fit, data)
-        rows.append((name, np.nan, cf.heldout_auc(Scores(model), train, test, max_users=max_test_users, seed=seed),
-                     t, False))
-    return rows
+    def uir(m, rows=None):
+        m = sp.csr_matrix(m.multiply(values) if values is not None else m).tocoo()
+        keep = np.isin(m.row, rows) if rows is not None else np.ones(m.nnz, bool)
+        return list(zip(m.row[keep].astype(str), m.col[keep].astype(str), m.data[keep].astype(float)))
+    return cornac.eval_methods.BaseMethod.from_splits(
+        train_data=uir(train), test_data=uir(test, users), val_data=uir(val), rating_threshold=rating_threshold,
+        exclude_unknowns=True, seed=seed, verbose=False)
+
+
+def cornac_protocol_auc(method, model) -> tuple[float, float, int]:
+    """(AUC, fit seconds, users scored) of ``model`` (a ``cornac.models.Recommender``) under Cornac's own evaluation
+    ``method`` (:func:`cornac_method`): ``method.evaluate`` fits the model on ``method.train_set`` and
+    runs ``ranking_eval`` with ``cornac.metrics.AUC``: per test user, positives are the test items rated
+    at or above the threshold; negatives every known item not rated at or above it in training,
+    validation or test (so items rated below it, even training ones, are negatives); a tie is a loss;
+    the mean over users with a positive."""
+    import cornac
+
+    result, _ = method.evaluate(model, [cornac.metrics.AUC()], user_based=True, show_validation=False)
+    return (float(result.metric_avg_results["AUC"]), float(result.metric_avg_results["Train (s)"]),
+            len(result.metric_user_results["AUC"]))
+
+
+class CornacScores:
+    """A fitted Cornac model as our scorer (``score_users``): its scores at our columns (``-inf`` at
+    items it never saw; Cornac's ids are our row and column numbers as strings, :func:`cornac_method`)."""
+
+    def __init__(self, model, n_items: int) -> None:
+        self.model, self.n_items = model, n_items
+        self.uidx = {int(u): i for u, i in model.uid_map.items()}
+        self.icol = np.empty(len(model.iid_map), np.int64)
+        for i, j in model.iid_map.items():
+            self.icol[j] = int(i)
+        self.icol = self.icol[:model.num_items]
+
+    def score_users(self, _train, users) -> np.ndarray:
+        out = np.full((len(users), self.n_items), -np.inf)
+        for r, u in enumerate(users):
+            if int(u) in self.uidx and self.uidx[int(u)] < self.model.num_users:
+                out[r, self.icol] = self.model.score(self.uidx[int(u)])[:len(self.icol)]
+        return out
+
+
+def as_cornac(model, train: sp.csr_matrix, name: str = "ours"):
+    """Our fitted model (``score_users``) as a ``cornac.models.Recommender`` for Cornac's evaluation:
+    ``fit`` trains nothing (it learns Cornac's id maps: our row and column numbers as strings), ``score``
+    returns ``model.score_users(train, [row])`` at Cornac's known items."""
+    import cornac
+
+    class Ours(cornac.models.Recommender):
+        def __init__(self):
+            super().__init__(name=name, trainable=False)
+
+        def fit(self, train_set, val_set=None):
+            super().fit(train_set, val_set)
+            self.rows = np.empty(len(train_set.uid_map), np.int64)
+            for u, i in train_set.uid_map.items():
+                self.rows[i] = int(u)
+            self.cols = np.empty(len(train_set.iid_map), np.int64)
+            for c, j in train_set.iid_map.items():
+                self.cols[j] = int(c)
+            self.cols = self.cols[:train_set.num_items]
+            return self
+
+        def score(self, user_idx, item_idx=None):
+            s = np.asarray(model.score_users(train, np.array([self.rows[user_idx]]))[0], np.float64)[self.cols]
+            return s if item_idx is None else s[item_idx]
+    return Ours()
 
 
 # ----------------------------------------------------------------------------- CF vectors of items
+# CFSettings fields added after caches were written: they enter a cache key only when they differ from
+# their defaults (the defaults are what those caches ran with), so existing caches stay valid
+_LATER_FIELDS = {"vae_input_dropout": 0.5, "vae_input_norm": "l2"}
+
+
+def _cache_settings(s: CFSettings) -> dict:
+    return {k: v for k, v in asdict(s).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+
+
 def fit_log(model: str, history: pd.DataFrame) -> dict:
     """What a CF fit did: the best (restored) and the last epoch, whether patience stopped it, the
     best validation AUC, and for the VAE the KL term (mean over the batches) at the best epoch and
@@ -236,7 +360,7 @@ def item_cf_fit(events: pd.DataFrame, item_keys: np.ndarray, model: str = "vae",
     s = settings or CFSettings()
     key = None
     if cache_tag is not None:
-        blob = json.dumps([cache_tag, model, asdict(s), seed, hashlib.sha256(
+        blob = json.dumps([cache_tag, model, _cache_settings(s), seed, hashlib.sha256(
             pd.util.hash_pandas_object(events[["user", "item"]], index=False).values.tobytes()
             + "|".join(map(str, item_keys)).encode()).hexdigest()], sort_keys=True)
         key = paths.CACHE_DIR / "paper_d" / f"{cache_tag}-{model}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npz"

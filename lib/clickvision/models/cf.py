@@ -13,18 +13,25 @@ trained through the one :class:`clickvision.train.Trainer`:
   stopping, and suited to sparse data (an l2-regularised item-item regression). CF vector: the
   best rank-``k`` representation of item ``j``'s column ``B[:, j]`` (``U_k^T B[:, j]`` from the
   SVD of ``B``) plus the log item count.
-* :class:`MultVAE` -- Liang et al. (2018) Mult-VAE: l2-normalised input with dropout, tanh
-  encoder ``items -> hidden -> 2 x latent``, decoder ``latent -> hidden -> items``, the
-  multinomial log-likelihood and a KL term annealed linearly to ``beta_max``. The last decoder
-  layer carries the item bias (paper D, 4.1.3: "supplemented with bias terms") and, after
-  Press and Wolf, serves as the item embedding: CF vector = ``[W_i, b_i]`` (hidden + 1).
-  This follows Liang et al.; Cornac's ``VAECF`` (the authors' base) has a fixed beta, no KL
-  annealing and no input dropout -- ``beta_max=1, anneal_epochs=0, input_dropout=0`` give it.
-  Both biases start at the log item popularity (``popularity_init``), so a short CPU run
-  starts from the most-popular ranking instead of relearning it.
+* :class:`MultVAE` -- a VAE over the binary user rows: tanh encoder ``items -> hidden ->
+  (mu, logvar)``, decoder ``latent -> hidden -> items``, the multinomial log-likelihood and a
+  KL term weighted by ``beta`` (annealed linearly to ``beta_max``, or constant). Two input
+  parameters say which VAE it is: ``input_norm`` ('l2': each row divided by its l2 norm, or
+  'none': the binary row as it is) and ``input_dropout`` (the share of a row's items dropped in
+  training). Liang et al.'s (2018) Mult-VAE is ``input_norm='l2', input_dropout=0.5`` with the
+  KL weight annealed (``fit_vae``'s defaults); Cornac's ``VAECF`` (the authors' base) feeds the
+  raw binary row with no dropout and a constant ``beta=1`` -- :data:`VAECF_SETTING` (with the
+  same layers: tanh, a bias in every linear layer, softmax over the items, mean over users of
+  ``beta * KL - sum_i x_i log p_i``). The last decoder layer carries the item bias (paper D,
+  4.1.3: "supplemented with bias terms") and, after Press and Wolf, serves as the item
+  embedding: CF vector = ``[W_i, b_i]`` (hidden + 1). The item bias starts at the log item
+  popularity (``popularity_init``), so a short CPU run starts from the most-popular ranking
+  instead of relearning it (Cornac starts it at PyTorch's default; a training choice, not a
+  model one).
 
 :func:`heldout_auc` is Table 3's metric: per-user AUC of held-out interactions over the items
-seen in training (:func:`fast_interaction_auc`, equal to :func:`clickvision.metrics.interaction_auc`).
+seen in training (:func:`fast_interaction_auc`, equal to :func:`clickvision.metrics.interaction_auc`);
+a user's training items, and with ``exclude`` the validation items, are neither positives nor negatives.
 """
 from __future__ import annotations
 
@@ -222,18 +229,35 @@ def fit_ease(train: sp.csr_matrix, lams: tuple = (10.0, 30.0, 100.0, 300.0), val
     return best[0], table
 
 
-class MultVAE(nn.Module):
-    """Mult-VAE (Liang et al. 2018) with the item bias in the last decoder layer.
+INPUT_NORMS = ("l2", "none")
 
+# The setting of MultVAE / fit_vae that is Cornac's VAECF model and objective: the binary user row as
+# it is (no l2 normalisation), no input dropout, a constant KL weight of 1 (cornac/models/vaecf/vaecf.py,
+# Cornac 3.0: ``VAE.forward`` encodes ``x`` directly, ``VAE.loss`` is ``mean(beta * kld - ll)`` with
+# ``ll = sum x log softmax``; ``VAECF(beta=1.0)`` is its default). Cornac's training defaults differ from
+# ours and are not part of this setting: Adam lr 0.001, batch 100 users in a fixed order, 100 epochs.
+VAECF_SETTING = {"input_norm": "none", "input_dropout": 0.0, "beta_max": 1.0, "anneal_epochs": 0.0}
+# Liang et al.'s Mult-VAE (fit_vae's defaults): l2-normalised input, dropout 0.5, KL weight annealed
+LIANG_SETTING = {"input_norm": "l2", "input_dropout": 0.5, "beta_max": 0.2, "anneal_epochs": 5.0}
+
+
+class MultVAE(nn.Module):
+    """A VAE over binary user rows with the item bias in the last decoder layer.
+
+    ``input_norm`` ('l2' or 'none') and ``input_dropout`` say what the encoder sees: Liang et
+    al.'s Mult-VAE is ('l2', 0.5), Cornac's VAECF ('none', 0.0) (:data:`VAECF_SETTING`).
     Batches are sparse user rows (:class:`UserRows`): the first encoder layer is an
     ``embedding_bag`` over the user's items, so no dense ``users x items`` input is built.
     """
 
-    def __init__(self, n_items: int, latent: int = 32, hidden: int = 64, input_dropout: float = 0.5) -> None:
+    def __init__(self, n_items: int, latent: int = 32, hidden: int = 64, input_dropout: float = 0.5,
+                 input_norm: str = "l2") -> None:
         super().__init__()
         if not 0 <= input_dropout < 1:
             raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout!r}")
-        self.latent, self.input_dropout = latent, input_dropout
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+        self.latent, self.input_dropout, self.input_norm = latent, input_dropout, input_norm
         bound = 1 / math.sqrt(n_items)
         self.enc_items = nn.Parameter(torch.empty(n_items, hidden).uniform_(-bound, bound))
         self.enc_bias = nn.Parameter(torch.zeros(hidden))
@@ -242,7 +266,10 @@ class MultVAE(nn.Module):
 
     def forward(self, rows: UserRows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(item logits, mu, logvar) of a batch of binary user rows."""
-        weight = rows.norm_weights().to(self.enc_items.dtype)  # l2-normalised binary input
+        if self.input_norm == "l2":  # each binary row divided by its l2 norm (Liang et al.)
+            weight = rows.norm_weights().to(self.enc_items.dtype)
+        else:  # the binary row as it is (Cornac's VAECF)
+            weight = torch.ones(len(rows.items), dtype=self.enc_items.dtype, device=rows.items.device)
         if self.training and self.input_dropout > 0:
             keep = (torch.rand_like(weight) >= self.input_dropout).to(weight.dtype)
             weight = weight * keep / (1 - self.input_dropout)
@@ -356,14 +383,16 @@ def fit_bpr(train: sp.csr_matrix, k: int = 64, epochs: int = 20, lr: float = 0.0
 def fit_vae(train: sp.csr_matrix, latent: int = 32, hidden: int = 64, epochs: int = 50, lr: float = 0.01,
             batch_size: int = 128, beta_max: float = 0.2, anneal_epochs: float = 5.0, input_dropout: float = 0.5,
             seed: int = 0, device: str = "auto", val: sp.csr_matrix | None = None, patience: int | None = None,
-            max_val_users: int = 2000, popularity_init: bool = True, min_delta: float = 0.0
-            ) -> tuple[MultVAE, pd.DataFrame]:
+            max_val_users: int = 2000, popularity_init: bool = True, min_delta: float = 0.0,
+            input_norm: str = "l2") -> tuple[MultVAE, pd.DataFrame]:
     """Train :class:`MultVAE` with Adam, beta annealed linearly 0 -> ``beta_max`` over the first
     ``anneal_epochs`` epochs (Liang et al.; ``anneal_epochs=0``: constant ``beta_max``, as Cornac).
+    The defaults are Liang et al.'s Mult-VAE (l2-normalised input, dropout 0.5, annealed KL);
+    ``**VAECF_SETTING`` gives Cornac's VAECF model and objective.
     ``popularity_init`` starts the item bias (last decoder bias) at the log item prior.
     ``history.attrs['kl_by_epoch']``: the KL term's mean over each epoch's batches (epoch 1 first)."""
     torch.manual_seed(seed)
-    model = MultVAE(train.shape[1], latent, hidden, input_dropout)
+    model = MultVAE(train.shape[1], latent, hidden, input_dropout, input_norm)
     if popularity_init:
         with torch.no_grad():
             model.decoder[-1].bias.copy_(log_popularity(train))
@@ -394,33 +423,50 @@ def fit_vae(train: sp.csr_matrix, latent: int = 32, hidden: int = 64, epochs: in
 
 
 def heldout_auc(model: nn.Module, train: sp.csr_matrix, heldout: sp.csr_matrix, max_users: int | None = None,
-                seed: int = 0, ties: str = "half", block: int = 512, per_user: bool = False) -> float | np.ndarray:
+                seed: int = 0, ties: str = "half", block: int = 512, per_user: bool = False,
+                exclude: sp.csr_matrix | None = None) -> float | np.ndarray:
     """Table 3's AUC: mean over users of P(held-out item scored above a non-interacted item).
 
     Candidates are the items with a training interaction (unknown items cannot be scored;
     held-out events on them are dropped, like Cornac's ``exclude_unknowns``); a user's
-    training items are excluded. ``max_users`` scores a seeded random subset of the users
-    with a held-out item (to bound time on large sets). ``model`` has ``score_users``.
+    training items are excluded, and so are the user's items in ``exclude`` (at test: the
+    validation interactions, which are neither positives nor negatives -- the user did
+    interact with them). ``max_users`` scores a seeded random subset of the users
+    with a held-out item (:func:`scored_users`, to bound time on large sets). ``model`` has ``score_users``.
     ``per_user``: return the per-user AUCs (NaN where undefined; the same users for every model
     given the same matrices and seed), for paired tests over users.
     """
-    return heldout_scorer(train, heldout, max_users, seed, ties, block, per_user)(model)
+    return heldout_scorer(train, heldout, max_users, seed, ties, block, per_user, exclude)(model)
+
+
+def scored_users(train: sp.csr_matrix, heldout: sp.csr_matrix, max_users: int | None = None,
+                 seed: int = 0) -> np.ndarray:
+    """The rows :func:`heldout_auc` scores: users with a held-out interaction on an item seen in
+    training, a seeded random ``max_users`` of them when there are more (sorted)."""
+    known = np.asarray(train.sum(axis=0)).ravel() > 0
+    users = np.flatnonzero(np.diff(heldout[:, known].indptr) > 0)
+    if max_users is not None and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    return users
 
 
 def heldout_scorer(train: sp.csr_matrix, heldout: sp.csr_matrix, max_users: int | None = None, seed: int = 0,
-                   ties: str = "half", block: int = 512, per_user: bool = False):
+                   ties: str = "half", block: int = 512, per_user: bool = False,
+                   exclude: sp.csr_matrix | None = None):
     """``model -> heldout_auc(model, train, heldout, ...)`` for models scored on the same matrices
     again and again (every validation epoch, every model of a table): the known items, the
-    users and their held-out and training masks are built once, on the first call."""
+    users and their held-out and excluded masks are built once, on the first call."""
+    if exclude is not None and exclude.shape != train.shape:
+        raise ValueError(f"heldout_auc: exclude has shape {exclude.shape}, train {train.shape}")
     setup: list = []
 
     def score(model: nn.Module) -> float | np.ndarray:
         if not setup:
             known = np.asarray(train.sum(axis=0)).ravel() > 0
             tr, ho = train[:, known], heldout[:, known]
-            users = np.flatnonzero(np.diff(ho.indptr) > 0)
-            if max_users is not None and len(users) > max_users:
-                users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+            if exclude is not None:  # neither positive nor negative: training and excluded items
+                tr = ((tr + exclude[:, known]) > 0).astype(np.float32)
+            users = scored_users(train, heldout, max_users, seed)
             if len(users) == 0:
                 raise ValueError("heldout_auc: no user has a held-out interaction on a known item")
             blocks = [users[s:s + block] for s in range(0, len(users), block)]
@@ -467,5 +513,5 @@ def timed(fn, *args, **kwargs):
 
 __all__ = ["InteractionMatrix", "interaction_matrix", "split_heldout", "MostPopular", "BPR", "bpr_loss",
            "MultVAE", "vae_loss", "EASE", "fit_ease", "fit_bpr", "fit_vae", "heldout_auc", "heldout_scorer",
-           "fast_interaction_auc",
+           "scored_users", "fast_interaction_auc", "VAECF_SETTING", "LIANG_SETTING", "INPUT_NORMS",
            "timed"]
