@@ -27,7 +27,7 @@ def synthetic_paper_a(n_classes: int = 3, per_class: int = 20, k: int | None = N
     import scipy.sparse as sp
 
     from clickvision.click.features import WordClickMatrix, click_tfidf
-    from clickvision.experiments.paper_a_data import DomainData, PaperAData
+    from clickvision.experiments.paper_a.data import DomainData, PaperAData
 
     k = k or 3 * n_classes
     rng = np.random.default_rng(seed)

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from clickvision import claims as CE
-from clickvision.experiments import paper_a as A
-from clickvision.experiments import paper_a_claims as AC
-from clickvision.experiments import paper_a_joint as J
+from clickvision.experiments.paper_a import core as A
+from clickvision.experiments.paper_a import claims as AC
+from clickvision.experiments.paper_a import joint as J
 
 N_ITEMS = 80
 
@@ -185,7 +185,7 @@ def _grad_frame(position: float | list = 3.0, steps: int = 10) -> pd.DataFrame:
 
 
 def test_fig11_late_ratio_and_claims():
-    from clickvision.experiments import paper_a_grad as G
+    from clickvision.experiments.paper_a import grad as G
 
     frame = _grad_frame()
     ratios = G.late_ratio(frame, late_from=0.3)
@@ -236,8 +236,8 @@ def test_seed_sd_is_the_largest_group_spread():
 
 def test_paper_effects_come_from_the_paper_tables():
     """paper_effect: the claim's contrast on the paper's printed numbers, in fractions (oracle: hand-read cells)."""
-    from clickvision.experiments import paper_a_claims as AC
-    from clickvision.experiments import paper_a_joint as J
+    from clickvision.experiments.paper_a import claims as AC
+    from clickvision.experiments.paper_a import joint as J
 
     assert AC.paper_diff(AC.PAPER_TABLE_III, "Acc-T (%)", "CONV+biFC", "FC") == pytest.approx((57.3 - 44.2) / 100)
     assert AC.paper_diff(AC.PAPER_TABLE_IV, "Acc-S (%)", 1, 0.01) == pytest.approx((70.7 - 71.5) / 100)
@@ -250,7 +250,7 @@ def test_paper_effects_come_from_the_paper_tables():
 
 def test_table_ix_paper_effects_follow_the_claims_rule():
     import pandas as pd
-    from clickvision.experiments import paper_a_unseen as U
+    from clickvision.experiments.paper_a import unseen as U
 
     rows = pd.DataFrame([{"target": t, "method": m, "scenario": sc, "seed": 0, "metric": "acc_t", "value": 0.5}
                          for t in ("a", "b") for m in U.TABLE_IX_METHODS for sc in ("Single", "Cross")])

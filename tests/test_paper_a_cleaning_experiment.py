@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from clickvision import cleaning
-from clickvision.experiments import paper_a_cleaning as AC
-from clickvision.experiments.paper_a_train import ClickLossSpec, HeadConfig, JointSpec
+from clickvision.experiments.paper_a import cleaning as AC
+from clickvision.experiments.paper_a.train import ClickLossSpec, HeadConfig, JointSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N_CLASSES, PER_CLASS, K, C = 3, 20, 9, 6

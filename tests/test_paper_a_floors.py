@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from clickvision import metrics as M
-from clickvision.experiments import paper_a_floors as F
-from clickvision.experiments.paper_a_data import DomainData
-from clickvision.experiments.paper_a_train import click_metrics
+from clickvision.experiments.paper_a import floors as F
+from clickvision.experiments.paper_a.data import DomainData
+from clickvision.experiments.paper_a.train import click_metrics
 
 
 def domain(phi: np.ndarray, clicks: np.ndarray, split: np.ndarray) -> DomainData:

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clickvision.experiments import paper_a_data as PD
+from clickvision.experiments.paper_a import data as PD
 
 
 def _with_concepts(data, n_concepts):
@@ -81,7 +81,7 @@ def test_over_folds_tags_rows_and_k1_is_the_data_sets_split(paper_a_synth):
 
     one = PD.over_folds(data, 1, 0, run)
     assert calls[-1] is data and one["fold"].tolist() == [0]
-    import clickvision.experiments.paper_a_data as mod
+    import clickvision.experiments.paper_a.data as mod
     orig = mod._all_word_clicks
     mod._all_word_clicks = lambda d: full
     try:
@@ -128,7 +128,7 @@ def test_choose_domains_reads_the_latest_run_only(tmp_path):
 
 
 def test_summarize_pools_the_folds_of_each_seed_before_the_sd_over_seeds():
-    from clickvision.experiments.paper_a import summarize
+    from clickvision.experiments.paper_a.core import summarize
 
     rows = pd.DataFrame({"features": "V", "metric": "acc_s", "seed": [0, 0, 1, 1], "fold": [0, 1, 0, 1],
                          "value": [0.5, 0.7, 0.6, 0.8]})

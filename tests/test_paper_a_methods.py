@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clickvision.experiments import paper_a_methods as M
-from clickvision.experiments.paper_a_data import with_label_sets
-from clickvision.experiments.paper_a_train import HeadConfig, accuracy_in
+from clickvision.experiments.paper_a import methods as M
+from clickvision.experiments.paper_a.data import with_label_sets
+from clickvision.experiments.paper_a.train import HeadConfig, accuracy_in
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CFG = HeadConfig(embedding="bifc", hidden=8, visual_hidden=4, epochs=1, recognizer_epochs=1, batch_size=16)

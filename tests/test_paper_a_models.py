@@ -9,8 +9,8 @@ import scipy.sparse as sp
 import torch
 
 from clickvision.click.features import WordClickMatrix, click_tfidf
-from clickvision.experiments import paper_a_train as T
-from clickvision.experiments.paper_a_data import DomainData, PaperAData
+from clickvision.experiments.paper_a import train as T
+from clickvision.experiments.paper_a.data import DomainData, PaperAData
 from clickvision.models.mtmdd import (EMBEDDINGS, SOURCE, TARGET, BackboneSplit, MTMDDNet, RecognitionHead,
                                       WordEmbedding)
 
@@ -218,8 +218,8 @@ def test_head_config_validates():
 
 
 def test_tdl_and_joint_experiments_on_tiny_data():
-    from clickvision.experiments import paper_a as A
-    from clickvision.experiments import paper_a_joint as J
+    from clickvision.experiments.paper_a import core as A
+    from clickvision.experiments.paper_a import joint as J
 
     data = tiny_data()
     with T.torch_threads(1):

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from clickvision.experiments import paper_a_reduced as R
-from clickvision.experiments import paper_a_train as T
-from clickvision.experiments.paper_a_methods import run_methods
+from clickvision.experiments.paper_a import reduced as R
+from clickvision.experiments.paper_a import train as T
+from clickvision.experiments.paper_a.methods import run_methods
 from clickvision.train.loop import _nonfinite
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from clickvision import paths, results
-from clickvision.experiments import paper_a_methods as M
+from clickvision.experiments.paper_a import methods as M
 
 
 @pytest.fixture()

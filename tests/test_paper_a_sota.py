@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from clickvision.experiments import paper_a_sota as S
-from clickvision.experiments.paper_a_data import DomainData, PaperAData, with_label_sets
-from clickvision.experiments.paper_a_methods import MethodSettings
-from clickvision.experiments.paper_a_train import HeadConfig
+from clickvision.experiments.paper_a import sota as S
+from clickvision.experiments.paper_a.data import DomainData, PaperAData, with_label_sets
+from clickvision.experiments.paper_a.methods import MethodSettings
+from clickvision.experiments.paper_a.train import HeadConfig
 from clickvision.losses.vse import cosine_similarities, vse_hinge_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

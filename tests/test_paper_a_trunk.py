@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from clickvision.experiments import paper_a_trunk as T
-from clickvision.experiments.paper_a_data import DomainData, PaperAData
-from clickvision.experiments.paper_a_methods import MethodSettings
-from clickvision.experiments.paper_a_train import (
+from clickvision.experiments.paper_a import trunk as T
+from clickvision.experiments.paper_a.data import DomainData, PaperAData
+from clickvision.experiments.paper_a.methods import MethodSettings
+from clickvision.experiments.paper_a.train import (
     ClickLossSpec,
     HeadConfig,
     JointSpec,

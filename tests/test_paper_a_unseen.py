@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clickvision.experiments import paper_a_unseen as U
-from clickvision.experiments.paper_a_methods import run_methods
-from clickvision.experiments.paper_a_train import HeadConfig
+from clickvision.experiments.paper_a import unseen as U
+from clickvision.experiments.paper_a.methods import run_methods
+from clickvision.experiments.paper_a.train import HeadConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CFG = HeadConfig(embedding="bifc", hidden=8, visual_hidden=4, epochs=1, recognizer_epochs=1, batch_size=16)

@@ -258,7 +258,7 @@ def test_dcg_by_method_is_tidy_and_scaled():
 
 def test_subsample_queries_is_nested_and_claims_are_judged_per_query():
     from clickvision import claims as C
-    from clickvision.experiments import paper_b as B
+    from clickvision.experiments.paper_b import core as B
 
     log = pd.DataFrame({"query": [f"q{i % 40}" for i in range(100)], "key": "k", "clicks": 1})
     small, large = B.subsample_queries(log, 0.25, seed=3), B.subsample_queries(log, 0.5, seed=3)
@@ -323,7 +323,7 @@ def test_fit_click_cf_with_the_ranking_loss_ranks_unseen_query_and_images():
 def test_budget_weights_match_brute_force_enumeration_of_subsets():
     from itertools import combinations
 
-    from clickvision.experiments import paper_b as B
+    from clickvision.experiments.paper_b import core as B
 
     for n in (1, 3, 7):
         for b in (1, 2, 3, 9):
@@ -338,7 +338,7 @@ def test_budget_weights_match_brute_force_enumeration_of_subsets():
 
 def _readings_frame():
     """Two queries per part; three readings of CNN+CF with val means 3 > 2 > 1, one plain method."""
-    from clickvision.experiments import paper_b as B
+    from clickvision.experiments.paper_b import core as B
 
     rows = []
     for m, val, test in ((f"{B.CF}@1", 1.0, 10.0), (f"{B.CF}@5", 3.0, 20.0), (f"{B.CF}[own]@2", 2.0, 40.0),
@@ -350,7 +350,7 @@ def _readings_frame():
 
 
 def test_at_budget_full_budget_is_the_val_choice_and_budget_one_the_average():
-    from clickvision.experiments import paper_b as B
+    from clickvision.experiments.paper_b import core as B
 
     pq = _readings_frame()
     full = B.at_budget(pq, 3)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from clickvision.click import simulator as sim
 from clickvision.data.base import ImageSet
-from clickvision.experiments import paper_b as B
+from clickvision.experiments.paper_b import core as B
 from clickvision.models import click_cf
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clickvision.experiments import paper_c as pc
-from clickvision.experiments import paper_c_data as pcd
+from clickvision.experiments.paper_c import core as pc
+from clickvision.experiments.paper_c import data as pcd
 
 
 def runs_frame(values):

@@ -9,7 +9,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from clickvision.data.base import ImageSet  # noqa: E402
-from clickvision.experiments import paper_c as pc  # noqa: E402
+from clickvision.experiments.paper_c import core as pc  # noqa: E402
 from clickvision.models.crossmodal_baselines import CCA  # noqa: E402
 
 CLASSES = ["apple", "boat", "cat"]

@@ -146,7 +146,7 @@ def test_vae_loss_gradcheck_float64_and_matches_dense_formula():
 
 
 def test_cf_auc_table_refits_bpr_and_the_chosen_vae_with_more_seeds():
-    from clickvision.experiments import paper_d as D
+    from clickvision.experiments.paper_d import core as D
 
     s = D.CFSettings(bpr_k=8, bpr_epochs=4, bpr_lr=0.05, bpr_batch=256, vae_latent=4, vae_hidden=8, vae_epochs=4,
                      vae_batch=32, device="cpu")
@@ -259,7 +259,7 @@ def test_vaecf_setting_is_cornacs_vaecf_model_and_loss():
 
 
 def test_vae_labels_name_the_setting():
-    from clickvision.experiments import paper_d as D
+    from clickvision.experiments.paper_d import core as D
 
     assert D.vae_label(D.CFSettings(vae_beta=0.2, vae_anneal_epochs=5.0)) == \
         "Mult-VAE (l2-normalised input, dropout 0.5, beta 0.2 annealed)"
@@ -271,7 +271,7 @@ def test_vae_labels_name_the_setting():
 
 
 def test_cache_key_ignores_new_fields_at_their_defaults():
-    from clickvision.experiments import paper_d_cf as P
+    from clickvision.experiments.paper_d import cf as P
 
     assert "vae_input_norm" not in P._cache_settings(P.CFSettings())
     assert P._cache_settings(P.CFSettings(vae_input_norm="none"))["vae_input_norm"] == "none"
@@ -279,7 +279,7 @@ def test_cache_key_ignores_new_fields_at_their_defaults():
 
 def test_cornac_protocol_auc_counts_low_ratings_as_negatives_and_ties_as_losses():
     pytest.importorskip("cornac")
-    from clickvision.experiments import paper_d as D
+    from clickvision.experiments.paper_d import core as D
 
     csr = lambda rows: sp.csr_matrix(np.array(rows, dtype=np.float64))  # noqa: E731
     # ratings; user 2 rated every item in training (every item known), it has no test item
@@ -302,7 +302,7 @@ def test_cornac_protocol_auc_counts_low_ratings_as_negatives_and_ties_as_losses(
 
 def test_cornac_scores_map_cornacs_ids_back_to_our_columns():
     cornac = pytest.importorskip("cornac")
-    from clickvision.experiments import paper_d as D
+    from clickvision.experiments.paper_d import core as D
 
     m = cf.interaction_matrix(planted_events(n_users=60, per_user=6)).matrix
     m = m[:, np.random.default_rng(0).permutation(m.shape[1])]  # Cornac's item order differs from ours
@@ -320,7 +320,7 @@ def test_cornac_scores_map_cornacs_ids_back_to_our_columns():
 
 def test_cf_auc_table_with_cornac_both_protocols():
     pytest.importorskip("cornac")
-    from clickvision.experiments import paper_d as D
+    from clickvision.experiments.paper_d import core as D
 
     ev = planted_events(n_users=120, per_user=8)
     ev["rating"] = np.where(np.arange(len(ev)) % 3 == 0, 2.0, 5.0)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from clickvision.experiments import paper_d as D
+from clickvision.experiments.paper_d import core as D
 from clickvision.models import collab
 
 

@@ -4,7 +4,7 @@ and the positive control's plumbing."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from clickvision.experiments import paper_d as D
+from clickvision.experiments.paper_d import core as D
 from clickvision.models import cf, collab
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

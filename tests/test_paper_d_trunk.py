@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from clickvision.experiments import paper_d_trunk as T
-from clickvision.experiments.paper_d_data import LabelledItems
+from clickvision.experiments.paper_d import trunk as T
+from clickvision.experiments.paper_d.data import LabelledItems
 from clickvision.losses import cf as losses
 from clickvision.models import collab
 from clickvision.models.backbone import load_backbone

@@ -116,8 +116,8 @@ def _recorded_cpu_s(profile: str) -> dict[str, float]:
 #: (section numbers, the first field of a notebook's name): they start once those have finished.
 READS: dict[str, tuple[str, ...]] = {
     # A.10-A.13 run with the settings A.04 (tau, B, T), A.07 (lambda) and A.08 (mu) selected on
-    # validation (paper_a_methods.selected_settings); A.14 too, and its target comes from 00.02's
-    # measured vendor gaps (paper_a_data.choose_domains)
+    # validation (paper_a.methods.selected_settings); A.14 too, and its target comes from 00.02's
+    # measured vendor gaps (paper_a.data.choose_domains)
     **{section: ("A.04", "A.07", "A.08") for section in ("A.10", "A.11", "A.12", "A.13")},
     "A.14": ("00.02", "A.04", "A.07", "A.08"),
 }

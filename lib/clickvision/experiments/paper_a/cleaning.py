@@ -16,7 +16,7 @@ dropped from the source's training split, val and test stay whole, so every arm 
 the same images. Arms: ``none`` (the noisy source), ``table2`` (the cleaning), ``random``
 (as many training images removed at random: less data, the same noise), ``oracle`` (exactly
 the planted noisy training images removed). The recognizer is MTMDD-VM (eq. 15) from the
-paper A core (:func:`.paper_a_joint.joint_run`).
+paper A core (:func:`.joint.joint_run`).
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .. import cleaning, runtime
-from ..click import build as click_build
-from .paper_a_data import LOG_NAME, PaperAData, torch_threads
-from .paper_a_joint import joint_run
-from .paper_a_train import HeadConfig, JointSpec
+from ... import cleaning, runtime
+from ...click import build as click_build
+from .data import LOG_NAME, PaperAData, torch_threads
+from .joint import joint_run
+from .train import HeadConfig, JointSpec
 
 ARMS = ("none", "table2", "random", "oracle")
 SCORERS = ("click", "visual")
@@ -174,7 +174,7 @@ def claims_table_ii(rows: pd.DataFrame, scores: dict, keep: np.ndarray | None = 
     against ``noisy_i`` (mean: the noise rate), one deterministic cleaning pass (no seeds), the
     images resampled. The accuracy claims are per test image over the seeds.
     """
-    from .paper_a_claims import A, acc_scores
+    from .claims import A, acc_scores
 
     out = []
     nb, na = scores["noise_before"], scores["noise_after"]

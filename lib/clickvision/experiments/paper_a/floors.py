@@ -4,7 +4,7 @@ The paper reports RMSE-S (Table VII) without defining it and without a trivial p
 Three floors, fitted with scikit-learn on the same frozen features the TDL click predictor reads (the
 pooled backbone vector ``phi``), on the source TRAINING rows with a non-zero click truth (the rows
 eq. (2)'s loss sees), and scored on the source test rows by the same
-:func:`~.paper_a_train.click_metrics` as the trained predictors (RMSE-S under both readings, eq. (9)'s
+:func:`~.train.click_metrics` as the trained predictors (RMSE-S under both readings, eq. (9)'s
 position error, Table IV's Ratio):
 
 * ``training mean`` -- ``DummyRegressor``: every image gets the mean training click vector;
@@ -25,9 +25,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import metrics
-from .paper_a_data import DomainData
-from .paper_a_train import click_metrics
+from ... import metrics
+from .data import DomainData
+from .train import click_metrics
 
 FLOORS = ("training mean", "k-NN", "ridge")
 DEFAULT_KS = (1, 3, 5, 10, 20, 50)
@@ -129,12 +129,12 @@ def rmse_s_table(tdl_rows: pd.DataFrame, floors: pd.DataFrame, predictor: str = 
                  paper: pd.DataFrame | None = None) -> pd.DataFrame:
     """A.02's table: the trained predictor per seed and its mean, the selected floors, and the paper.
 
-    ``tdl_rows``: tidy rows with ``representation == "click"`` and ``seed`` (:func:`~.paper_a.tdl_run`);
+    ``tdl_rows``: tidy rows with ``representation == "click"`` and ``seed`` (:func:`~.core.tdl_run`);
     ``floors``: :func:`click_floors`. Columns: the two readings (:data:`READINGS`), eq. (9)'s
     position error, the chosen setting, and ``paper`` -- the paper's Table VII values (x 1e-2 -> units),
     which it prints for its jointly trained click predictors (lambda > 0) and for untrained click heads
     (lambda = 0), not for TDL or a trivial predictor; ``paper`` defaults to
-    :data:`~.paper_a_joint.PAPER_TABLE_VII`.
+    :data:`~.joint.PAPER_TABLE_VII`.
     """
     cols = [*READINGS, "position_error"]
     click = tdl_rows[(tdl_rows["representation"] == "click") & tdl_rows["metric"].isin(cols)]
@@ -163,9 +163,9 @@ def rmse_s_table(tdl_rows: pd.DataFrame, floors: pd.DataFrame, predictor: str = 
 def paper_rmse_s_ranges(paper: pd.DataFrame | None = None) -> dict[str, tuple[float, float]]:
     """The paper's Table VII RMSE-S range (x 1e-2 -> units): ``trained`` (lambda > 0, the click loss on)
     and ``untrained`` (lambda = 0, the click head gets no gradient); ``paper`` defaults to
-    :data:`~.paper_a_joint.PAPER_TABLE_VII`."""
+    :data:`~.joint.PAPER_TABLE_VII`."""
     if paper is None:
-        from .paper_a_joint import PAPER_TABLE_VII as paper
+        from .joint import PAPER_TABLE_VII as paper
     rmse = paper.loc["RMSE-S (1e-2)"] / 100
     lam = np.array([lam for _, lam in rmse.index], dtype=float)
     return {key: (float(rmse[sel].min()), float(rmse[sel].max()))

@@ -12,7 +12,7 @@ blocks run on cached activations, feature kind ``cut<n>``):
 * the click embedding reads ``phi`` (FC / biFC) or the map (CONV variants: through a FIXED 1x1
   projection onto the top principal components of the source training rows' initial map,
   :class:`MapProjection`, the equivalent of the frozen path's PCA-reduced map,
-  :func:`~.paper_a_data.reduce_map_channels`; ``map_channels = 0``: the full 1,280 channels);
+  :func:`~.data.reduce_map_channels`; ``map_channels = 0``: the full 1,280 channels);
 * the recognition head's ``psi`` reads ``phi`` (:meth:`TrunkMTMDDNet.recognition_input`).
 
 So a step on the click loss alone changes the recognition branch's input for the same images
@@ -24,7 +24,7 @@ Models (:data:`MODELS`), each on the trunk and on frozen features:
 * ``recognition-only`` -- the same network and data with lambda = 0 (no click loss; Table VII's
   lambda = 0 column), unshared classifiers, MTMDD-VM's mu;
 * ``MTMDD-VM`` -- unshared classifiers at the lambda and mu selected on validation
-  (:func:`~.paper_a_methods.selected_settings`: A.07's lambda, A.08's mu);
+  (:func:`~.methods.selected_settings`: A.07's lambda, A.08's mu);
 * ``MTMDD-VM*`` -- the shared classifier at its own selected lambda and mu.
 
 Every model trains with one stop rule (:class:`StopRule`): Adam (the heads' optimiser), at most
@@ -46,14 +46,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import metrics
-from ..losses.unseen import unseen_category_loss
-from ..models.backbone import Backbone
-from ..models.mtmdd import SOURCE, TARGET, MTMDDNet, RecognitionHead
-from ..models.trunk import Trunk
-from ..train import TrainConfig, Trainer
-from .paper_a import MAP_CHANNELS, SMOKE_ROWS, item_rows
-from .paper_a_data import (
+from ... import metrics
+from ...losses.unseen import unseen_category_loss
+from ...models.backbone import Backbone
+from ...models.mtmdd import SOURCE, TARGET, MTMDDNet, RecognitionHead
+from ...models.trunk import Trunk
+from ...train import TrainConfig, Trainer
+from .core import MAP_CHANNELS, SMOKE_ROWS, item_rows
+from .data import (
     SOURCE_VENDOR,
     TARGET_VENDOR,
     DomainData,
@@ -62,8 +62,8 @@ from .paper_a_data import (
     reduce_map_channels,
     torch_threads,
 )
-from .paper_a_methods import MethodSettings
-from .paper_a_train import (
+from .methods import MethodSettings
+from .train import (
     Batches,
     FitResult,
     HeadConfig,
@@ -117,8 +117,8 @@ class TrunkData:
 
 def _emoji_set(vendor: str):
     """The emoji image set that holds ``vendor``'s rows: the default set (cached features) for its vendors."""
-    from ..data import load_emoji
-    from ..data.emoji import VENDORS
+    from ...data import load_emoji
+    from ...data.emoji import VENDORS
 
     if vendor in VENDORS:
         return load_emoji()
@@ -140,7 +140,7 @@ def _rows_by_key(items: pd.DataFrame, keys: Sequence[str], where: str) -> np.nda
 
 def _with_target(data: PaperAData, vendor: str, with_map: bool, image_size: int) -> PaperAData:
     """``data`` with the target domain replaced by ``vendor``'s emoji (labels indexed as ``data.classes``)."""
-    from ..features import extract_features
+    from ...features import extract_features
 
     emoji = _emoji_set(vendor)
     items = emoji.items
@@ -173,15 +173,15 @@ def check_vendors(source_vendor: str, target_vendor: str) -> None:
 def load_trunk_data(profile: str, n_blocks: int, source_vendor: str = SOURCE_VENDOR,
                     target_vendor: str = TARGET_VENDOR, with_map: bool = False, map_channels: int | None = None,
                     seed: int = 0, image_size: int = 128) -> TrunkData:
-    """Paper A's domains for ``profile`` (as :func:`~.paper_a.load_data`) plus the trunk's ``cut<n_blocks>`` input.
+    """Paper A's domains for ``profile`` (as :func:`~.core.load_data`) plus the trunk's ``cut<n_blocks>`` input.
 
     Source and target are emoji vendors (default google -> twitter, exactly ``load_data``'s
     data); the smoke profile subsamples, conv maps (``with_map``, CONV embeddings of the frozen
     ablation) are PCA-reduced to ``map_channels`` (default the profile's). The activations are
     the cached ``extract_features(kind="cut<n>")`` of the same images, matched by key.
     """
-    from ..data.emoji import VENDORS
-    from ..features import extract_features
+    from ...data.emoji import VENDORS
+    from ...features import extract_features
 
     check_vendors(source_vendor, target_vendor)
     if not isinstance(n_blocks, int) or isinstance(n_blocks, bool) or n_blocks < 0:
@@ -218,7 +218,7 @@ class MapProjection(nn.Module):
 
     ``forward(omega)``: ``(N, C, h, w)`` -> ``(N, n_channels, h, w)`` = ``basis^T (omega - mean)``
     per position. Built by :meth:`fit` from maps of training rows only (centred PCA over every
-    position's channel vector, as :func:`~.paper_a_data.reduce_map_channels`); the buffers never
+    position's channel vector, as :func:`~.data.reduce_map_channels`); the buffers never
     train, so gradients pass through it to the trunk unchanged in direction.
     """
 
@@ -304,7 +304,7 @@ def build_trunk_net(tdata: TrunkData, cfg: HeadConfig, spec: JointSpec,
 
     CONV embeddings on a trainable trunk read its map through a :class:`MapProjection` fitted on the
     source training rows' initial map (the cached map, which the untrained trunk reproduces) to
-    ``map_channels`` (default the profile's :data:`~.paper_a.MAP_CHANNELS`; 0: the full map).
+    ``map_channels`` (default the profile's :data:`~.core.MAP_CHANNELS`; 0: the full map).
     """
     data = tdata.data
     trunk = Trunk(backbone, tdata.n_blocks)
@@ -323,7 +323,7 @@ def build_trunk_net(tdata: TrunkData, cfg: HeadConfig, spec: JointSpec,
 
 
 def _embedding_with_map(cfg: HeadConfig, data: PaperAData, map_channels: int):
-    from ..models.mtmdd import WordEmbedding
+    from ...models.mtmdd import WordEmbedding
 
     return WordEmbedding(cfg.embedding, data.feature_dim, data.k, cfg.hidden, cfg.conv_kernels, cfg.conv_size,
                          cfg.pool, cfg.dropout, cfg.output_relu, map_channels)
@@ -335,7 +335,7 @@ def trunk_joint_loss(model: TrunkMTMDDNet, batch: Mapping, spec: JointSpec,
                      columns: tuple[np.ndarray | None, np.ndarray | None] = (None, None)):
     """Eq. (15) / (16) on one step's ``{"source": ..., "target": ...}`` batch through the trunk.
 
-    As :func:`~.paper_a_train.joint_loss`: source and target rows go through one forward (the
+    As :func:`~.train.joint_loss`: source and target rows go through one forward (the
     trunk and the batch norms of eq. 7 see both); the click loss reads only the source rows.
     Batch keys: ``x`` (the trunk's input), ``omega`` (frozen CONV only), ``y``, ``domain``, and
     on the source ``v``, ``valid``.
@@ -482,7 +482,7 @@ def trunk_run(tdata: TrunkData, cfg: HeadConfig, spec: JointSpec, stop: StopRule
               trunk_lr_scale: float = 1.0, profile: str = "default", backbone: str | Backbone = "efficientnet-lite0",
               **labels) -> tuple[list[dict], pd.DataFrame]:
     """Train one model; tidy rows (``acc_s``, ``acc_t``, ``val_acc_*``, ``rmse_s`` / ``rmse_s_caffe`` (the two
-    readings, :func:`~.paper_a_train.click_metrics`), ``best_epoch``,
+    readings, :func:`~.train.click_metrics`), ``best_epoch``,
     ``epochs_run``, and per test image ``correct_s`` / ``correct_t`` with ``item``) and its validation curve
     (``epoch, name, value`` for ``val_acc`` / ``val_acc_s`` / ``val_acc_t``), both with ``labels`` and ``seed``."""
     fit = train_trunk_joint(tdata, cfg, spec, stop, seed, trunk_lr_scale, profile, backbone)
@@ -548,7 +548,7 @@ def arm_intervals(rows: pd.DataFrame, by: Sequence[str] = ("trunk", "model"), n_
                   seed: int = 0) -> pd.DataFrame:
     """Per arm and domain: test accuracy (mean over seeds and test images) with the workbook's two-level
     bootstrap interval (:func:`clickvision.claims.resample_means`, level :data:`~clickvision.claims.CONFIDENCE`)."""
-    from ..claims import CONFIDENCE, resample_means, score_grid
+    from ...claims import CONFIDENCE, resample_means, score_grid
 
     out = []
     tail = (1 - CONFIDENCE) / 2
@@ -577,7 +577,7 @@ def arm_intervals(rows: pd.DataFrame, by: Sequence[str] = ("trunk", "model"), n_
 def _paper_cell(row: str, model: str, settings: MethodSettings) -> float:
     """Table VII's ``row`` (percent) for ``model`` at the lambda it runs with here (recognition-only: lambda = 0
     of the unshared model); NaN when the paper printed no such column."""
-    from .paper_a_joint import PAPER_TABLE_VII, model_name
+    from .joint import PAPER_TABLE_VII, model_name
 
     shared = model == "MTMDD-VM*"
     lam = 0.0 if model == "recognition-only" else float(settings.lam[model])
@@ -609,7 +609,7 @@ def _effect(x: float) -> float | None:
 def gain_items(rows: pd.DataFrame, dom: str = "t") -> pd.DataFrame:
     """Per (seed, test image) the click loss's gain (MTMDD-VM minus recognition-only correctness) on each trunk:
     tidy ``method`` = ``"gain, shared trunk"`` / ``"gain, frozen features"``, ``seed``, ``item``, ``value``."""
-    from .paper_a_claims import scores
+    from .claims import scores
 
     arms = {f"{m}|{t}": {"model": m, "trunk": t} for m in ("MTMDD-VM", "recognition-only") for t in TRUNKS}
     d = scores(rows, f"correct_{dom}", arms)
@@ -622,7 +622,7 @@ def gain_items(rows: pd.DataFrame, dom: str = "t") -> pd.DataFrame:
 
 def claims_shared_trunk(rows: pd.DataFrame, settings: MethodSettings) -> list:
     """A.14's claims as ``(Claim, data)`` pairs, per test image over the seeds (see the notebook)."""
-    from .paper_a_claims import DOMAIN, A, scores
+    from .claims import DOMAIN, A, scores
 
     lam = float(settings.lam["MTMDD-VM"])
     out = []

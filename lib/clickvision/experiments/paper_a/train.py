@@ -24,13 +24,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import metrics, runtime
-from ..losses import click as click_losses
-from ..losses.unseen import restrict_logits, unseen_category_loss
-from ..models.mtmdd import SOURCE, TARGET, MTMDDNet, RecognitionHead, WordEmbedding
-from ..train import Callback, TrainConfig, Trainer, grad_norms_of_terms, multi_tensor_steps
-from ..train.loop import _get_rng, _set_rng
-from .paper_a_data import DomainData, PaperAData, torch_threads  # noqa: F401 (re-exported)
+from ... import metrics, runtime
+from ...losses import click as click_losses
+from ...losses.unseen import restrict_logits, unseen_category_loss
+from ...models.mtmdd import SOURCE, TARGET, MTMDDNet, RecognitionHead, WordEmbedding
+from ...train import Callback, TrainConfig, Trainer, grad_norms_of_terms, multi_tensor_steps
+from ...train.loop import _get_rng, _set_rng
+from .data import DomainData, PaperAData, torch_threads  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class HeadConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        from ..models.mtmdd import EMBEDDINGS
+        from ...models.mtmdd import EMBEDDINGS
 
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"HeadConfig.embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")

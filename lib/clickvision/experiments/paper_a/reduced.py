@@ -33,13 +33,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .. import runtime
-from ..click.features import WordClickMatrix
-from ..data.samplers import fraction_mask, k_shot_mask
-from .paper_a_claims import gap_stats
-from .paper_a_data import DomainData, PaperAData, full_word_clicks, rebuild_source_vocabulary
-from .paper_a_methods import MethodSettings, run_methods
-from .paper_a_train import HeadConfig, reuse_identical_fits
+from ... import runtime
+from ...click.features import WordClickMatrix
+from ...data.samplers import fraction_mask, k_shot_mask
+from .claims import gap_stats
+from .data import DomainData, PaperAData, full_word_clicks, rebuild_source_vocabulary
+from .methods import MethodSettings, run_methods
+from .train import HeadConfig, reuse_identical_fits
 
 FIG14_METHODS = ("VGGsrc", "TDL", "MTMDD-VM")
 PAPER_ALPHAS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
@@ -70,7 +70,7 @@ def reduce_training(data: PaperAData, domain: str, seed: int, alpha: float | Non
 
     Paper A footnote 18 (``alpha``) or k-shot (``k``, a class with fewer keeps all it has);
     val and test stay whole, the other domain untouched. ``vocabulary`` / ``schedule``: see
-    the module docstring. ``full``: :func:`~.paper_a_data.full_word_clicks` (default: looked up here).
+    the module docstring. ``full``: :func:`~.data.full_word_clicks` (default: looked up here).
     """
     if domain not in ("source", "target"):
         raise ValueError(f"domain must be 'source' or 'target', got {domain!r}")
@@ -187,7 +187,7 @@ def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[st
     """IV-D2 / Fig. 14 as ``(Claim, data)`` pairs, Acc-T per target test image over the seeds (each
     seed its own draw): less data lowers Acc-T (judged on the method with the smallest mean drop),
     ours degrades least (against the other with the smallest mean drop); the k-shot lead."""
-    from .paper_a_claims import A, acc_scores, drop_scores
+    from .claims import A, acc_scores, drop_scores
 
     out = []
     names = {"a": "source", "b": "target"}

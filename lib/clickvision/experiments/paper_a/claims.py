@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..claims import Claim, Ledger
-from .paper_a import (
+from ...claims import Claim, Ledger
+from .core import (
     PAPER_TABLE_III,
     PAPER_TABLE_IV,
     PAPER_TABLE_V,
@@ -210,7 +210,7 @@ def claims_click_feature(correct: pd.DataFrame) -> list[tuple[Claim, pd.DataFram
     """III-A: the click feature adds semantic information to the visual one (ground truth, source).
 
     ``correct``: per source test image, 1/0 correctness of ``V`` and ``V + C (ground truth)``
-    (:func:`~clickvision.experiments.paper_a_clicks.click_ceiling` with ``per_image=True``);
+    (:func:`~clickvision.experiments.paper_a.clicks.click_ceiling` with ``per_image=True``);
     one deterministic fit, so the interval is over the test images only.
     """
     data = pd.concat([pd.DataFrame({"method": m, "seed": 0, "item": np.arange(len(correct)),

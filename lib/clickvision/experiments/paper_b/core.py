@@ -41,15 +41,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import features as feats_mod
-from .. import paths, retrieval, runtime, stats
-from ..click import build as click_build
-from ..click import simulator as sim
-from ..click.log import read_click_log
-from ..click.simulator import CLICKTURE_LITE, query_candidates
-from ..data.base import DataError, ImageSet
-from ..models import click_cf
-from .paper_b_figures import example_rankings, plot_subgraph  # noqa: F401  (the notebooks' B.* names)
+from ... import features as feats_mod
+from ... import paths, retrieval, runtime, stats
+from ...click import build as click_build
+from ...click import simulator as sim
+from ...click.log import read_click_log
+from ...click.simulator import CLICKTURE_LITE, query_candidates
+from ...data.base import DataError, ImageSet
+from ...models import click_cf
+from .figures import example_rankings, plot_subgraph  # noqa: F401  (the notebooks' B.* names)
 
 PAPER_TABLE1 = {"BoWDNN-R": 50.89, "CCL": 50.59, "PAMIR": 50.17, "PSI": 49.91, "CMRNN": 50.71, "MRW-NN": 51.04,
                 "CNN+CF": 79.88}
@@ -150,7 +150,7 @@ def load_click_data(name: str = "emoji-google", val_share: float = 0.5, train_im
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
-    from .. import data
+    from ... import data
 
     cfg = config or sim_config(mode)
     images = click_build.source_images(name)
@@ -160,7 +160,7 @@ def load_click_data(name: str = "emoji-google", val_share: float = 0.5, train_im
         raise DataError(f"{name}: image keys missing from the default ImageSet {full.name!r}")
     features = feats_mod.extract_features(full, image_size=128, kind="pooled")[full_rows]
     log_path, dev_path, indexed = simulated_click_files(name, cfg, images)
-    from ..data.originals.clickture import read_dev
+    from ...data.originals.clickture import read_dev
 
     dev = click_build.load_dev_set(name) if cfg == sim.ClickSimConfig() else read_dev(dev_path)
     return assemble_click_data(name, images, features, read_click_log(log_path), dev, indexed, cfg.mode,
@@ -716,7 +716,7 @@ def claim_list(name: str, mode: str = "shared", content_only: str = TEXT_MODEL) 
     click-trained comparisons are direction claims judged on per-query DCG@25, seeds x test queries.
     ``paper_effect``: CNN+CF minus the paper's row for that baseline (Table 1, x100).
     """
-    from ..claims import Claim
+    from ...claims import Claim
 
     if mode not in SIM_MODES:
         raise ValueError(f"mode must be one of {SIM_MODES}, got {mode!r}")

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..models.backbone import load_backbone
-from ..models.mtmdd import BackboneSplit, EndToEndClickNet, MTMDDNet, WordEmbedding
-from ..train import GradNormRecorder, TrainConfig, Trainer
-from .paper_a_data import PaperAData
-from .paper_a_train import Batches, ClickLossSpec
+from ...models.backbone import load_backbone
+from ...models.mtmdd import BackboneSplit, EndToEndClickNet, MTMDDNet, WordEmbedding
+from ...train import GradNormRecorder, TrainConfig, Trainer
+from .data import PaperAData
+from .train import Batches, ClickLossSpec
 
 RUNS = {"Count": 0.0, "Position": 1.0, "Combined": 0.1}
 PANELS = {"CONV1": "_blocks.14", "CONV3": "_blocks.15", "CONV5": "head"}
@@ -131,7 +131,7 @@ def claims_fig11(ratios: pd.DataFrame, layers: Sequence[str], position: pd.DataF
     claim); ``position``: :func:`late_ratio` with ``a="Position"``. "About the same" is an
     equivalence of log2(median late ratio) with 0 within +/- log2(``factor``).
     """
-    from ..claims import Claim
+    from ...claims import Claim
 
     layers = list(layers)
     out = [(Claim("A", "Fig11-combined-tracks-count",

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..click.features import ClickTfidf, QueryFormer, WordClickMatrix, click_tfidf, top_words, word_click_matrix
-from .paper_a_data import PaperAData, torch_threads
+from ...click.features import ClickTfidf, QueryFormer, WordClickMatrix, click_tfidf, top_words, word_click_matrix
+from .data import PaperAData, torch_threads
 
 
 def query_formation_examples(queries: Sequence[str], former: QueryFormer) -> pd.DataFrame:
@@ -114,7 +114,7 @@ def informativeness_sweep(values: Sequence[float], seed: int = 0, former: QueryF
     Each value simulates a new log over the same source images (same seed; 1.0 is the
     default log), rebuilds the vocabulary and eq. (1), and scores logistic regression on C.
     """
-    from ..click import build as click_build
+    from ...click import build as click_build
 
     images = click_build.source_images("emoji-google")
     frame = images.items
@@ -129,8 +129,8 @@ def informativeness_sweep(values: Sequence[float], seed: int = 0, former: QueryF
 
 
 def _informativeness_rows(values, seed, former, k, images, keys, train_keys, y, tr, te) -> list[dict]:
-    from ..click import build as click_build
-    from ..click.simulator import ClickSimConfig, simulate_click_log
+    from ...click import build as click_build
+    from ...click.simulator import ClickSimConfig, simulate_click_log
 
     rows = []
     for value in values:

@@ -15,11 +15,11 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import norm
 
-from .. import metrics as M
-from .. import paths, stats
-from ..io import atomic_path
-from ..models import cf, collab
-from .paper_d_data import LabelledItems, bootstrap_table, item_ap_rows, standardize
+from ... import metrics as M
+from ... import paths, stats
+from ...io import atomic_path
+from ...models import cf, collab
+from .data import LabelledItems, bootstrap_table, item_ap_rows, standardize
 
 
 # ----------------------------------------------------------------------------- CF models (Table 3)

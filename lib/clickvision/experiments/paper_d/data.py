@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .. import features, stats
-from .. import metrics as M
-from ..data import movielens, openclipart
-from ..data.splits import grouped_stratified_split
+from ... import features, stats
+from ... import metrics as M
+from ...data import movielens, openclipart
+from ...data.splits import grouped_stratified_split
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 # Paper D's Table 2 (images, interactions, users) of its four data sets: the densities the simulation is set to.

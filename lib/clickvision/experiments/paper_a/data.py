@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .. import paths
-from ..click import build as click_build
-from ..click.features import ClickTfidf, WordClickMatrix, click_tfidf, reselect_vocabulary, word_click_matrix
-from ..data.manifest import sha256_file
-from ..io import atomic_path, file_lock
+from ... import paths
+from ...click import build as click_build
+from ...click.features import ClickTfidf, WordClickMatrix, click_tfidf, reselect_vocabulary, word_click_matrix
+from ...data.manifest import sha256_file
+from ...io import atomic_path, file_lock
 
 SOURCE_VENDOR, TARGET_VENDOR = "google", "twitter"
 LOG_NAME = "emoji-google"
@@ -229,8 +229,8 @@ def cached_word_clicks(log_path: Path, keys: list[str], train_keys: list[str], k
 def load_paper_a_data(k: int = 1000, tfidf_variant: str = "paper", with_map: bool = True,
                       image_size: int = IMAGE_SIZE) -> PaperAData:
     """Source (Google + SIMULATED clicks) and target (Twitter) domains of paper A on emoji."""
-    from ..data import load_emoji
-    from ..features import extract_features
+    from ...data import load_emoji
+    from ...features import extract_features
 
     emoji = load_emoji()
     items = emoji.items
@@ -285,7 +285,7 @@ def with_label_sets(data: PaperAData, source_classes, target_classes, k: int | N
     matrix over every training-clicked word, row-aligned with ``data.source`` (default:
     :func:`full_word_clicks`, read from the SIMULATED log and cached).
     """
-    from ..losses.unseen import LabelSpaces
+    from ...losses.unseen import LabelSpaces
 
     known = set(data.classes)
     for name, chosen in (("source_classes", source_classes), ("target_classes", target_classes)):
@@ -455,7 +455,7 @@ def kfold_views(data: PaperAData, k: int = 5, seed: int = 0,
     (eagerly) when the data lack a ``concept`` column, ``k`` is not an int >= 3 or ``full`` is not
     row-aligned with the source.
     """
-    from ..claims import grouped_kfold
+    from ...claims import grouped_kfold
 
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 3:
         raise ValueError(f"kfold_views: k must be an int >= 3 (test, validation and training folds), got {k!r}")
@@ -507,7 +507,7 @@ def over_folds(data: PaperAData, k: int, seed: int, run) -> pd.DataFrame:
     ``run(data)`` on the data set's own split (``fold`` 0)."""
     if k == 1:
         return pd.DataFrame(run(data)).assign(fold=0)
-    from .. import runtime
+    from ... import runtime
 
     return pd.concat([pd.DataFrame(run(view)).assign(fold=f)
                       for f, view in runtime.progress(kfold_views(data, k, seed), total=k,

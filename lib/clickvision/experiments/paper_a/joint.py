@@ -1,7 +1,7 @@
 """Paper A's multitask and multidomain experiments (IV-B2 Table VII, IV-B3 Fig. 12).
 
 Every model is :class:`~clickvision.models.mtmdd.MTMDDNet` trained by
-:func:`~clickvision.experiments.paper_a_train.train_joint` on cached features:
+:func:`~clickvision.experiments.paper_a.train.train_joint` on cached features:
 
 * MTMDD-VM / MTMDD-VM* -- source and target together (eq. 15), unshared / shared classifier;
   lambda = 1 gives MDD-VM / MDD-VM* (prediction loss only on the source);
@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import metrics, runtime
-from ..models.mtmdd import SOURCE, TARGET
-from .paper_a import item_rows, summarize
-from .paper_a_data import PaperAData, torch_threads
-from .paper_a_train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, joint_outputs,
+from ... import metrics, runtime
+from ...models.mtmdd import SOURCE, TARGET
+from .core import item_rows, summarize
+from .data import PaperAData, torch_threads
+from .train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, joint_outputs,
                             predict_clicks, recognition_accuracy, train_joint)
 
 PAPER_TABLE_VII = pd.DataFrame(
@@ -40,7 +40,7 @@ def model_name(shared: bool, lam: float) -> str:
 
 def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> list[dict]:
     """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth; ``rmse_s`` reading 1 and
-    ``rmse_s_caffe`` reading 2, see :func:`~.paper_a_train.click_metrics`) and Acc-T, val and test,
+    ``rmse_s_caffe`` reading 2, see :func:`~.train.click_metrics`) and Acc-T, val and test,
     and per test image ``correct_s`` / ``correct_t`` (with ``item``).
 
     MTTDL (``spec.two_domain=False``): Acc-T from a target recognizer (visual layer +
@@ -141,7 +141,7 @@ def multidomain_sweep(data: PaperAData, cfg: HeadConfig, mus: Sequence[float], s
 
 def _dacc_items(rows: pd.DataFrame, shared: bool, lams: Sequence[float]) -> pd.DataFrame:
     """Per (seed, test image): Acc-T correctness averaged over ``lams`` minus that at lambda = 1 (dAcc-T)."""
-    from .paper_a_claims import scores
+    from .claims import scores
 
     d = scores(rows, "correct_t", {"mt": {"shared": shared, "lam": list(lams)}, "one": {"shared": shared, "lam": 1.0}})
     w = d.pivot_table(index=["seed", "item"], columns="method", values="value")
@@ -161,7 +161,7 @@ def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) ->
 
     ``paper_effect``: the same contrast on Table VII's printed values (:data:`PAPER_TABLE_VII`) at the
     lambdas this run has."""
-    from .paper_a_claims import A, DOMAIN, ranked, scores
+    from .claims import A, DOMAIN, ranked, scores
 
     lams = sorted(float(x) for x in rows["lam"].unique() if 0 < x < 1)
     out = []
@@ -211,7 +211,7 @@ def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) ->
 
 def claims_fig12(rows: pd.DataFrame) -> list:
     """Fig. 12's claims as ``(Claim, data)`` pairs, per target test image over the seeds."""
-    from .paper_a_claims import A, ranked, scores
+    from .claims import A, ranked, scores
 
     mus = sorted(float(x) for x in rows["mu"].unique())
     names = [n for n in rows["model"].unique() if n != "MTTDL"]

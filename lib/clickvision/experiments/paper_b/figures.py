@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.base import ImageSet
+from ...data.base import ImageSet
 
 
 def plot_subgraph(edges: pd.DataFrame, images: ImageSet, ax=None):

@@ -1,8 +1,8 @@
 """Paper D (Collaborative Image Understanding) experiments: Table 5 and Figures 3-4, plus the
 entry point of every paper D experiment (``from clickvision.experiments import paper_d as D``).
 
-The data and the evaluation protocol live in :mod:`.paper_d_data`, the CF models, CF vectors
-and CF2Label (Tables 3-4) in :mod:`.paper_d_cf`; both are re-exported here.
+The data and the evaluation protocol live in :mod:`.data`, the CF models, CF vectors
+and CF2Label (Tables 3-4) in :mod:`.cf`; both are re-exported here.
 
 Images: the real Open Clip Art images with their real keywords as labels and SIMULATED
 interactions (:mod:`clickvision.click.interactions`). No real image ever meets a real
@@ -23,19 +23,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import metrics as M
-from .. import paths, stats
-from ..click import build as click_build
-from ..click.interactions import InteractionSimConfig, simulate_interactions
-from ..data import openclipart
-from ..io import atomic_path
-from ..losses import cf as losses
-from ..models import collab
-from .paper_d_cf import (CF_MODELS, TARGET_CF_SETTINGS, CFSettings, CornacScores, as_cornac,  # noqa: F401
+from ... import metrics as M
+from ... import paths, stats
+from ...click import build as click_build
+from ...click.interactions import InteractionSimConfig, simulate_interactions
+from ...data import openclipart
+from ...io import atomic_path
+from ...losses import cf as losses
+from ...models import collab
+from .cf import (CF_MODELS, TARGET_CF_SETTINGS, CFSettings, CornacScores, as_cornac,  # noqa: F401
                          cf2label_table, cf_auc_table, cornac_method, cornac_models, cornac_protocol_auc, fit_cf,
                          fit_log, gate_line, information_gate, item_cf_fit, item_cf_vectors, per_user_auc_rows,
                          vae_label)
-from .paper_d_data import (NON_CONTENT_KEYWORDS, PAPER_D_TABLE2, SPLIT_FRACTIONS, LabelledItems,  # noqa: F401
+from .data import (NON_CONTENT_KEYWORDS, PAPER_D_TABLE2, SPLIT_FRACTIONS, LabelledItems,  # noqa: F401
                            bootstrap_table, item_ap_rows, movielens_items, multi_hot, openclipart_items,
                            gaussianize, paper_density, paper_protocol_table, per_class_ap, per_image_ap, standardize,
                            subsample_users)

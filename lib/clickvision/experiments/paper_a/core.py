@@ -2,9 +2,9 @@
 
 One function per table or figure; each takes plain parameters and returns tidy DataFrames
 (``metric``, ``split``, ``value`` plus the configuration and ``seed``). The joint models of
-Tables VII and Fig. 12 are in :mod:`.paper_a_joint`, the gradient plots of Fig. 11 in
-:mod:`.paper_a_grad`, the click features of A.01 in :mod:`.paper_a_clicks`, the data in
-:mod:`.paper_a_data`, the training in :mod:`.paper_a_train`.
+Tables VII and Fig. 12 are in :mod:`.joint`, the gradient plots of Fig. 11 in
+:mod:`.grad`, the click features of A.01 in :mod:`.clicks`, the data in
+:mod:`.data`, the training in :mod:`.train`.
 
 Protocol (docs/READING-NOTES.md): TDL tables (III-VI) train a click predictor on the source, then
 a recognizer per domain on the frozen predictions, so "Acc-S" is the source recognizer's
@@ -18,10 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import runtime
-from ..losses import click as click_losses
-from .paper_a_data import PaperAData, load_paper_a_data, reduce_map_channels
-from .paper_a_train import (
+from ... import runtime
+from ...losses import click as click_losses
+from .data import PaperAData, load_paper_a_data, reduce_map_channels
+from .train import (
     ClickLossSpec,
     HeadConfig,
     click_metrics,
@@ -157,7 +157,7 @@ def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int]) -> tup
 def summarize(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """Mean, sd and number of seeds of every metric per group ``by`` (tidy; sd is NaN for one seed).
 
-    Rows of several K-fold views (a ``fold`` column, :func:`~.paper_a_data.over_folds`) are first
+    Rows of several K-fold views (a ``fold`` column, :func:`~.data.over_folds`) are first
     averaged over the folds per seed (each seed's pooled result), so sd is still over seeds.
     """
     if "fold" in rows.columns and rows["fold"].nunique() > 1:

@@ -1,6 +1,6 @@
 """Paper A, section IV-C / Table VIII: MTMDD-VM against the state of the art (notebook A.10).
 
-The registry (:mod:`.paper_a_methods`) runs VGGimg, VGGsrc, TDL[7], TDL, MTTDL, MTMDD-VM
+The registry (:mod:`.methods`) runs VGGimg, VGGsrc, TDL[7], TDL, MTTDL, MTMDD-VM
 ("OURS") and MTMDD-VM* ("OURS*"); this module adds the remaining baselines, each returning
 the registry's tidy rows ``method, seed, metric, value`` (``acc_s``, ``acc_t`` on test,
 ``val_acc_s``, ``val_acc_t``), all on cached backbone features with one torch thread:
@@ -42,19 +42,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import fusion, runtime
-from ..losses.domain import DomainAdversary, dan_mmd_loss, dann_lambda
-from ..losses.unseen import restrict_logits
-from ..losses.vse import cosine_similarities, vse_hinge_loss
-from ..models.mlp import MLP
-from ..models.mtmdd import SOURCE, TARGET
-from ..models.scda import scda_descriptors, scda_svm
-from ..train import Trainer
-from .paper_a_data import DomainData, PaperAData, torch_threads
-from .paper_a_methods import METHODS as REGISTRY_METHODS
-from .paper_a_methods import MethodSettings, run_methods
-from .paper_a import item_rows
-from .paper_a_train import (Batches, HeadConfig, train_config, accuracy_in, correct_in, domain_tensors, head_scores,
+from ... import fusion, runtime
+from ...losses.domain import DomainAdversary, dan_mmd_loss, dann_lambda
+from ...losses.unseen import restrict_logits
+from ...losses.vse import cosine_similarities, vse_hinge_loss
+from ...models.mlp import MLP
+from ...models.mtmdd import SOURCE, TARGET
+from ...models.scda import scda_descriptors, scda_svm
+from ...train import Trainer
+from .data import DomainData, PaperAData, torch_threads
+from .methods import METHODS as REGISTRY_METHODS
+from .methods import MethodSettings, run_methods
+from .core import item_rows
+from .train import (Batches, HeadConfig, train_config, accuracy_in, correct_in, domain_tensors, head_scores,
                             predict_clicks, recognition_accuracy, seeded, train_click_predictor)
 
 SOTA_METHODS = ("DAN", "DANN", "SCDA", "SF", "VSE++")
@@ -79,7 +79,7 @@ PAPER_TABLE_VIII = pd.DataFrame(
 
 @dataclass(frozen=True)
 class SotaSettings:
-    """The baselines' own settings (the registry's are :class:`~.paper_a_methods.MethodSettings`)."""
+    """The baselines' own settings (the registry's are :class:`~.methods.MethodSettings`)."""
 
     mmd_weight: float = 1.0  # DAN: weight of the MMD term
     target_weight: float = 1.0  # DAN / DANN: weight of the target cross-entropy (unified training)
@@ -371,7 +371,7 @@ def best_combined(rows: pd.DataFrame, metric: str = "val_acc_t") -> str:
 def claims_table_viii(rows: pd.DataFrame) -> list:
     """IV-C's orderings on Acc-T as ``(Claim, data)`` pairs: per target test image over the seeds
     where both methods give per-image scores (SF only per seed: then per-seed Acc-T)."""
-    from .paper_a_claims import A, acc_scores
+    from .claims import A, acc_scores
 
     paper = PAPER_TABLE_VIII.loc["Acc-T (%)"]
     ran = set(rows["method"])

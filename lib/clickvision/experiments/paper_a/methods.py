@@ -1,9 +1,9 @@
 """Paper A's recognisers, one name each, for the second-half grids (Table VIII, Fig. 13, Table IX, Fig. 14).
 
-:func:`run_methods` trains each named method on a :class:`~.paper_a_data.PaperAData` and
+:func:`run_methods` trains each named method on a :class:`~.data.PaperAData` and
 returns tidy rows ``method, seed, metric, value`` with ``acc_s`` / ``acc_t`` (test) and
 ``val_acc_s`` / ``val_acc_t``. The data may carry separate source and target label sets
-(:func:`~.paper_a_data.with_label_sets`, eq. 16): every softmax and every argmax then runs
+(:func:`~.data.with_label_sets`, eq. 16): every softmax and every argmax then runs
 over its own domain's classes.
 
 * ``VGGimg`` -- a recogniser on the pooled backbone vector (ImageNet weights, the paper's
@@ -26,7 +26,7 @@ over its own domain's classes.
 ``source`` for each value (the paper's value only where none was recorded, and then said so).
 
 Everything runs on cached features with one torch thread (reproducible on any core count).
-The remaining Table VIII baselines (DAN, DANN, SCDA, SF, VSE++) are in :mod:`.paper_a_sota`.
+The remaining Table VIII baselines (DAN, DANN, SCDA, SF, VSE++) are in :mod:`.sota`.
 """
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths, runtime
-from .paper_a import item_rows, tdl_run
-from .paper_a_data import PaperAData, torch_threads
-from .paper_a_joint import joint_run
-from .paper_a_train import ClickLossSpec, HeadConfig, JointSpec, recognition_accuracy
+from ... import paths, runtime
+from .core import item_rows, tdl_run
+from .data import PaperAData, torch_threads
+from .joint import joint_run
+from .train import ClickLossSpec, HeadConfig, JointSpec, recognition_accuracy
 
 VGG_METHODS = ("VGGimg", "VGGsrc")
 CLICK_METHODS = ("TDL[7]", "TDL", "MTTDL", "MTMDD-VM", "MTMDD-VM*")
@@ -293,7 +293,7 @@ def run_methods(methods: Sequence[str], data: PaperAData, cfg: HeadConfig, seeds
     (``item``: the test image's key on the per-image ``correct_s`` / ``correct_t`` rows, else empty)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"methods {unknown} are not among {METHODS} (DAN, DANN, SCDA, SF, VSE++: paper_a_sota)")
+        raise ValueError(f"methods {unknown} are not among {METHODS} (DAN, DANN, SCDA, SF, VSE++: paper_a.sota)")
     rows: list[dict] = []
     with torch_threads(1):
         for seed in runtime.progress(seeds, desc="methods: seeds"):

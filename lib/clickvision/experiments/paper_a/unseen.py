@@ -1,9 +1,9 @@
 """Paper A section IV-D1, unseen categories: out-of-class (Fig. 13) and cross-object (Table IX, Fig. 15).
 
 Both run eq. (16): the source and the target have their own label sets
-(:func:`~.paper_a_data.with_label_sets`: classes re-indexed target-first, each domain's softmax
+(:func:`~.data.with_label_sets`: classes re-indexed target-first, each domain's softmax
 and argmax over its own classes, the click vocabulary rebuilt on the kept source training
-images), and the methods come from :func:`~.paper_a_methods.run_methods`.
+images), and the methods come from :func:`~.methods.run_methods`.
 
 * **Out-of-class** (Fig. 13). The paper's target has 129 dog classes and the source subsets of
   30/60/90/120/129 of them, plus "all 283" source classes. Our two domains share all 40
@@ -25,14 +25,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..click.features import WordClickMatrix
-from ..data import samplers
-from ..models.mtmdd import TARGET
-from .paper_a import summarize
-from .paper_a_claims import paired_gap
-from .paper_a_data import PaperAData, full_word_clicks, torch_threads, with_label_sets
-from .paper_a_methods import MethodSettings, run_methods
-from .paper_a_train import HeadConfig, JointSpec, joint_outputs, reuse_identical_fits, train_joint
+from ...click.features import WordClickMatrix
+from ...data import samplers
+from ...models.mtmdd import TARGET
+from .core import summarize
+from .claims import paired_gap
+from .data import PaperAData, full_word_clicks, torch_threads, with_label_sets
+from .methods import MethodSettings, run_methods
+from .train import HeadConfig, JointSpec, joint_outputs, reuse_identical_fits, train_joint
 
 FIG13_METHODS = ("VGGimg", "VGGsrc", "TDL", "MTMDD-VM", "MTMDD-VM*")
 #: Methods the paper runs at the "all source classes" point (no shared FC across different label sets).
@@ -117,7 +117,7 @@ def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence
                  ) -> list:
     """Fig. 13's four findings as ``(Claim, data)`` pairs: Acc-T per target test image over the draws
     (each draw its own seed; per-draw Acc-T where the images do not pair up)."""
-    from .paper_a_claims import A, acc_scores, drop_scores, ranked
+    from .claims import A, acc_scores, drop_scores, ranked
 
     shared = rows[rows["point"] == "shared"]
     sizes = sorted(shared["n_source"].unique())
@@ -308,7 +308,7 @@ def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: 
     ``paper_effect``: the same rule applied to the paper's Table IX (:data:`PAPER_TABLE_IX`): Cross - Single
     at its largest |gap|, ours - baseline at its smallest gap (our families are not dog / bird).
     """
-    from .paper_a_claims import A, acc_scores
+    from .claims import A, acc_scores
 
     acc = rows[rows["metric"] == "acc_t"]
     means = acc.groupby(["target", "method", "scenario"])["value"].mean()

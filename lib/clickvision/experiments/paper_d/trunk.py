@@ -12,11 +12,11 @@ on the frozen pooled features (the "no shared trunk" ablation; identical heads, 
 seed, identical stop rule and budget).
 
 Data as in D.04: the real Open Clip Art images and keyword labels, SIMULATED interactions, the
-auxiliary target from :func:`clickvision.experiments.paper_d.image_run` (its information gate measured
+auxiliary target from :func:`clickvision.experiments.paper_d.core.image_run` (its information gate measured
 first). Every arm trains with the same :class:`~clickvision.models.collab.FitSettings` (epoch cap,
 patience on validation mAP, lr), every method sees every training row (equal steps), the label
 removal per (ratio, seed) is the same for every arm and method. Rows are tidy: per (method, trunk,
-seed, label_ratio, item) the test image's AP (:func:`clickvision.experiments.paper_d_data.per_image_ap`).
+seed, label_ratio, item) the test image's AP (:func:`clickvision.experiments.paper_d.data.per_image_ap`).
 """
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .. import metrics as M
-from .. import stats
-from ..data import openclipart
-from ..models import collab
-from ..models.backbone import EFFICIENTNET_LITE0, Backbone, load_backbone
-from ..models.trunk import Trunk, trunk_inputs
-from .paper_d import ImageRun, mask_labels, seed_averaged_values
-from .paper_d_data import LabelledItems, gaussianize, item_ap_rows, paper_protocol_table, standardize
+from ... import metrics as M
+from ... import stats
+from ...data import openclipart
+from ...models import collab
+from ...models.backbone import EFFICIENTNET_LITE0, Backbone, load_backbone
+from ...models.trunk import Trunk, trunk_inputs
+from .core import ImageRun, mask_labels, seed_averaged_values
+from .data import LabelledItems, gaussianize, item_ap_rows, paper_protocol_table, standardize
 
 #: Paper D's Table 5 (mAP) on Toys, the data set whose density the simulation copies: the
 #: paper's own numbers, shown beside ours (``paper_effect`` of the MTL-vs-Image-only claim).
@@ -100,7 +100,7 @@ def fit_arm(run: ImageRun, items: LabelledItems, method: str, target: np.ndarray
     ``Trunk(backbone, n_blocks)`` (ImageNet weights) trained with the heads, at ``trunk_lr`` when given.
     ``target``: the auxiliary target of the training rows (``run.q`` by default; the positive control
     passes the simulator's factors). Training rows: the labelled training images, then the unlabelled
-    training images (auxiliary target only), as :func:`clickvision.experiments.paper_d.fit_and_score`.
+    training images (auxiliary target only), as :func:`clickvision.experiments.paper_d.core.fit_and_score`.
     """
     tr, va, te = items.rows("train"), items.rows("val"), items.rows("test")
     x, y = items.x[tr], items.y[tr]
@@ -155,7 +155,7 @@ def shared_trunk(run: ImageRun, ratios: tuple, alpha: float, seeds: tuple, n_blo
                  trunk_lr: float | None = None, n_resamples: int = 50, verbose: bool = False) -> TrunkResult:
     """Image-only and MTL-reconstruct-uniform, each on the frozen pooled features and on a shared
     trainable ``Trunk(n_blocks)``, at every label ratio and training seed (same label removal,
-    :func:`clickvision.experiments.paper_d.mask_labels`, for every arm and method of a (ratio, seed)).
+    :func:`clickvision.experiments.paper_d.core.mask_labels`, for every arm and method of a (ratio, seed)).
 
     ``control``: also MTL with the simulator's true item factors as the target (:func:`control_target`,
     method :data:`CONTROL`), on every arm. Same ``settings`` (epoch cap, patience on validation mAP) for

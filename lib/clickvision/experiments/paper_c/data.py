@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .. import features
-from ..data.base import ImageSet
-from ..models.crossmodal_baselines import one_thread
+from ... import features
+from ...data.base import ImageSet
+from ...models.crossmodal_baselines import one_thread
 
 TARGETS = ("openclipart", "openmoji", "wikipedia", "nus-wide-10k", "pascal-sentences")
 CLIPART_TOPICS = ("animals", "buildings", "food", "geography", "office", "people", "plants", "recreation",
@@ -49,7 +49,7 @@ def _full_set(name: str) -> ImageSet:
     """The full embedded set ``"emoji"`` or ``"openclipart"``, loaded once per process (the
     targets, the sources and the feature look-up all start from it; callers copy before
     changing anything). :func:`clear_cache` forgets it, e.g. after a data rebuild."""
-    from .. import data as cvdata
+    from ... import data as cvdata
 
     return {"emoji": cvdata.load_emoji, "openclipart": cvdata.load_openclipart}[name]()
 
@@ -71,7 +71,7 @@ def clear_cache() -> None:
 def load_target(target: str = "openclipart", root: str | None = None, topics: tuple[str, ...] = CLIPART_TOPICS,
                 cap_per_class: int = 300, seed: int = 0) -> ImageSet:
     """The target image/text pairs (module docstring) as an ImageSet with ``text`` and one ``label``."""
-    from .. import data as cvdata
+    from ... import data as cvdata
 
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..models.chtn import CHTN
-from .paper_c_data import TOKEN_PATTERN, CrossModalData
+from ...models.chtn import CHTN
+from .data import TOKEN_PATTERN, CrossModalData
 
 
 def rank(query_repr: np.ndarray, gallery_repr: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +96,7 @@ def _wrap(text: str, width: int = 22, lines: int = 6) -> str:
 def plot_text_query(data: CrossModalData, table: pd.DataFrame, query: str = ""):
     """The images of a :func:`text_query` result (rank, label and cosine above each): the
     static figure behind C.02's interactive "type a text query" cell."""
-    from .. import plots
+    from ... import plots
 
     if table.empty:
         raise ValueError("plot_text_query: the result table is empty")
@@ -123,7 +123,7 @@ def plot_val_curves(curves: pd.DataFrame, stops: pd.DataFrame, title: str = ""):
     """The validation curve every compared network stopped on: one panel per (target, method),
     one line per seed (validation average MAP against training batches), a dot at the restored
     weights' step and a tick at the stop. ``curves``: ``target, method, seed, batches,
-    val_map`` (:func:`~clickvision.experiments.paper_c.val_curves`); ``stops``: the trial's
+    val_map`` (:func:`~clickvision.experiments.paper_c.core.val_curves`); ``stops``: the trial's
     runs (``target, method, seed, best_step, stop_step, batches``)."""
     import matplotlib.pyplot as plt
 

@@ -9,8 +9,8 @@ text querying the images, :func:`query_ap`), so the claims are judged by
 :class:`clickvision.claims.Ledger` over seeds x queries (:func:`table_claims`,
 :func:`ablation_claims`).
 
-The data (targets, sources, features) live in :mod:`.paper_c_data`, the retrieval views
-(top-k tables, typed queries, figures) in :mod:`.paper_c_views`; both are re-exported here,
+The data (targets, sources, features) live in :mod:`.data`, the retrieval views
+(top-k tables, typed queries, figures) in :mod:`.views`; both are re-exported here,
 so a notebook needs one import: ``from clickvision.experiments import paper_c as pc``.
 """
 from __future__ import annotations
@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import metrics, runtime
-from ..claims import Claim, judge
-from ..models.chtn import CHTN, VARIANTS, CHTNLoss, calibrate_pair_weight
-from ..models.crossmodal_baselines import BASELINES, SEEDED, make_baseline, one_thread  # noqa: F401  (BASELINES re-exported for C.03)
-from ..models.crossmodal_deep import StopRule, TensorBatches, fit_to_convergence
-from ..runtime import parallel_map
-from .paper_c_data import (  # noqa: F401
+from ... import metrics, runtime
+from ...claims import Claim, judge
+from ...models.chtn import CHTN, VARIANTS, CHTNLoss, calibrate_pair_weight
+from ...models.crossmodal_baselines import BASELINES, SEEDED, make_baseline, one_thread  # noqa: F401  (BASELINES re-exported for C.03)
+from ...models.crossmodal_deep import StopRule, TensorBatches, fit_to_convergence
+from ...runtime import parallel_map
+from .data import (  # noqa: F401
     CLIPART_TOPICS,
     DEFAULT_SOURCE,
     PAPER_SIZES,
@@ -40,7 +40,7 @@ from .paper_c_data import (  # noqa: F401
     load_target,
     prepare_data,
 )
-from .paper_c_views import (  # noqa: F401
+from .views import (  # noqa: F401
     plot_examples,
     plot_image_query,
     plot_text_query,
