@@ -82,12 +82,12 @@ def test_over_folds_tags_rows_and_k1_is_the_data_sets_split(paper_a_synth):
     one = PD.over_folds(data, 1, 0, run)
     assert calls[-1] is data and one["fold"].tolist() == [0]
     import clickvision.experiments.paper_a.data as mod
-    orig = mod._all_word_clicks
-    mod._all_word_clicks = lambda d: full
+    orig = mod._source_word_clicks
+    mod._source_word_clicks = lambda d, vocabulary_keys: full
     try:
         five = PD.over_folds(data, 5, 0, run)
     finally:
-        mod._all_word_clicks = orig
+        mod._source_word_clicks = orig
     assert five["fold"].tolist() == [0, 1, 2, 3, 4] and five["value"].sum() == len(data.source.items)
 
 

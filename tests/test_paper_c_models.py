@@ -6,14 +6,15 @@ import torch
 from clickvision import runtime
 from clickvision.metrics import cross_modal_map
 from clickvision.models.chtn import CHTN, VARIANTS, CHTNLoss, calibrate_pair_weight
-from clickvision.models.crossmodal_baselines import BASELINES, CCA, CFA, KCCA, make_baseline, one_thread
+from clickvision.models.crossmodal_baselines import BASELINES, CCA, CFA, KCCA, make_baseline
+from clickvision.threads import limited
 
 DX, DT, C, CS = 12, 9, 3, 4
 
 
 @pytest.fixture(autouse=True)
 def single_thread():
-    with one_thread():  # tiny models: extra threads only spin
+    with limited():  # tiny models: extra threads only spin
         yield
 
 

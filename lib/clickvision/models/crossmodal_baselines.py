@@ -21,16 +21,13 @@ DNN-based (in :mod:`~clickvision.models.crossmodal_deep`): Corr-AE (Feng et al.,
 """
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import numpy as np
-import torch
 from scipy.sparse import bmat, csr_matrix
 from sklearn.kernel_approximation import Nystroem
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.neighbors import kneighbors_graph
-from threadpoolctl import threadpool_limits
+
+from ..threads import limited
 
 Array = np.ndarray
 Val = tuple[Array, Array, Array] | None
@@ -56,38 +53,6 @@ def _ridge(cov: Array, reg: float) -> Array:
     return cov + reg * max(np.trace(cov) / len(cov), 1e-12) * np.eye(len(cov))
 
 
-_ONE_THREAD_DEPTH = threading.local()
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run torch and the BLAS of NumPy/SciPy on one CPU thread inside the block. The models
-    here are small: extra threads buy little, and on a busy machine their spin-waiting made
-    a training step ten times slower; the numbers also stop depending on the core count.
-    Nested inside another ``one_thread`` block (still on one torch thread) it changes nothing,
-    so it skips setting the BLAS limits again (a few ms per entry, e.g. every validation
-    ``transform`` of a network already fitting inside the block)."""
-    depth = getattr(_ONE_THREAD_DEPTH, "n", 0)
-    if depth and torch.get_num_threads() == 1:
-        _ONE_THREAD_DEPTH.n = depth + 1
-        try:
-            yield
-        finally:
-            _ONE_THREAD_DEPTH.n = depth
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            _ONE_THREAD_DEPTH.n = depth + 1
-            try:
-                yield
-            finally:
-                _ONE_THREAD_DEPTH.n = depth
-    finally:
-        torch.set_num_threads(before)
-
-
 class CrossModalMethod:
     """Base: subclasses implement ``_fit`` and ``_image`` / ``_text`` (one view's projection)."""
 
@@ -95,13 +60,13 @@ class CrossModalMethod:
 
     def fit(self, image: Array, text: Array, labels: Array | None = None, val: Val = None) -> "CrossModalMethod":
         """Learn the common space from training pairs (``val``: see the module docstring)."""
-        with one_thread():
+        with limited():
             self._fit(np.asarray(image, float), np.asarray(text, float), labels, val)
         return self
 
     def transform(self, image: Array | None = None, text: Array | None = None) -> tuple[Array | None, Array | None]:
         """``(image_repr, text_repr)`` in the common space (None where no input)."""
-        with one_thread():
+        with limited():
             return (None if image is None else self._image(np.asarray(image, float)),
                     None if text is None else self._text(np.asarray(text, float)))
 

@@ -32,37 +32,15 @@ from ...click import build as click_build
 from ...click.features import ClickTfidf, WordClickMatrix, click_tfidf, reselect_vocabulary, word_click_matrix
 from ...data.manifest import sha256_file
 from ...io import atomic_path, file_lock
+from ...threads import limited
 
 SOURCE_VENDOR, TARGET_VENDOR = "google", "twitter"
 LOG_NAME = "emoji-google"
 IMAGE_SIZE = 128
 
 
-class torch_threads:  # noqa: N801 - a context manager used like a function
-    """Run the enclosed code with ``n`` intra-op threads, then restore the previous count.
-
-    The heads are small: one thread is faster than two on shared cores and gives the same
-    numbers on any machine, so CPU runs stay bit-reproducible across core counts. BLAS
-    (NumPy, scikit-learn) is limited the same way with ``threadpoolctl``.
-    """
-
-    def __init__(self, n: int = 1) -> None:
-        self.n = n
-
-    def __enter__(self) -> "torch_threads":
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        self.before = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-        self.blas = threadpool_limits(self.n)  # NumPy / scikit-learn BLAS too
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import torch
-
-        self.blas.restore_original_limits()
-        torch.set_num_threads(self.before)
+#: paper A's name for :func:`clickvision.threads.limited` (torch and BLAS on ``n`` threads in a block)
+torch_threads = limited
 
 
 @dataclass
@@ -351,9 +329,14 @@ def full_word_clicks(data: PaperAData) -> WordClickMatrix:
     if _row_aligned(wc, data.source) and wc.stats.get("train_words", len(wc.vocabulary)) <= len(wc.vocabulary):
         return wc
     items = data.source.items
-    keys = items["key"].astype(str).tolist()
-    train_keys = items.loc[items["split"] == "train", "key"].astype(str).tolist()
-    return cached_word_clicks(click_build.click_log_path(data.meta.get("log", LOG_NAME)), keys, train_keys, ALL_WORDS)
+    return _source_word_clicks(data, items.loc[items["split"] == "train", "key"].astype(str).tolist())
+
+
+def _source_word_clicks(data: PaperAData, vocabulary_keys: list[str]) -> WordClickMatrix:
+    """The source's word click matrix (one row per source image, in order) over every word clicked
+    on one of ``vocabulary_keys``' images, read from the SIMULATED log once and cached."""
+    keys = data.source.items["key"].astype(str).tolist()
+    return cached_word_clicks(click_build.click_log_path(data.meta.get("log", LOG_NAME)), keys, vocabulary_keys, ALL_WORDS)
 
 
 # --- source and target chosen from the data tour's measured vendor gaps (00.02) -------------------
@@ -468,7 +451,7 @@ def kfold_views(data: PaperAData, k: int = 5, seed: int = 0,
     for f, (_, test) in enumerate(grouped_kfold(concepts, k, seed)):
         fold[test] = f
     n_s = len(data.source.items)
-    everything = _all_word_clicks(data) if full is None else full
+    everything = _source_word_clicks(data, data.source.items["key"].astype(str).tolist()) if full is None else full
     if not _row_aligned(everything, data.source):
         raise ValueError("kfold_views: full must be row-aligned with data.source (one row per source image, in order)")
     return _kfold_iter(data, k, fold[:n_s], fold[n_s:], everything)
@@ -493,13 +476,6 @@ def _kfold_iter(data: PaperAData, k: int, fold_s: np.ndarray, fold_t: np.ndarray
         meta = {**data.meta, "fold": f, "folds": k, "k": wc.k, "zero_rows": tfidf.n_zero_rows,
                 "zero_train_rows": tfidf.n_zero_train_rows}
         yield f, PaperAData(source, target, data.classes, list(wc.vocabulary), wc, tfidf, meta)
-
-
-def _all_word_clicks(data: PaperAData) -> WordClickMatrix:
-    """The source's word click matrix over every word clicked on ANY of its images, row-aligned with it."""
-    items = data.source.items
-    keys = items["key"].astype(str).tolist()
-    return cached_word_clicks(click_build.click_log_path(data.meta.get("log", LOG_NAME)), keys, keys, ALL_WORDS)
 
 
 def over_folds(data: PaperAData, k: int, seed: int, run) -> pd.DataFrame:

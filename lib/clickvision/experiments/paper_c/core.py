@@ -11,7 +11,7 @@ text querying the images, :func:`query_ap`), so the claims are judged by
 
 The data (targets, sources, features) live in :mod:`.data`, the retrieval views
 (top-k tables, typed queries, figures) in :mod:`.views`; both are re-exported here,
-so a notebook needs one import: ``from clickvision.experiments import paper_c as pc``.
+so a notebook needs one import: ``from clickvision.experiments.paper_c import core as pc``.
 """
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ import torch
 from ... import metrics, runtime
 from ...claims import Claim, judge
 from ...models.chtn import CHTN, VARIANTS, CHTNLoss, calibrate_pair_weight
-from ...models.crossmodal_baselines import BASELINES, SEEDED, make_baseline, one_thread  # noqa: F401  (BASELINES re-exported for C.03)
+from ...models.crossmodal_baselines import BASELINES, SEEDED, make_baseline  # noqa: F401  (BASELINES re-exported for C.03)
 from ...models.crossmodal_deep import StopRule, TensorBatches, fit_to_convergence
 from ...runtime import parallel_map
+from ...threads import limited
 from .data import (  # noqa: F401
     CLIPART_TOPICS,
     DEFAULT_SOURCE,
@@ -130,7 +131,7 @@ def calibrate(data: CrossModalData, hidden: int = 256, dropout: float = 0.5, bat
     model = CHTN(data.image["train"].shape[1], data.text["train"].shape[1], len(data.classes),
                  len(data.source_classes), hidden=hidden, dropout=dropout)
     batch = {k: next(iter(v)) for k, v in _loaders(data, batch_size, True).items()}
-    with one_thread():
+    with limited():
         return calibrate_pair_weight(model, batch, CHTNLoss(kernel_num=kernel_num))
 
 
@@ -178,7 +179,7 @@ def train_chtn(data: CrossModalData, variant: str = "CHTN", seed: int = 0, rule:
         v = metrics.cross_modal_map(*represent(m, data, "val"), data.labels["val"])
         return {"val_map": v["average"], "val_img2txt": v["img2txt"], "val_txt2img": v["txt2img"]}
     loss = CHTNLoss(pair_weight=pair_weight, kernel_num=kernel_num)
-    with one_thread():
+    with limited():
         history, stop = fit_to_convergence(model, loss, _loaders(data, batch_size, model.flags.source_pathway),
                                            val_fn if len(data.labels["val"]) else None, rule, seed, **fields)
         ri, rt = represent(model, data)
@@ -193,7 +194,7 @@ def run_baseline(name: str, data: CrossModalData, seed: int = 0, rule: StopRule 
     validation MAP) -> its test scores. ``kw`` go to the method (``hidden``, ``dropout`` ...)."""
     if name in NETWORKS:
         kw = {"rule": rule or STOP_RULES["default"], **kw}
-    with one_thread():
+    with limited():
         method = make_baseline(name, seed=seed, **kw).fit(*data.view("train"), val=data.view("val"))
         ri, rt = method.transform(data.image["test"], data.text["test"])
     stop = dict(getattr(method, "stop_", {}))

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ... import features
 from ...data.base import ImageSet
-from ...models.crossmodal_baselines import one_thread
+from ...threads import limited
 
 TARGETS = ("openclipart", "openmoji", "wikipedia", "nus-wide-10k", "pascal-sentences")
 CLIPART_TOPICS = ("animals", "buildings", "food", "geography", "office", "people", "plants", "recreation",
@@ -180,7 +180,7 @@ def prepare_data(target: str = "openclipart", source: str | None = None, root: s
     training document frequency (lower-case alphabetic tokens, English stop words removed).
     The linear algebra runs on one BLAS thread: on a shared 2-core machine the threaded SVD
     spent several times the CPU of a single thread for the same result."""
-    with one_thread():
+    with limited():
         return _prepare_data(target, source, root, vocab_size, cap_per_class, max_per_class, max_source,
                              feature_dim, seed)
 

@@ -1,5 +1,5 @@
 """Paper D (Collaborative Image Understanding) experiments: Table 5 and Figures 3-4, plus the
-entry point of every paper D experiment (``from clickvision.experiments import paper_d as D``).
+entry point of every paper D experiment (``from clickvision.experiments.paper_d import core as D``).
 
 The data and the evaluation protocol live in :mod:`.data`, the CF models, CF vectors
 and CF2Label (Tables 3-4) in :mod:`.cf`; both are re-exported here.
