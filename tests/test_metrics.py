@@ -98,6 +98,83 @@ def test_rmse_normalized_needs_matrices():
         M.rmse_normalized([1.0, 2.0], [1.0, 2.0])
 
 
+# ------------------------------------------------------------------ word rankings of a click feature (paper A)
+def test_word_average_precision_matches_sklearn_per_row_with_ties(rng):
+    y = (rng.random((60, 30)) < 0.15).astype(int)
+    y[y.sum(1) == 0, 0] = 1  # every row needs a clicked word
+    scores = np.round(rng.random((60, 30)) + 0.4 * y, 1)  # rounding makes many ties
+    got = M.word_average_precision(y, scores)
+    oracle = [average_precision_score(y[i], scores[i]) for i in range(len(y))]
+    np.testing.assert_allclose(got, oracle, atol=1e-12)
+    assert got.mean() == pytest.approx(average_precision_score(y, scores, average="samples"), abs=1e-12)
+
+
+def test_word_average_precision_hand_case():
+    # row 0: ranking pos, neg, pos -> (1/1 + 2/3) / 2; row 1: the one positive ranked last of 3 -> 1/3
+    got = M.word_average_precision([[1, 0, 1], [0, 1, 0]], [[0.9, 0.8, 0.7], [0.9, 0.1, 0.5]])
+    np.testing.assert_allclose(got, [5 / 6, 1 / 3])
+    with pytest.raises(ValueError, match="no relevant word"):
+        M.word_average_precision([[1, 0], [0, 0]], [[0.1, 0.2], [0.3, 0.4]])
+
+
+def test_precision_at_k_hand_cases_and_ties():
+    rel = [[1, 0, 1, 0, 0], [0, 0, 0, 1, 1]]
+    scores = [[0.9, 0.8, 0.7, 0.1, 0.0], [0.5, 0.4, 0.3, 0.2, 0.1]]
+    np.testing.assert_allclose(M.precision_at_k_rows(rel, scores, 2), [1 / 2, 0.0])
+    np.testing.assert_allclose(M.precision_at_k_rows(rel, scores, [3, 5]), [2 / 3, 2 / 5])
+    # R-precision: |A| = 2 in both rows -> the same as k = 2
+    np.testing.assert_allclose(M.r_precision(rel, scores), [1 / 2, 0.0])
+    # ties at the cut-off: top 2 of (1.0 | 0.5, 0.5, 0.5) with the relevant word among the three tied:
+    # one place left for three tied words, one of them relevant -> 1/3 of a hit in expectation
+    np.testing.assert_allclose(M.precision_at_k_rows([[1, 1, 0, 0]], [[1.0, 0.5, 0.5, 0.5]], 2), [(1 + 1 / 3) / 2])
+    # all scores tied (an all-zero prediction): precision = the share of relevant words, at any k
+    np.testing.assert_allclose(M.precision_at_k_rows([[1, 0, 0, 0]], [[0.0] * 4], 3), [1 / 4])
+
+
+def test_precision_at_k_ties_equal_the_mean_over_orderings(rng):
+    """Oracle for the tie rule: the mean over every order of the tied words of the plain precision@k."""
+    from itertools import permutations
+
+    rel = np.array([1, 0, 1, 1, 0, 0])
+    scores = np.array([0.9, 0.5, 0.5, 0.5, 0.5, 0.1])
+    tied = [1, 2, 3, 4]
+    for k in range(1, 7):
+        vals = []
+        for perm in permutations(tied):
+            order = [0, *perm, 5]
+            vals.append(rel[order[:k]].mean())
+        assert M.precision_at_k_rows(rel[None], scores[None], k)[0] == pytest.approx(np.mean(vals))
+
+
+def test_r_precision_matches_sklearn_precision_recall_curve(rng):
+    """Without ties, precision at the |A|-th highest score is sklearn's precision at that threshold."""
+    from sklearn.metrics import precision_recall_curve
+
+    y = (rng.random((20, 40)) < 0.2).astype(int)
+    y[y.sum(1) == 0, 0] = 1
+    scores = rng.normal(size=(20, 40))
+    got = M.r_precision(y, scores)
+    for i in range(len(y)):
+        prec, _, thr = precision_recall_curve(y[i], scores[i])
+        kth = np.sort(scores[i])[::-1][y[i].sum() - 1]
+        assert got[i] == pytest.approx(prec[np.flatnonzero(thr == kth)[0]])
+
+
+def test_precision_at_k_bad_input():
+    with pytest.raises(ValueError, match="k must lie in"):
+        M.precision_at_k_rows([[1, 0]], [[0.1, 0.2]], 3)
+    with pytest.raises(ValueError, match="k must lie in"):
+        M.precision_at_k_rows([[1, 0]], [[0.1, 0.2]], 0)
+    with pytest.raises(ValueError, match="k must hold integers"):
+        M.precision_at_k_rows([[1, 0]], [[0.1, 0.2]], 1.5)
+    with pytest.raises(ValueError, match="one integer per row"):
+        M.precision_at_k_rows([[1, 0]], [[0.1, 0.2]], [1, 1])
+    with pytest.raises(ValueError, match="relevant must be binary"):
+        M.precision_at_k_rows([[2, 0]], [[0.1, 0.2]], 1)
+    with pytest.raises(ValueError, match="no relevant word"):
+        M.r_precision([[0, 0]], [[0.1, 0.2]])
+
+
 # ------------------------------------------------------------------ macro mAP (paper D)
 def test_average_precision_macro_matches_sklearn_with_ties_and_empty_class(rng):
     y = (rng.random((300, 8)) < 0.2).astype(int)

@@ -112,14 +112,21 @@ def test_table_v_claims():
               0.05: {"acc_s": 0.90, "acc_t": 0.90, "val_acc_t": 0.4},  # best on test, not chosen on validation
               0.1: {"acc_s": 0.85, "acc_t": 0.80, "val_acc_t": 0.6},
               1.0: {"acc_s": 0.10, "acc_t": 0.10, "val_acc_t": 0.1}}
-    rows = pd.concat([_rows(values, "tau"),
-                      _rows({0.0: {"position_error": 600.0}, 0.1: {"position_error": 500.0, "gd_ratio": 1.1}},
-                            "tau", representation="click")], ignore_index=True)
+    # Fig. 10 reads eq. (9) on the binarised prediction (position_error_bin) and precision@|A|; the raw
+    # count (position_error) points the other way here and must not decide
+    click = {0.0: {"position_error_bin": 600.0, "position_error": 400.0, "precision_at_a": 0.20},
+             0.1: {"position_error_bin": 500.0, "position_error": 450.0, "precision_at_a": 0.30, "gd_ratio": 1.1}}
+    rows = pd.concat([_rows(values, "tau"), _rows(click, "tau", representation="click")], ignore_index=True)
     assert AC.best_small_tau(rows) == 0.1
     got = verdicts(AC.claims_table_v(rows, 0.1))
     assert got == {"V-small-tau-beats-count-Acc-S": "supported", "V-small-tau-beats-count-Acc-T": "supported",
                    "V-position-alone-far-worse-Acc-S": "supported", "V-position-alone-far-worse-Acc-T": "supported",
-                   "V-gd-ratio-one-at-0.1": "supported", "Fig10-position-loss-closer": "supported"}
+                   "V-gd-ratio-one-at-0.1": "supported", "Fig10-position-loss-closer": "supported",
+                   "Fig10-position-loss-precision": "supported"}
+    swapped = rows.copy()
+    m = swapped["metric"] == "precision_at_a"
+    swapped.loc[m, "value"] = 0.5 - swapped.loc[m, "value"]  # tau = 0.1 now ranks the clicked words lower
+    assert verdicts(AC.claims_table_v(swapped, 0.1))["Fig10-position-loss-precision"] == "contradicted"
     rows.loc[rows.metric == "gd_ratio", "value"] = [0.2, 0.21, 0.19]  # a factor 5 below 1
     assert verdicts(AC.claims_table_v(rows, 0.1))["V-gd-ratio-one-at-0.1"] == "contradicted"
 
@@ -144,8 +151,8 @@ def _vii_rows(gain_shared: float = 0.0) -> pd.DataFrame:
         for lam, acc_t, acc_s, rmse in ((0.8, 0.62, 0.6, 1.3), (0.4, 0.62, 0.6, 1.35), (0.0, 0.61, 0.6, 1.4),
                                         (1.0, 0.40, 0.0, 1.2)):
             t = acc_t + (gain_shared if shared and lam < 1 else 0.0)
-            frames.append(_rows({lam: {"acc_t": t, "acc_s": acc_s, "rmse_s": rmse}}, "lam", representation="x",
-                                shared=shared, model=J.model_name(shared, lam)))
+            frames.append(_rows({lam: {"acc_t": t, "acc_s": acc_s, "rmse_s": rmse, "rmse_s_caffe": rmse ** 2 / 2}},
+                                "lam", representation="x", shared=shared, model=J.model_name(shared, lam)))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -157,6 +164,27 @@ def test_table_vii_claims():
     assert got["VII-lambda-little-impact"] == "supported"
     assert got["VII-shared-gains-more"] == "inconclusive"  # equal gains: no difference to find
     assert verdicts(J.claims_table_vii(_vii_rows(0.3), chance=0.025))["VII-shared-gains-more"] == "supported"
+
+
+def test_table_vii_rmse_claims_read_reading_2():
+    """The RMSE-S claims are judged on rmse_s_caffe (reading 2, the paper's unit), not rmse_s."""
+    rows = _vii_rows()
+    pairs = {c.claim_id: (c, d) for c, d in J.claims_table_vii(rows, chance=0.025)}
+    c, d = pairs["VII-lambda1-lowest-rmse-MTMDD-VM"]
+    assert "reading 2" in c.claim and c.alternative == "less"
+    # per seed, lambda = 0.8's reading 2 (1.3^2 / 2 + seed jitter) and lambda = 1's (1.2^2 / 2 + jitter)
+    got = d.groupby("method")["value"].mean()
+    assert got["MTMDD-VM lambda=0.8"] == pytest.approx(1.3 ** 2 / 2 + 0.001)
+    assert got["MDD-VM"] == pytest.approx(1.2 ** 2 / 2 + 0.001)
+    # the paper's effect is on its printed (reading 2) values: 81.8 - 81.7 (x 1e-2)
+    assert c.paper_effect == pytest.approx((81.8 - 81.7) / 100)
+    # reading 1 reversed, reading 2 kept: the verdict follows reading 2
+    flipped = rows.copy()
+    m = flipped["metric"] == "rmse_s"
+    flipped.loc[m, "value"] = 3.0 - flipped.loc[m, "value"]
+    assert verdicts(J.claims_table_vii(flipped, chance=0.025))["VII-lambda1-lowest-rmse-MTMDD-VM"] == "supported"
+    flipped.loc[flipped["metric"] == "rmse_s_caffe", "value"] *= -1  # now lambda = 1 has the larger reading 2
+    assert verdicts(J.claims_table_vii(flipped, chance=0.025))["VII-lambda1-lowest-rmse-MTMDD-VM"] == "contradicted"
 
 
 def test_fig12_claims():

@@ -46,6 +46,30 @@ def test_click_metrics_reports_both_readings():
         click_metrics(v, v_hat, np.zeros(20, bool))
 
 
+def test_click_metrics_binarised_eq9_and_word_rankings_by_hand():
+    """Eq. (9) on the set the position loss trains (BN(v_hat) > B/2), the raw count, precision@|A| and AP.
+
+    Columns of v_hat over the 4 valid images: (6, 3, 6, 3) and (-1, 2, 2, -1) batch-normalise to about
+    (1, -1, 1, -1) and (-1, 1, 1, -1); (2, 0, 0, 3) to (0.577, -0.962, -0.962, 1.347). A fifth image with a
+    zero truth is dropped before the batch statistics (its huge prediction would move them)."""
+    v = np.array([[1, 0, 0], [0, 2, 0], [1, 1, 0], [0, 0, 3], [0, 0, 0]], dtype=float)
+    v_hat = np.array([[6, -1, 2], [3, 2, 0], [6, 2, 0], [3, -1, 3], [900, 900, 900]], dtype=float)
+    got = click_metrics(v, v_hat, v.sum(1) > 0, bandwidth=0.01)
+    # binarised A_hat: {0, 2}, {1}, {0, 1}, {2} against A: {0}, {1}, {0, 1}, {2} -> errors 1, 0, 0, 0
+    assert got["position_error_bin"] == pytest.approx(0.25)
+    assert got["pred_words_bin"] == pytest.approx(1.5) and got["true_words"] == pytest.approx(1.25)
+    # raw A_hat = v_hat > 0: {0, 2}, {0, 1}, {0, 1}, {0, 2} -> errors 1, 1, 0, 1
+    assert got["position_error"] == pytest.approx(0.75) and got["pred_words"] == pytest.approx(2.0)
+    # precision@|A| on v_hat: 1, 0 (word 0 beats word 1), 1, 1/2 (words 0 and 2 tie for the one place)
+    assert got["precision_at_a"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
+    # ranked by BN(v_hat) instead every image's clicked words come first
+    assert got["precision_at_a_bn"] == pytest.approx(1.0)
+    # AP on v_hat: 1, 1/2, 1, 1/2 (the tie at the top: precision 1/2 at the end of the tie group)
+    assert got["word_ap"] == pytest.approx(0.75)
+    # B/2 = 0.7 drops image 0's word 2 (z = 0.577) from A_hat: no binarised error left
+    assert click_metrics(v, v_hat, v.sum(1) > 0, bandwidth=1.4)["position_error_bin"] == pytest.approx(0.0)
+
+
 def test_training_mean_floor_by_hand():
     # training truths point along e1 and e2: the mean of N'(v) is (.5, .5), direction (1, 1)/sqrt(2);
     # a test truth along e1 then has cos = 1/sqrt(2): reading 2 = 1 - 1/sqrt(2), reading 1 = sqrt(2 - sqrt(2))

@@ -84,6 +84,31 @@ def test_indicator_and_set_error_eq9():
     assert float(L.indicator_position_loss(v, v_hat)) == pytest.approx(1.0)
 
 
+def test_binarize_prediction_is_where_the_sigmoid_crosses_one_half():
+    # one word over 4 images: BN -> (-3, -1, 1, 3) / sqrt(5) = (-1.342, -0.447, 0.447, 1.342)
+    v_hat = torch.tensor([[0.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
+    assert L.binarize_prediction(v_hat, 0.01).squeeze(1).tolist() == [False, False, True, True]
+    # B/2 = 0.5 moves the cut between 0.447 and 1.342: only the last image
+    assert L.binarize_prediction(v_hat, 1.0).squeeze(1).tolist() == [False, False, False, True]
+    # the "code" variant reads v_hat itself (no batch norm): v_hat > B/2 = 1.5
+    assert L.binarize_prediction(v_hat, 3.0, "code").squeeze(1).tolist() == [False, False, True, True]
+    # the mask is exactly S(z) > 1/2 of eq. (11), for any T
+    _, pred = _pair(8, 6, seed=3)
+    for t in (0.05, 0.16, 0.4):
+        s = L.smooth_binarize(L.sigmoid_input(pred), 0.01, t)
+        assert torch.equal(L.binarize_prediction(pred, 0.01), s > 0.5)
+    # eq. (9) on it: |A xor A_hat| by hand for the 4-image case, truth (0, 1, 1, 0) per image
+    truth = torch.tensor([[0.0], [1.0], [1.0], [0.0]], dtype=torch.float64)
+    mask = L.binarize_prediction(v_hat, 0.01).to(torch.float64)
+    assert L.position_error(truth, mask).tolist() == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="variant"):
+        L.binarize_prediction(v_hat, 0.01, "caffe")
+    with pytest.raises(ValueError, match="bandwidth"):
+        L.binarize_prediction(v_hat, 0.0)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        L.binarize_prediction(v_hat[:1], 0.01)
+
+
 def test_combined_and_multitask_weights():
     v, v_hat = _pair()
     logits = torch.randn(6, 3, dtype=torch.float64)

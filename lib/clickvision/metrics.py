@@ -5,6 +5,7 @@
 | recognition accuracy (Acc-S, Acc-T) | A, Tables III-IX | :func:`accuracy` |
 | RMSE-S of the predicted click feature, reading 1 (pinned in docs/READING-NOTES.md) | A, Table VII | :func:`rmse_normalized` |
 | RMSE-S, reading 2: Caffe's ``EuclideanLoss`` of l2-normalised vectors | A, Table VII | :func:`euclidean_loss_normalized` |
+| per image: word AP and precision at the number of clicked words (R-precision) of a predicted click feature | A, Fig. 10, Table III | :func:`word_average_precision`, :func:`r_precision`, :func:`precision_at_k_rows` |
 | DCG@25 with Z = 0.01757 | B, eq. (4) | :func:`dcg_at_k`, :func:`mean_dcg_at_k` |
 | MAP over the whole ranking (Img->Txt, Txt->Img) | C, eq. (8) | :func:`retrieval_map`, :func:`cross_modal_map` |
 | macro mAP over classes with a positive | D, section 4.1.4 | :func:`average_precision_macro` |
@@ -139,6 +140,67 @@ def euclidean_loss_normalized(v_true: Any, v_pred: Any) -> float:
     prediction then scores 0.5 per row. Rows are click vectors, shape (n, K).
     """
     return float(np.mean(_normalized_sq_distances(v_true, v_pred)) / 2.0)
+
+
+# ---------------------------------------------------------------- paper A: which words a click feature names
+def _relevant_and_scores(relevant: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``relevant`` (n, K) binary and ``scores`` (n, K) float, checked; every row needs a relevant word."""
+    rel = _as_binary(relevant, "relevant", 2)
+    s = _as_array(scores, "scores", 2, dtype=float)
+    _same_shape(rel, s, "relevant", "scores")
+    empty = np.flatnonzero(~rel.any(axis=1))
+    if empty.size:
+        raise ValueError(f"relevant has rows with no relevant word (rows {empty[:5].tolist()}...): "
+                         f"drop them first (a zero click truth)")
+    return rel, s
+
+
+def word_average_precision(relevant: Any, scores: Any) -> np.ndarray:
+    """Per row (an image): the average precision of ranking its K words by ``scores`` against the
+    words it was clicked under (``relevant``, e.g. ``v != 0``).
+
+    AP = (1/|A|) sum over relevant words of the precision at the end of their tie group (scikit-learn's
+    step rule; its ``average_precision_score`` per row is the oracle, and ``average="samples"`` is the
+    mean of this). Shapes (n, K); every row needs at least one relevant word.
+    """
+    rel, s = _relevant_and_scores(relevant, scores)
+    return _average_precision_columns(np.ascontiguousarray(rel.T), np.ascontiguousarray(s.T))
+
+
+def precision_at_k_rows(relevant: Any, scores: Any, k: Any) -> np.ndarray:
+    """Per row: the share of its ``k`` top-scored words that are relevant (``k`` an int, or one per row).
+
+    Ties at the cut-off are split in expectation, as if the tied words were ordered at random: with
+    ``m`` words tied at the k-th score, ``a`` of them needed to fill the k places and ``r`` of them
+    relevant, they add ``r * a / m`` hits. Without ties it is the plain precision@k. Shapes (n, K);
+    ``1 <= k <= K``.
+    """
+    rel = _as_binary(relevant, "relevant", 2)
+    s = _as_array(scores, "scores", 2, dtype=float)
+    _same_shape(rel, s, "relevant", "scores")
+    n, n_words = s.shape
+    k_arr = np.asarray(k)
+    if k_arr.ndim > 1 or (k_arr.ndim == 1 and len(k_arr) != n):
+        raise ValueError(f"k must be an integer or one integer per row ({n}), got shape {k_arr.shape}")
+    if not np.issubdtype(k_arr.dtype, np.integer) and not (
+            np.issubdtype(k_arr.dtype, np.floating) and np.all(k_arr == np.round(k_arr))):
+        raise ValueError(f"k must hold integers, got {k!r}")
+    k_arr = np.broadcast_to(k_arr.astype(np.int64), (n,))
+    if k_arr.min() < 1 or k_arr.max() > n_words:
+        raise ValueError(f"k must lie in [1, {n_words}] (the number of words), got {k_arr.min()}..{k_arr.max()}")
+    kth = -np.sort(-s, axis=1)[np.arange(n), k_arr - 1][:, None]  # the k-th largest score of each row
+    above, tied = s > kth, s == kth
+    places = k_arr - above.sum(axis=1)  # filled from the tie group at the cut-off
+    hits = (rel & above).sum(axis=1) + (rel & tied).sum(axis=1) * places / tied.sum(axis=1)
+    return hits / k_arr
+
+
+def r_precision(relevant: Any, scores: Any) -> np.ndarray:
+    """Per row: precision@|A|, ``k`` = the row's number of relevant words |A| (:func:`precision_at_k_rows`):
+    of the |A| top-scored words, the share that are relevant (also its recall there). Every row needs
+    a relevant word."""
+    rel, s = _relevant_and_scores(relevant, scores)
+    return precision_at_k_rows(rel, s, rel.sum(axis=1))
 
 
 # ---------------------------------------------------------------- paper D: macro mAP, AUC

@@ -15,6 +15,7 @@ each loss layer of the authors' Caffe net is normalised by its own batch); ``red
   is on the prediction path only: normalising the target would move its zeros.
   ``variant="code"`` is the authors' code: no batch norm, and ``1/sqrt(K)`` instead of N'.
 * :func:`position_error` -- eq. (9), the exact set error ``|A xor A_hat|`` (evaluation only).
+* :func:`binarize_prediction` -- the set ``A_hat`` eq. (10)-(11) train: ``BN(v_hat) > B/2``.
 * :func:`combined_click_loss` -- eq. (12): ``(1 - tau) count + tau position``.
 * :func:`multitask_loss` -- eq. (13) (``tau`` as eq. 12), eq. (14) is ``tau = 0``.
 * :func:`multidomain_loss` -- eq. (15): source rows ``lambda l_p - (1 - lambda) log p``,
@@ -105,6 +106,21 @@ def batch_standardize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 def sigmoid_input(v_hat: torch.Tensor, batch_norm: bool = True) -> torch.Tensor:
     """What the sigmoid of eq. (11) sees on the prediction path (Table IV's "Ratio" is read here)."""
     return batch_standardize(v_hat) if batch_norm else v_hat
+
+
+def binarize_prediction(v_hat: torch.Tensor, bandwidth: float = 0.01, variant: str = "paper") -> torch.Tensor:
+    """The word set the position loss trains, as a bool ``(N, K)`` mask (evaluation only).
+
+    Eq. (10)-(11) compare ``S(v)`` with ``S(z)``, ``z = BN(v_hat)`` (``variant="paper"``, batch
+    statistics of the rows given) or ``z = v_hat`` (``"code"``), where ``S(x) = sigmoid(a (x - B/2))``
+    with ``a > 0``: ``S(z) > 1/2`` exactly where ``z > B/2``, whatever T. That is the predicted set
+    ``A_hat`` the loss pushes toward the truth's; eq. (9) on it is ``position_error(v, mask)``.
+    """
+    if variant not in POSITION_VARIANTS:
+        raise ValueError(f"binarize_prediction: variant must be one of {POSITION_VARIANTS}, got {variant!r}")
+    if not (isinstance(bandwidth, (int, float)) and bandwidth > 0 and math.isfinite(bandwidth)):
+        raise ValueError(f"bandwidth B must be a finite number > 0, got {bandwidth!r}")
+    return sigmoid_input(v_hat, variant == "paper") > bandwidth / 2.0
 
 
 def position_loss(v: torch.Tensor, v_hat: torch.Tensor, bandwidth: float = 0.01, threshold: float = 0.16,

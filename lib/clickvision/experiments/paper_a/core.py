@@ -14,19 +14,23 @@ on the validation split and test is reported; several seeds give the spread.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from ... import runtime
 from ...losses import click as click_losses
-from .data import PaperAData, load_paper_a_data, reduce_map_channels
+from ...models.mtmdd import MTMDDNet
+from .data import DomainData, PaperAData, load_paper_a_data, reduce_map_channels
 from .train import (
     ClickLossSpec,
     HeadConfig,
     click_metrics,
+    make_embedding,
     predict_clicks,
     recognition_accuracy,
+    seeded,
     torch_threads,
     train_click_predictor,
 )
@@ -102,24 +106,18 @@ def visual_baseline(data: PaperAData, cfg: HeadConfig, seed: int) -> list[dict]:
     return out
 
 
-def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, kind: str | None = None,
-            representations: Sequence[str] = ("C",), gd_steps: set[int] | None = None,
-            keep: bool = False) -> tuple[list[dict], dict]:
-    """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
-
-    Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
-    and ``val_*``, per test image ``correct_s`` / ``correct_t`` with ``item``; for ``representation="click"``: ``rmse_s`` and ``rmse_s_caffe``
-    (RMSE-S, readings 1 and 2), ``position_error`` (eq. 9),
-    ``ratio`` (Table IV) on source test/val rows with a non-zero truth) and extras (the
-    gd-ratio terms, and with ``keep`` the fit and the predictions).
-    """
-    fit = train_click_predictor(data, cfg, loss, seed, kind, gd_steps)
-    vs, vt = predict_clicks(fit.model, data.source), predict_clicks(fit.model, data.target)
+def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: ClickLossSpec, seed: int,
+                   representations: Sequence[str] = ("C",)) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """The evaluation half of :func:`tdl_run` for a given click predictor ``net``: its click metrics
+    against the source truth (test and ``val_``; :func:`~.train.click_metrics` with ``loss``'s B and
+    variant), then recognizers per domain on its frozen predictions. Returns the rows and the
+    predictions (source, target)."""
+    vs, vt = predict_clicks(net, data.source), predict_clicks(net, data.target)
     s = data.source
     out = []
     for split in ("test", "val"):
         rows = s.rows(split)
-        cm = click_metrics(s.clicks[rows], vs[rows], s.valid[rows], loss.bandwidth)
+        cm = click_metrics(s.clicks[rows], vs[rows], s.valid[rows], loss.bandwidth, loss.variant)
         prefix = "" if split == "test" else "val_"
         out += _rows({prefix + k: v for k, v in cm.items()}, representation="click", seed=seed)
     for rep in representations:
@@ -127,6 +125,23 @@ def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, k
             acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
             out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep, seed=seed)
             out += item_rows(acc["test_correct"], d, dom, representation=rep, seed=seed)
+    return out, vs, vt
+
+
+def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, kind: str | None = None,
+            representations: Sequence[str] = ("C",), gd_steps: set[int] | None = None,
+            keep: bool = False) -> tuple[list[dict], dict]:
+    """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
+
+    Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
+    and ``val_*``, per test image ``correct_s`` / ``correct_t`` with ``item``; for ``representation="click"``: ``rmse_s`` and ``rmse_s_caffe``
+    (RMSE-S, readings 1 and 2), ``position_error_bin`` / ``position_error`` (eq. 9 on the binarised /
+    raw prediction), ``precision_at_a``, ``word_ap``, ``ratio`` (Table IV) ... on source test/val rows
+    with a non-zero truth, :func:`~.train.click_metrics`) and extras (the
+    gd-ratio terms, and with ``keep`` the fit and the predictions).
+    """
+    fit = train_click_predictor(data, cfg, loss, seed, kind, gd_steps)
+    out, vs, vt = predictor_rows(data, cfg, fit.model, loss, seed, representations)
     extras = {"grad_terms": fit.grad_terms}
     if keep:
         extras.update(fit=fit, v_source=vs, v_target=vt)
@@ -213,6 +228,110 @@ def kernel_grid(data: PaperAData, cfg: HeadConfig, sizes: Sequence[int], counts:
                         out, _ = tdl_run(data, c, ClickLossSpec(tau=0.0), seed, kind)
                     rows += [{**r, "kernel_size": int(size), "kernels": int(count)} for r in out]
     return pd.DataFrame(rows)
+
+
+# --- A.03: controls for "C alone" (what a recognizer on a predicted click feature reads) ---------------
+
+CONTROLS = ("untrained", "shuffled targets", "ground truth")
+SIGN = {"supported": "a > b", "contradicted": "a < b", "inconclusive": "not resolved"}
+#: What Table III's click-prediction ranking reads: metric -> (label, higher is better).
+CLICK_QUALITY = {"rmse_s_caffe": ("RMSE-S reading 2 (Caffe)", False), "rmse_s": ("RMSE-S reading 1", False),
+                 "precision_at_a": ("precision@|A|", True), "word_ap": ("word AP", True)}
+
+
+def shuffled_click_targets(d: DomainData, seed: int) -> DomainData:
+    """``d`` with its TRAINING rows' click vectors (and their non-zero flags) permuted across the training
+    images (``numpy.random.default_rng(seed)``); validation and test rows keep their true clicks.
+
+    A predictor trained on these sees the same click vectors and the same images, but no link between
+    the two: what it learns about an image's clicks is noise."""
+    if d.clicks is None or d.valid is None:
+        raise ValueError(f"domain {d.name!r} has no click features to shuffle (the source has them)")
+    train = d.rows("train")
+    perm = np.random.default_rng(seed).permutation(train)
+    clicks, valid = d.clicks.copy(), d.valid.copy()
+    clicks[train], valid[train] = d.clicks[perm], d.valid[perm]
+    return replace(d, clicks=clicks, valid=valid)
+
+
+def untrained_predictor(data: PaperAData, cfg: HeadConfig, seed: int, kind: str | None = None) -> MTMDDNet:
+    """The click predictor ``kind`` at its random initialisation: the weights :func:`~.train.train_click_predictor`
+    starts from with the same ``seed`` (no training step)."""
+    seeded(seed)
+    return MTMDDNet(make_embedding(cfg, data, kind), None)
+
+
+def click_controls(data: PaperAData, cfg: HeadConfig, kind: str, seeds: Sequence[int],
+                   loss: ClickLossSpec | None = None) -> pd.DataFrame:
+    """Controls for Table III's "C alone" (predicted click feature alone): per seed, the same recognizer
+    (:func:`~.train.recognition_accuracy`, as in :func:`tdl_run`) on
+
+    * ``untrained`` -- the predictor ``kind`` at its random initialisation (:func:`untrained_predictor`);
+    * ``shuffled targets`` -- the predictor ``kind`` trained by ``loss`` (default eq. 2) on click vectors
+      permuted across the training images (:func:`shuffled_click_targets`);
+    * ``ground truth`` -- the source's true click feature (source only: the target has none).
+
+    Tidy rows as :func:`tdl_run`'s (``representation`` "C" / "click"; the predictors' click metrics are
+    against the TRUE clicks) with a column ``predictor``. Both predictors are functions of the image
+    only, so each passes the visual information its layers keep; neither carries what clicks say.
+    """
+    loss = loss or ClickLossSpec(tau=0.0)
+    rows = []
+    with torch_threads(1):
+        for seed in runtime.progress(seeds, desc="C-alone controls: seeds"):
+            out, _, _ = predictor_rows(data, cfg, untrained_predictor(data, cfg, seed, kind), loss, seed)
+            rows += [{**r, "predictor": "untrained"} for r in out]
+            shuffled = replace(data, source=shuffled_click_targets(data.source, seed))
+            fit = train_click_predictor(shuffled, cfg, loss, seed, kind)
+            out, _, _ = predictor_rows(data, cfg, fit.model, loss, seed)
+            rows += [{**r, "predictor": "shuffled targets"} for r in out]
+            s = data.source
+            acc = recognition_accuracy(s, cfg, s.clicks, False, seed, len(data.classes), data.source_columns)
+            rows += _rows({"acc_s": acc["test"], "val_acc_s": acc["val"]}, representation="C", seed=seed,
+                          predictor="ground truth")
+            rows += item_rows(acc["test_correct"], s, "s", representation="C", seed=seed, predictor="ground truth")
+    return pd.DataFrame(rows)
+
+
+def click_quality_ranking(rows: pd.DataFrame, by: str, order: Sequence | None = None) -> pd.DataFrame:
+    """Per ``by`` value: C-alone accuracy (Acc-S, Acc-T, %) and click-prediction quality on the source test
+    images (:data:`CLICK_QUALITY`), means over seeds, each with its rank (1 = best; ties share the lower
+    rank). ``rows``: tidy rows of :func:`tdl_run` / :func:`click_controls` (``representation`` "C" and
+    "click"); a value without a metric (the ground truth's click scores) gets NaN and no rank."""
+    summ = summarize(rows[rows["representation"].isin(["C", "click"])], [by])
+    means = summ.pivot_table(index=by, columns="metric", values="mean")
+    order = list(order) if order is not None else list(means.index)
+    out = pd.DataFrame(index=pd.Index(order, name=by))
+    for metric, label, scale, higher in [("acc_s", "Acc-S (%)", 100.0, True), ("acc_t", "Acc-T (%)", 100.0, True),
+                                         *((m, lab, 1.0, hi) for m, (lab, hi) in CLICK_QUALITY.items())]:
+        vals = scale * means[metric].reindex(order) if metric in means else pd.Series(np.nan, index=order)
+        out[label] = vals
+        out[f"rank: {label}"] = vals.rank(ascending=not higher, method="min")
+    return out
+
+
+def control_contrasts(rows: pd.DataFrame, pairs: Sequence[tuple[str, str]], by: str = "predictor") -> pd.DataFrame:
+    """C-alone accuracy differences ``a - b`` for each ``(a, b)`` of ``by`` values, per test image over the
+    seeds, with the claims engine's two-level bootstrap interval and MDE (:func:`clickvision.claims.judge`,
+    judged, not recorded: these are measurements, not the paper's claims). A domain where ``a`` or ``b``
+    has no rows (the ground truth on the target) is left out. Differences in points; ``sign``: "a > b" or
+    "a < b" where the interval excludes 0, else "not resolved"."""
+    from ...claims import Claim, judge
+    from .claims import scores
+
+    c = rows[rows["representation"] == "C"]
+    out = []
+    for a, b in pairs:
+        for dom, label in (("s", "Acc-S"), ("t", "Acc-T")):
+            have = set(c.loc[c["metric"] == f"correct_{dom}", by])
+            if a not in have or b not in have:
+                continue
+            d = scores(c, f"correct_{dom}", {a: {by: a}, b: {by: b}})
+            j = judge(Claim("A", "measured", f"{a} vs {b}, {label}", "direction", arms=(a, b)), d)
+            out.append({"contrast": f"{a} - {b}", "domain": label, "difference (points)": 100 * j.estimate,
+                        "90% CI low": 100 * j.ci_low, "90% CI high": 100 * j.ci_high, "MDE (points)": 100 * j.mde,
+                        "sign": SIGN[j.verdict]})
+    return pd.DataFrame(out)
 
 
 # --- A.04: the position-sensitive loss (Fig. 7, Tables IV-V, Fig. 10) ---------------------------------

@@ -360,23 +360,46 @@ def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | Non
 
 
 
-def click_metrics(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, bandwidth: float = 0.01) -> dict:
-    """RMSE-S under both readings, eq. (9) errors and Table IV's Ratio on rows with a non-zero truth.
+def click_metrics(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, bandwidth: float = 0.01,
+                  variant: str = "paper") -> dict:
+    """RMSE-S under both readings, eq. (9) errors, word-ranking scores and Table IV's Ratio on rows with a
+    non-zero truth.
 
     ``rmse_s``: reading 1, sqrt(mean ||N'(v) - N'(v_hat)||^2) (:func:`~clickvision.metrics.rmse_normalized`,
     the docs/READING-NOTES.md pin); ``rmse_s_caffe``: reading 2, Caffe's ``EuclideanLoss`` on normalised
     vectors, 1/(2n) sum ||N'(v) - N'(v_hat)||^2 = 1 - mean cosine for non-zero predictions
     (:func:`~clickvision.metrics.euclidean_loss_normalized`). The paper never defines RMSE-S.
+
+    Eq. (9), ``|A xor A_hat|`` per image with A = the words with a non-zero truth, mean over images:
+    ``position_error_bin`` with A_hat the set the position loss trains (eq. 10-11: ``BN(v_hat) > B/2``,
+    :func:`~clickvision.losses.click.binarize_prediction`, batch statistics over these rows, as Ratio);
+    ``position_error`` the raw reading, A_hat = ``v_hat > 0``. ``true_words``, ``pred_words_bin`` and
+    ``pred_words`` are the mean |A| and |A_hat| under the two readings. Word rankings per image against
+    A: ``precision_at_a`` (of the |A| words with the highest ``v_hat``, the share in A;
+    :func:`~clickvision.metrics.r_precision`), ``precision_at_a_bn`` (the same ranked by ``BN(v_hat)``,
+    the sigmoid's input) and ``word_ap`` (average precision of the ``v_hat`` ranking,
+    :func:`~clickvision.metrics.word_average_precision`), each a mean over images.
     """
     rows = np.flatnonzero(valid)
     if not len(rows):
         raise ValueError("click_metrics: valid selects no row (every click truth is zero)")
     vt, vp = torch.from_numpy(v_true[rows]), torch.from_numpy(v_hat[rows])
     z = click_losses.sigmoid_input(vp.double()).numpy()
+    a_hat = click_losses.binarize_prediction(vp.double(), bandwidth, variant)
+    truth = v_true[rows] != 0
+    scores = np.asarray(v_hat[rows], dtype=np.float64)
+    bn_scores = z if variant == "paper" else scores  # what the sigmoid of eq. (11) reads
     return {"rmse_s": metrics.rmse_normalized(v_true[rows], v_hat[rows]),
             "rmse_s_caffe": metrics.euclidean_loss_normalized(v_true[rows], v_hat[rows]),
             "position_error": float(click_losses.position_error(vt, vp.clamp(min=0)).double().mean()),
-            "ratio": float(np.mean((z >= 0) & (z <= bandwidth)))}
+            "ratio": float(np.mean((z >= 0) & (z <= bandwidth))),
+            "position_error_bin": float(click_losses.position_error(vt, a_hat.to(vt.dtype)).double().mean()),
+            "true_words": float(truth.sum(axis=1).mean()),
+            "pred_words_bin": float(a_hat.sum(dim=1).double().mean()),
+            "pred_words": float((vp > 0).sum(dim=1).double().mean()),
+            "precision_at_a": float(metrics.r_precision(truth, scores).mean()),
+            "precision_at_a_bn": float(metrics.r_precision(truth, bn_scores).mean()),
+            "word_ap": float(metrics.word_average_precision(truth, scores).mean())}
 
 
 # --- the joint network (eq. 13-15) ----------------------------------------------------------------
