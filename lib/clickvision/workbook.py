@@ -127,7 +127,7 @@ UNORDERED_FOLDERS = frozenset({"A-mtmdd-vm"})
 #: Notebooks that read no image features: they run while ``clickvision.features build`` fills the
 #: cache (``run --features``), in a process where reading features raises
 #: (``features.NO_FEATURES_ENV``; their smoke runs check it, tests/test_notebooks.py).
-FEATURE_FREE = frozenset({"00.01", "D.01", "D.02"})
+FEATURE_FREE = frozenset({"00.01", "D.01", "D.02", "D.06"})
 FEATURES = "features"  # the feature-cache build as a task of the schedule
 
 
