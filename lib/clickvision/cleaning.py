@@ -239,16 +239,8 @@ def cleaning_scores(keep, noisy) -> dict[str, float]:
     images removed; ``f1``; ``noise_before`` / ``noise_after`` = noise rate of the input and of
     the kept images; counts. A rate over an empty set is NaN.
     """
-    keep = np.asarray(keep)
-    noisy = np.asarray(noisy)
-    for name, a in (("keep", keep), ("noisy", noisy)):
-        if a.ndim != 1 or not len(a):
-            raise ValueError(f"{name} must be a non-empty 1-D mask, got shape {a.shape}")
-        if a.dtype != bool and not np.all((a == 0) | (a == 1)):
-            raise ValueError(f"{name} must be a boolean (0/1) mask")
-    if len(keep) != len(noisy):
-        raise ValueError(f"keep has {len(keep)} entries but noisy has {len(noisy)}")
-    removed, noisy = ~keep.astype(bool), noisy.astype(bool)
+    keep, noisy = _mask_pair(keep, noisy)
+    removed = ~keep
     tp = int((removed & noisy).sum())
     rate = lambda a, b: float(a) / b if b else float("nan")  # noqa: E731
     precision, recall = rate(tp, removed.sum()), rate(tp, noisy.sum())
@@ -258,7 +250,8 @@ def cleaning_scores(keep, noisy) -> dict[str, float]:
             "noise_after": rate((noisy & ~removed).sum(), (~removed).sum())}
 
 
-def _masks(keep, noisy) -> tuple[np.ndarray, np.ndarray]:
+def _mask_pair(keep, noisy) -> tuple[np.ndarray, np.ndarray]:
+    """``keep`` and ``noisy`` as boolean vectors of one length; a clear error otherwise."""
     keep, noisy = np.asarray(keep), np.asarray(noisy)
     for name, a in (("keep", keep), ("noisy", noisy)):
         if a.ndim != 1 or not len(a):
@@ -267,7 +260,12 @@ def _masks(keep, noisy) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{name} must be a boolean (0/1) mask")
     if len(keep) != len(noisy):
         raise ValueError(f"keep has {len(keep)} entries but noisy has {len(noisy)}")
-    keep, noisy = keep.astype(bool), noisy.astype(bool)
+    return keep.astype(bool), noisy.astype(bool)
+
+
+def _masks(keep, noisy) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_mask_pair`, and both sets non-trivial (precision, recall and AUROC defined)."""
+    keep, noisy = _mask_pair(keep, noisy)
     if keep.all() or not keep.any():
         raise ValueError("keep must remove some images and keep some: precision or the kept set is undefined")
     if noisy.all() or not noisy.any():
