@@ -55,14 +55,6 @@ TABLE5_METHODS = ((TEXT_ONLY, "image_only", "uniform"), ("Sequential", "sequenti
 PAUCITY = ((TEXT_ONLY, "image_only"), (MTL, "mtl"))
 
 
-def _text_names(frame: pd.DataFrame) -> pd.DataFrame:
-    """``Image-only`` -> ``Text-only`` in a ``method`` column (core's tables name the image baseline)."""
-    out = frame.copy()
-    out["method"] = out["method"].replace({"Image-only": TEXT_ONLY})
-    out.attrs = dict(frame.attrs)
-    return out
-
-
 # ----------------------------------------------------------------------------- content: title text
 def title_documents(titles, years, decade: bool = True) -> list[str]:
     """One document per movie: its title, then the year as a token (``year1995``) and, with
