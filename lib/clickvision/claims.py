@@ -21,6 +21,10 @@ A :class:`Claim` names its ``kind``:
 * ``untestable`` / ``structural``: no statistics, a one-sentence ``reason``; the verdict is
   the kind itself.
 
+A testable claim whose compared arms scored identically on every seed and item (a comparison
+with no contrast, e.g. a setting selected on validation switched the difference off) is
+recorded ``untestable`` with that reason: its interval would be [0, 0] with an MDE of 0.
+
 Data: a tidy frame with columns ``method`` (or ``arm``), ``seed``, ``item`` (a test image,
 a query ...), ``value`` (that item's score: 0/1 correctness, AP, DCG ...), optionally
 ``fold`` (then an item is the pair (fold, item)). Every arm of a claim must be scored on the
@@ -292,6 +296,22 @@ def _interval(draws: np.ndarray) -> tuple[float, float, float]:
     return float(lo), float(hi), minimum_detectable_effect(np.std(draws, ddof=1))
 
 
+def _identical_arms(claim: Claim, grid: ScoreGrid) -> tuple[str, str] | None:
+    """The first pair of arms the claim compares whose scores are equal everywhere (a comparison
+    with no contrast: its interval is [0, 0] and its MDE 0, which says nothing), else None.
+    Direction and equivalence compare arms 0 and 1, an ordering each adjacent pair, a trend every
+    arm with the first."""
+    v = grid.values
+    if claim.kind == "trend":
+        pairs = [(0, j) for j in range(1, len(claim.arms))]
+        return (claim.arms[0], claim.arms[-1]) if all(np.array_equal(v[i], v[j]) for i, j in pairs) else None
+    pairs = [(i, i + 1) for i in range(len(claim.arms) - 1)] if claim.kind == "ordering" else [(0, 1)]
+    for i, j in pairs:
+        if np.array_equal(v[i], v[j]):
+            return claim.arms[i], claim.arms[j]
+    return None
+
+
 def _direction_verdict(lo: float, hi: float) -> str:
     return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
 
@@ -326,6 +346,14 @@ def judge(claim: Claim, data: pd.DataFrame | None = None, *, n_resamples: int = 
         draws = resample_means(grid.values, n_resamples, seed)
     except ValueError as exc:
         raise ValueError(f"claim {claim.claim_id!r}: {exc}") from exc
+    same = _identical_arms(claim, grid)
+    if same is not None:
+        a, b = same
+        reason = (f"no contrast: {a} and {b} scored identically on every seed and item "
+                  f"({grid.n_seeds} seeds x {grid.n_items} items), so the claimed difference was switched off "
+                  f"in this run (e.g. a setting selected on validation removed it)")
+        return Judgement(claim, claim.kind, "untestable", evidence=reason, reason=reason, n_seeds=grid.n_seeds,
+                         n_items=grid.n_items, level=grid.level)
     point = grid.values.mean(axis=(1, 2))
     sign = 1.0 if claim.alternative == "greater" else -1.0
     base = dict(n_seeds=grid.n_seeds, n_items=grid.n_items, level=grid.level)
