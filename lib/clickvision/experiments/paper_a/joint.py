@@ -193,6 +193,23 @@ def paper_vii(row: str, shared: bool, lams: Sequence[float], scale: float = 100.
     return float(PAPER_TABLE_VII.loc[row, cols].mean()) / scale if cols else float("nan")
 
 
+def select_lambda(rows: pd.DataFrame, metric: str = "val_acc_t") -> dict[bool, float]:
+    """The multitask weight of MTMDD-VM (``False``) and MTMDD-VM* (``True``) chosen on validation: the
+    lambda with the highest mean ``metric`` over the seeds, among 0 < lambda < 1 only. lambda = 1 is
+    MDD-VM (no softmax) and lambda = 0 switches the click loss off (a recognition-only network), so
+    neither is a setting of the multitask method; selecting 0 would turn every later "click loss
+    helps" comparison into one with no contrast (it did on another CPU, where A.07's validation means
+    at lambda 0 and 0.8 swapped)."""
+    out = {}
+    for shared in (False, True):
+        sub = rows[(rows["metric"] == metric) & (rows["shared"] == shared) & (rows["lam"] > 0) & (rows["lam"] < 1)]
+        if sub.empty:
+            raise ValueError(f"select_lambda: no {metric!r} rows with 0 < lambda < 1 for shared={shared}; the grid "
+                             f"needs at least one multitask lambda (lambdas in the run: {sorted(rows['lam'].unique())})")
+        out[shared] = float(sub.groupby("lam")["value"].mean().idxmax())
+    return out
+
+
 def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) -> list:
     """Table VII's claims as ``(Claim, data)`` pairs: per test image over the seeds (RMSE-S per seed, reading 2:
     ``rmse_s_caffe``, the reading the paper's values are in, :func:`~.train.click_metrics`).
