@@ -249,17 +249,24 @@ def test_grouped_kfold_keeps_groups_together_and_tests_each_once():
         C.grouped_kfold(["a", "b"], k=3)
 
 
-@pytest.mark.parametrize("kind, arms", [("direction", ("A", "B")), ("equivalence", ("A", "B")),
-                                        ("ordering", ("C", "A", "B")), ("trend", ("A", "B"))])
+@pytest.mark.parametrize("kind, arms", [("direction", ("A", "B")), ("ordering", ("C", "A", "B")),
+                                        ("trend", ("A", "B"))])
 def test_identical_arms_are_untestable_not_inconclusive(kind, arms):
     """Two arms with the same score on every seed and item (a setting switched the contrast off)
     give an interval [0, 0] and an MDE of 0: recorded untestable, with the reason and the arms."""
     data = tidy({"A": 0.0, "C": 3.0}, n_items=100, n_seeds=3, rng_seed=9)
     data = pd.concat([data, data[data["method"] == "A"].assign(method="B")], ignore_index=True)
-    j = C.judge(claim(kind, arms, **({"margin": 1.0} if kind == "equivalence" else {})), data)
+    j = C.judge(claim(kind, arms), data)
     assert j.verdict == "untestable" and j.kind == kind and math.isnan(j.estimate) and math.isnan(j.mde)
     assert "A and B scored identically" in j.reason and j.evidence == j.reason
     assert (j.n_seeds, j.n_items) == (3, 100)
     nearly = data.copy()
     nearly.loc[nearly.index[-1], "value"] += 1e-9  # one item differs: a real (if tiny) contrast
-    assert C.judge(claim(kind, arms, **({"margin": 1.0} if kind == "equivalence" else {})), nearly).verdict != "untestable"
+    assert C.judge(claim(kind, arms), nearly).verdict != "untestable"
+
+
+def test_identical_arms_support_an_equivalence():
+    data = tidy({"A": 0.0}, n_items=100, n_seeds=3, rng_seed=9)
+    data = pd.concat([data, data.assign(method="B")], ignore_index=True)
+    j = C.judge(claim("equivalence", margin=1.0), data)
+    assert j.verdict == "supported" and j.estimate == 0 and j.ci_low == j.ci_high == 0

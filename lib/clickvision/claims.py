@@ -21,9 +21,10 @@ A :class:`Claim` names its ``kind``:
 * ``untestable`` / ``structural``: no statistics, a one-sentence ``reason``; the verdict is
   the kind itself.
 
-A testable claim whose compared arms scored identically on every seed and item (a comparison
-with no contrast, e.g. a setting selected on validation switched the difference off) is
-recorded ``untestable`` with that reason: its interval would be [0, 0] with an MDE of 0.
+A direction, ordering or trend claim whose compared arms scored identically on every seed and
+item (a comparison with no contrast, e.g. a setting selected on validation switched the
+difference off) is recorded ``untestable`` with that reason: its interval would be [0, 0] with
+an MDE of 0. (For an equivalence claim identical scores are evidence, and it is judged as usual.)
 
 Data: a tidy frame with columns ``method`` (or ``arm``), ``seed``, ``item`` (a test image,
 a query ...), ``value`` (that item's score: 0/1 correctness, AP, DCG ...), optionally
@@ -299,9 +300,12 @@ def _interval(draws: np.ndarray) -> tuple[float, float, float]:
 def _identical_arms(claim: Claim, grid: ScoreGrid) -> tuple[str, str] | None:
     """The first pair of arms the claim compares whose scores are equal everywhere (a comparison
     with no contrast: its interval is [0, 0] and its MDE 0, which says nothing), else None.
-    Direction and equivalence compare arms 0 and 1, an ordering each adjacent pair, a trend every
-    arm with the first."""
+    A direction compares arms 0 and 1, an ordering each adjacent pair, a trend every arm with the
+    first. Equivalence claims are not checked: identical scores are the strongest evidence of "no
+    difference" there."""
     v = grid.values
+    if claim.kind == "equivalence":
+        return None
     if claim.kind == "trend":
         pairs = [(0, j) for j in range(1, len(claim.arms))]
         return (claim.arms[0], claim.arms[-1]) if all(np.array_equal(v[i], v[j]) for i, j in pairs) else None

@@ -4,9 +4,11 @@ Each ``claims_*`` function takes the tidy results of one notebook and returns ``
 pairs for :func:`judge_all` (a :class:`clickvision.claims.Ledger` judges, shows and records
 them). ``data`` is tidy ``method, seed, item, value``: per test image 0/1 correctness
 (metrics ``correct_s`` / ``correct_t``, 239 test images per domain at ``default``) wherever
-the claim is about accuracy, so the interval counts the sampling of the test images as well
-as the seeds; per-seed aggregates (one row per method and seed) only for metrics that do not
-decompose over images (RMSE, the eq. (9) error, the gd-ratio). Accuracy values are
+the claim is about accuracy, and per image for Fig. 10's eq. (9) error and precision@|A|
+(metrics ``item_position_error_bin`` / ``item_precision_at_a``), so the interval counts the
+sampling of the test images as well as the seeds; per-seed aggregates (one row per method and
+seed) only for metrics that do not decompose over images (RMSE, the gd-ratio), or where the rows
+carry no per-image values (results recorded before them). Accuracy values are
 fractions (0.01 = one point); a paper effect is given in the same unit and orientation.
 
 Claims of "every X beats Y" or "X is best" are judged against the weakest X / strongest
@@ -331,9 +333,25 @@ def best_small_tau(rows: pd.DataFrame, metric: str = "val_acc_t") -> float:
     return float(small.groupby("tau")["value"].mean().idxmax())
 
 
+def click_scores(rows: pd.DataFrame, metric: str, arms: Mapping[str, Mapping[str, Any]], column: str,
+                 values: Sequence) -> pd.DataFrame:
+    """A click metric's claim data: per source test image (the ``item_<metric>`` rows,
+    :func:`~.core.click_item_rows`) on the seeds where every arm has them, else (rows without them:
+    results recorded before) the per-seed aggregates ``metric`` on the seeds every arm ran."""
+    item = f"item_{metric}"
+    sub = rows[rows["metric"] == item]
+    if "item" in rows.columns and len(sub) and sub["item"].notna().all():
+        seeds = common_seeds(rows, column, values, item)
+        if seeds:
+            return scores(rows, item, arms, seeds)
+    return scores(rows, metric, arms, common_seeds(rows, column, values, metric))
+
+
 def claims_table_v(rows: pd.DataFrame, chosen_tau: float) -> list[tuple[Claim, pd.DataFrame]]:
     """Table V (tau sweep, gd-ratio) and Fig. 10 (with and without the position loss: eq. 9's error on the
-    binarised prediction the position loss trains, ``position_error_bin``, and precision@|A|), per seed."""
+    binarised prediction the position loss trains, ``position_error_bin``, and precision@|A|): Table V per
+    test image, the gd-ratio per seed, Fig. 10 per source test image where the rows carry
+    ``item_position_error_bin`` / ``item_precision_at_a`` (else per seed, :func:`click_scores`)."""
     taus = sorted(float(x) for x in rows["tau"].unique())
     cr = rows[rows["representation"] == "C"]
     ck = rows[rows["representation"] == "click"]
@@ -368,17 +386,15 @@ def claims_table_v(rows: pd.DataFrame, chosen_tau: float) -> list[tuple[Claim, p
                       paper_effect=float(np.log2(PAPER_TABLE_V.loc["gd-ratio", 0.1]))), d))
     if chosen_tau in taus and chosen_tau != 0.0:
         arms = {f"tau={chosen_tau:g}": {"tau": chosen_tau}, "tau=0": {"tau": 0.0}}
-        seeds = common_seeds(ck, "tau", [chosen_tau, 0.0], "position_error_bin")
         out.append((A("Fig10-position-loss-closer", f"The position loss (tau = {chosen_tau:g}) brings the predicted "
                       "nonzero positions closer to the truth: smaller eq. 9 error than tau = 0, A_hat the set the "
                       "position loss trains (BN(v_hat) > B/2; words, source test)",
                       "direction", arms=tuple(arms), alternative="less"),
-                    scores(ck, "position_error_bin", arms, seeds)))
-        seeds = common_seeds(ck, "tau", [chosen_tau, 0.0], "precision_at_a")
+                    click_scores(ck, "position_error_bin", arms, "tau", [chosen_tau, 0.0])))
         out.append((A("Fig10-position-loss-precision", f"The position loss (tau = {chosen_tau:g}) ranks the clicked "
                       "words higher: larger precision@|A| than tau = 0 (of each image's |A| top-predicted words, the "
                       "share it was clicked under; source test)", "direction", arms=tuple(arms)),
-                    scores(ck, "precision_at_a", arms, seeds)))
+                    click_scores(ck, "precision_at_a", arms, "tau", [chosen_tau, 0.0])))
     return out
 
 

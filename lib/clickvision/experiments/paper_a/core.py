@@ -24,8 +24,10 @@ from ...losses import click as click_losses
 from ...models.mtmdd import MTMDDNet
 from .data import DomainData, PaperAData, load_paper_a_data, reduce_map_channels
 from .train import (
+    ITEM_METRICS,
     ClickLossSpec,
     HeadConfig,
+    click_item_values,
     click_metrics,
     make_embedding,
     predict_clicks,
@@ -45,6 +47,8 @@ PROFILES: dict[str, HeadConfig] = {
 }
 MAP_CHANNELS = {"smoke": 16, "default": 128, "paper": 0}  # 0: the full 1,280-channel conv map
 SMOKE_ROWS = {"train": 160, "val": 80, "test": 80}
+# A.04's Fig. 10 measurements recorded per source test image (item_* rows; the claims read the first two)
+FIG10_ITEM_METRICS = ("position_error_bin", "precision_at_a", "position_error", "word_ap")
 
 # The paper's numbers (percent), to print beside ours.
 PAPER_TABLE_III = pd.DataFrame({"FC": [63.0, 44.2], "biFC": [68.7, 54.0], "CONV+FC": [68.9, 51.6],
@@ -96,6 +100,30 @@ def item_rows(correct: np.ndarray, d, dom: str, **labels) -> list[dict]:
             for k, c in zip(keys, correct)]
 
 
+def click_item_rows(d: DomainData, v_hat: np.ndarray, loss: ClickLossSpec, metrics: Sequence[str],
+                    **labels) -> list[dict]:
+    """Per source test image with a non-zero click truth: metric ``item_<m>`` for each ``m`` of ``metrics``
+    (among :data:`~.train.ITEM_METRICS`: ``position_error_bin``, ``position_error``, ``precision_at_a``,
+    ``precision_at_a_bn``, ``word_ap``), ``item`` the image's key, ``representation="click"``.
+
+    The per-image terms of :func:`~.train.click_metrics`' test values (:func:`~.train.click_item_values`
+    on the same rows, so the binarisation's batch statistics are the same): the mean of each
+    ``item_<m>`` over the images is the aggregate ``m`` exactly. For the claims' two-level bootstrap
+    over seeds and images (the ``item_`` prefix keeps them apart from the per-seed aggregates).
+    """
+    unknown = [m for m in metrics if m not in ITEM_METRICS]
+    if unknown:
+        raise ValueError(f"item_metrics must be among {ITEM_METRICS}, got {unknown}")
+    if not metrics:
+        return []
+    rows = d.rows("test")
+    per_image = click_item_values(d.clicks[rows], v_hat[rows], d.valid[rows], loss.bandwidth, loss.variant)
+    images = rows[d.valid[rows]]
+    keys = d.items["key"].to_numpy()[images] if "key" in d.items.columns else images
+    return [{**labels, "metric": f"item_{m}", "item": str(k), "value": float(v)}
+            for m in metrics for k, v in zip(keys, per_image[m])]
+
+
 def visual_baseline(data: PaperAData, cfg: HeadConfig, seed: int) -> list[dict]:
     """V alone (no click feature): recognizers on each domain; shared by every table's V column."""
     out = []
@@ -107,11 +135,13 @@ def visual_baseline(data: PaperAData, cfg: HeadConfig, seed: int) -> list[dict]:
 
 
 def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: ClickLossSpec, seed: int,
-                   representations: Sequence[str] = ("C",)) -> tuple[list[dict], np.ndarray, np.ndarray]:
+                   representations: Sequence[str] = ("C",), item_metrics: Sequence[str] = ()
+                   ) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """The evaluation half of :func:`tdl_run` for a given click predictor ``net``: its click metrics
     against the source truth (test and ``val_``; :func:`~.train.click_metrics` with ``loss``'s B and
-    variant), then recognizers per domain on its frozen predictions. Returns the rows and the
-    predictions (source, target)."""
+    variant), then recognizers per domain on its frozen predictions. ``item_metrics`` (opt-in, default
+    none): also those click metrics per source test image (:func:`click_item_rows`: metrics ``item_<m>``
+    with ``item``). Returns the rows and the predictions (source, target)."""
     vs, vt = predict_clicks(net, data.source), predict_clicks(net, data.target)
     s = data.source
     out = []
@@ -120,6 +150,7 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
         cm = click_metrics(s.clicks[rows], vs[rows], s.valid[rows], loss.bandwidth, loss.variant)
         prefix = "" if split == "test" else "val_"
         out += _rows({prefix + k: v for k, v in cm.items()}, representation="click", seed=seed)
+    out += click_item_rows(s, vs, loss, item_metrics, representation="click", seed=seed)
     for rep in representations:
         for (dom, d, cols), vh in zip(data.domains(), (vs, vt)):
             acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
@@ -130,18 +161,19 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
 
 def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, kind: str | None = None,
             representations: Sequence[str] = ("C",), gd_steps: set[int] | None = None,
-            keep: bool = False) -> tuple[list[dict], dict]:
+            keep: bool = False, item_metrics: Sequence[str] = ()) -> tuple[list[dict], dict]:
     """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
 
     Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
     and ``val_*``, per test image ``correct_s`` / ``correct_t`` with ``item``; for ``representation="click"``: ``rmse_s`` and ``rmse_s_caffe``
     (RMSE-S, readings 1 and 2), ``position_error_bin`` / ``position_error`` (eq. 9 on the binarised /
     raw prediction), ``precision_at_a``, ``word_ap``, ``ratio`` (Table IV) ... on source test/val rows
-    with a non-zero truth, :func:`~.train.click_metrics`) and extras (the
-    gd-ratio terms, and with ``keep`` the fit and the predictions).
+    with a non-zero truth, :func:`~.train.click_metrics`; with ``item_metrics`` also ``item_<m>`` per source
+    test image, :func:`click_item_rows`) and extras (the gd-ratio terms, and with ``keep`` the fit and the
+    predictions).
     """
     fit = train_click_predictor(data, cfg, loss, seed, kind, gd_steps)
-    out, vs, vt = predictor_rows(data, cfg, fit.model, loss, seed, representations)
+    out, vs, vt = predictor_rows(data, cfg, fit.model, loss, seed, representations, item_metrics)
     extras = {"grad_terms": fit.grad_terms}
     if keep:
         extras.update(fit=fit, v_source=vs, v_target=vt)
@@ -233,7 +265,8 @@ def kernel_grid(data: PaperAData, cfg: HeadConfig, sizes: Sequence[int], counts:
 # --- A.03: controls for "C alone" (what a recognizer on a predicted click feature reads) ---------------
 
 CONTROLS = ("untrained", "shuffled targets", "ground truth")
-SIGN = {"supported": "a > b", "contradicted": "a < b", "inconclusive": "not resolved"}
+SIGN = {"supported": "a > b", "contradicted": "a < b", "inconclusive": "not resolved",
+        "untestable": "identical (no contrast)"}
 #: What Table III's click-prediction ranking reads: metric -> (label, higher is better).
 CLICK_QUALITY = {"rmse_s_caffe": ("RMSE-S reading 2 (Caffe)", False), "rmse_s": ("RMSE-S reading 1", False),
                  "precision_at_a": ("precision@|A|", True), "word_ap": ("word AP", True)}
@@ -350,12 +383,17 @@ def binarizer_curves(settings: Sequence[tuple[float, float]], x: np.ndarray | No
 
 
 def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[int], column: str,
-               gd_fraction: float | None = None, keep_seed: int | None = None) -> tuple[pd.DataFrame, dict]:
+               gd_fraction: float | None = None, keep_seed: int | None = None,
+               item_metrics: Sequence[str] = ()) -> tuple[pd.DataFrame, dict]:
     """TDL runs for each ``specs[value] = ClickLossSpec`` (Tables IV, V): tidy rows and extras.
 
     ``gd_fraction``: record each weighted term's gradient norm at that fraction of the run
     (footnote 7: iteration 1,500 of 10,000). ``keep_seed``: keep that seed's predictions.
+    ``item_metrics``: click metrics also per source test image (``item_<m>`` rows with ``item``,
+    :func:`click_item_rows`; Fig. 10's claims read them).
     """
+    if any(m not in ITEM_METRICS for m in item_metrics):  # fail before the first run, not after it
+        raise ValueError(f"item_metrics must be among {ITEM_METRICS}, got {list(item_metrics)}")
     steps_per_epoch = -(-len(data.source.rows("train")) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     gd_step = max(1, round(gd_fraction * total)) if gd_fraction else None
@@ -364,7 +402,7 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
         for seed in runtime.progress(seeds, desc="click-loss settings: seeds"):
             for value, spec in specs.items():
                 out, extras = tdl_run(data, cfg, spec, seed, gd_steps={gd_step} if gd_step else None,
-                                      keep=seed == keep_seed)
+                                      keep=seed == keep_seed, item_metrics=item_metrics)
                 rows += [{**r, column: value} for r in out]
                 g = extras["grad_terms"]
                 if gd_step and {"count", "position"} <= set(g.get("term", [])):

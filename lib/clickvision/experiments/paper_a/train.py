@@ -360,6 +360,38 @@ def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | Non
 
 
 
+ITEM_METRICS = ("position_error_bin", "position_error", "precision_at_a", "precision_at_a_bn", "word_ap")
+"""The per-image quantities of :func:`click_metrics` (their means over the images are its values of
+the same names): :func:`click_item_values` returns them one value per image."""
+
+
+def click_item_values(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, bandwidth: float = 0.01,
+                      variant: str = "paper") -> dict[str, np.ndarray]:
+    """Per image with a non-zero truth (the rows ``valid`` selects, in order): eq. (9)'s error on the
+    binarised prediction (``position_error_bin``) and on the raw one (``position_error``), precision@|A|
+    ranked by ``v_hat`` (``precision_at_a``) and by ``BN(v_hat)`` (``precision_at_a_bn``) and word AP
+    (``word_ap``); see :func:`click_metrics`, whose values of these names are the means of these arrays.
+
+    The binarisation ``BN(v_hat) > B/2`` uses batch statistics over ALL the selected rows (as in
+    :func:`click_metrics`), so an image's value depends on the other rows given: pass the same rows as
+    to :func:`click_metrics` (e.g. every source test image) to get that aggregate's per-image terms.
+    """
+    rows = np.flatnonzero(valid)
+    if not len(rows):
+        raise ValueError("click_metrics: valid selects no row (every click truth is zero)")
+    vt, vp = torch.from_numpy(v_true[rows]), torch.from_numpy(v_hat[rows])
+    a_hat = click_losses.binarize_prediction(vp.double(), bandwidth, variant)
+    truth = v_true[rows] != 0
+    scores = np.asarray(v_hat[rows], dtype=np.float64)
+    z = click_losses.sigmoid_input(vp.double()).numpy()
+    bn_scores = z if variant == "paper" else scores  # what the sigmoid of eq. (11) reads
+    return {"position_error_bin": click_losses.position_error(vt, a_hat.to(vt.dtype)).double().numpy(),
+            "position_error": click_losses.position_error(vt, vp.clamp(min=0)).double().numpy(),
+            "precision_at_a": np.asarray(metrics.r_precision(truth, scores), dtype=np.float64),
+            "precision_at_a_bn": np.asarray(metrics.r_precision(truth, bn_scores), dtype=np.float64),
+            "word_ap": np.asarray(metrics.word_average_precision(truth, scores), dtype=np.float64)}
+
+
 def click_metrics(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, bandwidth: float = 0.01,
                   variant: str = "paper") -> dict:
     """RMSE-S under both readings, eq. (9) errors, word-ranking scores and Table IV's Ratio on rows with a
@@ -378,28 +410,28 @@ def click_metrics(v_true: np.ndarray, v_hat: np.ndarray, valid: np.ndarray, band
     A: ``precision_at_a`` (of the |A| words with the highest ``v_hat``, the share in A;
     :func:`~clickvision.metrics.r_precision`), ``precision_at_a_bn`` (the same ranked by ``BN(v_hat)``,
     the sigmoid's input) and ``word_ap`` (average precision of the ``v_hat`` ranking,
-    :func:`~clickvision.metrics.word_average_precision`), each a mean over images.
+    :func:`~clickvision.metrics.word_average_precision`), each a mean over images. The per-image terms of
+    eq. (9) and the rankings (:data:`ITEM_METRICS`) are :func:`click_item_values`'s arrays; each value
+    here is the plain mean of its array.
     """
+    per_image = click_item_values(v_true, v_hat, valid, bandwidth, variant)
     rows = np.flatnonzero(valid)
-    if not len(rows):
-        raise ValueError("click_metrics: valid selects no row (every click truth is zero)")
-    vt, vp = torch.from_numpy(v_true[rows]), torch.from_numpy(v_hat[rows])
+    vp = torch.from_numpy(v_hat[rows])
     z = click_losses.sigmoid_input(vp.double()).numpy()
     a_hat = click_losses.binarize_prediction(vp.double(), bandwidth, variant)
     truth = v_true[rows] != 0
-    scores = np.asarray(v_hat[rows], dtype=np.float64)
-    bn_scores = z if variant == "paper" else scores  # what the sigmoid of eq. (11) reads
+    means = {k: float(np.mean(per_image[k])) for k in ITEM_METRICS}
     return {"rmse_s": metrics.rmse_normalized(v_true[rows], v_hat[rows]),
             "rmse_s_caffe": metrics.euclidean_loss_normalized(v_true[rows], v_hat[rows]),
-            "position_error": float(click_losses.position_error(vt, vp.clamp(min=0)).double().mean()),
+            "position_error": means["position_error"],
             "ratio": float(np.mean((z >= 0) & (z <= bandwidth))),
-            "position_error_bin": float(click_losses.position_error(vt, a_hat.to(vt.dtype)).double().mean()),
+            "position_error_bin": means["position_error_bin"],
             "true_words": float(truth.sum(axis=1).mean()),
             "pred_words_bin": float(a_hat.sum(dim=1).double().mean()),
             "pred_words": float((vp > 0).sum(dim=1).double().mean()),
-            "precision_at_a": float(metrics.r_precision(truth, scores).mean()),
-            "precision_at_a_bn": float(metrics.r_precision(truth, bn_scores).mean()),
-            "word_ap": float(metrics.word_average_precision(truth, scores).mean())}
+            "precision_at_a": means["precision_at_a"],
+            "precision_at_a_bn": means["precision_at_a_bn"],
+            "word_ap": means["word_ap"]}
 
 
 # --- the joint network (eq. 13-15) ----------------------------------------------------------------
