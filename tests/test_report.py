@@ -77,3 +77,30 @@ def test_stale_discussions_catches_moved_counts(tmp_path):
     assert report.stale_discussions(claims, nb) == [
         "paper A: no discussion", "paper B: discussion says 1 supported of 2, results say 0 of 2",
         "paper Z: discussion but no claims"]
+
+
+def test_replications_compare_verdicts_claim_by_claim(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
+    here = [dict(paper="A", claim_id="a1", verdict="supported", estimate=0.03, notebook="A.01", device="cpu: X", commit="c1"),
+            dict(paper="A", claim_id="a2", verdict="inconclusive", estimate=0.01, notebook="A.01", device="cpu: X",
+                 commit="c1"),
+            dict(paper="D", claim_id="d1", verdict="supported", estimate=0.02, notebook="D.01", device="cpu: Y",
+                 commit="c1")]
+    _ledger(here).to_csv(tmp_path / "claims.csv", index=False)
+    assert report.load_replications().empty and "Replications" not in report.readme_block()
+    there = [dict(r, verdict=v, device="cpu: Y", commit="c0") for r, v in zip(here, ["supported", "contradicted",
+                                                                                    "supported"])]
+    there.append(dict(paper="A", claim_id="only-there", verdict="supported", notebook="A.02", device="cpu: Y", commit="c0"))
+    (tmp_path / "replications").mkdir()
+    _ledger(there).to_csv(tmp_path / "replications" / "claims-cpu-y-c0.csv", index=False)
+    reps = report.load_replications()
+    assert set(reps["replication"]) == {"claims-cpu-y-c0"} and len(reps) == 4
+    t = report.replication_table(report.load_claims(), reps)
+    assert t["claim_id"].tolist() == ["a1", "a2", "d1"]  # judged in both only
+    assert t["agrees"].tolist() == [True, False, True] and t["same_device"].tolist() == [False, False, True]
+    assert t.loc[1, "verdict_replica"] == "contradicted"
+    block = report.readme_block()
+    assert "`claims-cpu-y-c0` (cpu: Y, commit c0): of 2 claims judged on another machine" in block
+    assert "1 got the same verdict, 1 another." in block
+    with pytest.raises(ValueError, match="judges a claim twice"):
+        report.replication_table(report.load_claims(), pd.concat([reps, reps]))

@@ -72,6 +72,40 @@ def stale_discussions(claims: pd.DataFrame | None = None, notebook: Path | None 
     return out
 
 
+REPLICATIONS = "replications"  # results/replications/: claims.csv files of full runs on other machines
+
+
+def load_replications(folder: Path | None = None) -> pd.DataFrame:
+    """Every ``claims-*.csv`` in ``results/replications/``: the ledger a whole fresh-clone ``make
+    workbook`` wrote on another machine (the same schema as ``claims.csv``, its own provenance
+    columns), with a ``replication`` column naming the file. Empty when there is none."""
+    from .claims import load_ledger
+
+    folder = folder or paths.RESULTS_DIR / REPLICATIONS
+    files = sorted(Path(folder).glob("claims-*.csv")) if Path(folder).is_dir() else []
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([load_ledger(f).assign(replication=f.stem) for f in files], ignore_index=True)
+
+
+def replication_table(claims: pd.DataFrame, replica: pd.DataFrame) -> pd.DataFrame:
+    """The committed verdict of each claim beside its verdict in one replication (claims judged in
+    both, matched on ``claim_id``): ``claim_id, paper, notebook, verdict, estimate, ci_low, ci_high,
+    device`` and the replica's as ``*_replica``, plus ``agrees`` (the same verdict) and
+    ``same_device`` (both rows from one machine: then only the code or its inputs can differ)."""
+    cols = ["claim_id", "paper", "notebook", "verdict", "estimate", "ci_low", "ci_high", "device", "commit"]
+    missing = [c for c in cols if c not in claims.columns or c not in replica.columns]
+    if missing:
+        raise ValueError(f"replication_table: columns {missing} missing from the ledger or the replica")
+    if replica["claim_id"].duplicated().any():
+        dup = replica.loc[replica["claim_id"].duplicated(), "claim_id"].tolist()[:3]
+        raise ValueError(f"replication_table: the replica judges a claim twice ({dup}); pass one replication")
+    t = claims[cols].merge(replica[cols[:1] + cols[3:]], on="claim_id", suffixes=("", "_replica"))
+    t["agrees"] = t["verdict"] == t["verdict_replica"]
+    t["same_device"] = t["device"] == t["device_replica"]
+    return t.reset_index(drop=True)
+
+
 def notebook_link(stem: str) -> str:
     """Path (relative to notebooks/) of the notebook whose stem is ``stem``; the stem if not found."""
     found = sorted(paths.NOTEBOOKS_DIR.rglob(f"{stem}.ipynb"))
@@ -123,6 +157,18 @@ def readme_block() -> str:
                   + " | ".join(str(r[v]) for v in VERDICTS) + " |" for r in s.to_dict("records")]
         lines += ["| all | " + str(s["judged"].sum()) + " | "
                   + " | ".join(str(s[v].sum()) for v in VERDICTS) + " |"]
+    reps = load_replications()
+    if not s.empty and not reps.empty:
+        claims = load_claims()
+        lines += ["", "Replications (whole fresh-clone runs on other machines, `results/replications/`; "
+                  "[00.03](notebooks/00-workbook/00.03-Claims-Ledger.ipynb) lists the claims that differ):", ""]
+        for name, rep in reps.groupby("replication", sort=True):
+            rt = replication_table(claims, rep)
+            other = rt[~rt["same_device"]]
+            dev = rep["device"].mode().iat[0] if rep["device"].notna().any() else "?"
+            lines.append(f"- `{name}` ({dev}, commit {str(rep['commit'].mode().iat[0])[:7]}): of {len(other)} "
+                         f"claims judged on another machine than the committed row, {int(other['agrees'].sum())} "
+                         f"got the same verdict, {int((~other['agrees']).sum())} another.")
     lines += ["", "### Notebook run times at profile `default` (from `results/timings.csv`)", ""]
     if t.empty:
         lines.append("No timed run yet: `make workbook` records them.")
