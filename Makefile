@@ -29,7 +29,7 @@ data: setup sources
 features: data
 	$(VPY) -m clickvision.features build
 
-# The feature cache is built inside the run, beside the notebooks that read no features.
+# The feature cache is built inside the run, part by part; each notebook starts once the parts it reads are built.
 workbook: data
 	$(VPY) -m clickvision.workbook run --profile default --features
 	$(VPY) -m clickvision.report

@@ -51,14 +51,17 @@ def test_dependencies_follow_folder_order_reads_and_the_feature_cache(book, monk
     monkeypatch.setattr(workbook, "UNORDERED_FOLDERS", frozenset({"A-x"}))
     monkeypatch.setattr(workbook, "READS", {"A.03": ("A.01", "B.01", "Z.99")})  # Z.99 not in this run
     monkeypatch.setattr(workbook, "FEATURE_FREE", frozenset({"A.01"}))
+    monkeypatch.setattr(workbook, "FEATURE_READS", {"A.02": ("emoji",)})  # the others: every part
     deps = workbook.dependencies([nb for nb in nbs if nb.stem != "00.03"], features=True)
-    assert deps[workbook.FEATURES] == set() and deps[by["A.01"]] == set()
-    assert deps[by["A.02"]] == {workbook.FEATURES}
-    assert deps[by["A.03"]] == {by["A.01"], by["B.01"], workbook.FEATURES}
+    oc, em, ve = workbook.FEATURE_TASKS
+    assert deps[oc] == set() and deps[em] == {oc} and deps[ve] == {em} and deps[by["A.01"]] == set()
+    assert deps[by["A.02"]] == {em}
+    assert deps[by["A.03"]] == {by["A.01"], by["B.01"], oc, em, ve}
     cost = {"A-x/A.01.ipynb": 10.0, "A-x/A.02.ipynb": 50.0, "A-x/A.03.ipynb": 100.0, "B-y/B.01.ipynb": 5.0,
-            workbook.FEATURES: 30.0}
+            oc: 30.0, em: 20.0, ve: 10.0}
     prio = workbook.priorities(deps, cost)
-    assert prio[by["A.03"]] == 100 and prio[by["B.01"]] == 105 and prio[workbook.FEATURES] == 135  # -> B.01 -> A.03
+    assert prio[by["A.03"]] == 100 and prio[by["B.01"]] == 105 and prio[ve] == 115  # -> B.01 -> A.03
+    assert prio[em] == 135 and prio[oc] == 165
     assert prio[by["A.01"]] == 110 and prio[by["A.02"]] == 50
 
 
@@ -109,26 +112,32 @@ def test_a_failure_stops_the_lanes_and_keeps_the_committed_copy(book):
 def test_features_are_built_beside_the_feature_free_notebooks(book, monkeypatch):
     root, log = book
     monkeypatch.setattr(workbook, "FEATURE_FREE", frozenset({"B.01"}))
+    monkeypatch.setattr(workbook, "FEATURE_READS", {"A.01": ("openclipart",)})  # A.02: every part
     record = ("import json, os, time\n"
-              f"open({str(log)!r}, 'a').write(json.dumps({{'nb': 'B.01', 'no_features': "
-              "os.environ.get('CLICKVISION_NO_FEATURES'), 't': time.time()}) + '\\n')\n")
-    _notebook(root / "B-y" / "B.01.ipynb", record)
+              "open({log!r}, 'a').write(json.dumps({{'nb': '{name}', 'no_features': "
+              "os.environ.get('CLICKVISION_NO_FEATURES'), 'sets': os.environ.get('CLICKVISION_FEATURE_SETS'), "
+              "'t': time.time()}}) + '\\n')\n")
+    for folder, name in (("B-y", "B.01"), ("A-x", "A.01"), ("A-x", "A.02")):
+        _notebook(root / folder / f"{name}.ipynb", record.format(log=str(log), name=name))
     built = {}
 
-    def fake_build():
+    def fake_build(only=None):
         import time
 
-        built["t0"] = time.time()
-        while time.time() < built["t0"] + 60 and not (log.exists() and "B.01" in log.read_text()):
-            time.sleep(0.2)  # the build lasts until B.01 has run beside it (or a minute)
-        built["t1"] = time.time()
-        return workbook.RunInfo(workbook.FEATURES, "", 0, 3.0, float("nan"), "")
+        t0 = time.time()
+        while (only == "openclipart" and time.time() < t0 + 60
+               and not (log.exists() and "B.01" in log.read_text())):
+            time.sleep(0.2)  # the first part lasts until B.01 has run beside it (or a minute)
+        built[only] = (t0, time.time())
+        return workbook.RunInfo(workbook.feature_task(only), "", 0, 3.0, float("nan"), "")
 
     monkeypatch.setattr(workbook, "_build_features", fake_build)
     infos = workbook.run_all(jobs=2, features=True)
-    assert all(i.ok for i in infos) and len(infos) == 5
+    assert all(i.ok for i in infos) and len(infos) == 7
+    assert sorted(built, key=lambda k: built[k][0]) == list(workbook.FEATURE_ORDER)  # one part after another
     runs = {json.loads(line)["nb"]: json.loads(line) for line in log.read_text().splitlines()}
-    assert runs["B.01"]["no_features"] == "1" and runs["B.01"]["t"] < built["t1"]  # beside the build
-    assert runs["A.01"]["t"] >= built["t1"] and runs["A.02"]["t"] >= built["t1"]  # they read features: after it
-    assert "no_features" not in runs["A.01"]
+    assert runs["B.01"]["no_features"] == "1" and runs["B.01"]["t"] < built["openclipart"][1]  # beside the build
+    assert runs["A.01"]["t"] >= built["openclipart"][1] and runs["A.01"]["sets"] == "openclipart"
+    assert runs["A.02"]["t"] >= built["vendors"][1] and runs["A.02"]["sets"] == "openclipart,emoji,vendors"
+    assert runs["A.01"]["no_features"] is None and runs["B.01"]["sets"] is None
 

@@ -286,11 +286,7 @@ def extract_kinds(imageset: ImageSet, kinds: Sequence[str], backbone: str | Back
     """Several kinds of :func:`extract_features` at once: the cached ones are read, the missing
     ones computed together in ONE pass through the network (:func:`compute_kinds`) and cached
     each under its own key (the same files a one-kind call reads and writes)."""
-    if os.environ.get(NO_FEATURES_ENV) == "1":
-        raise RuntimeError(f"{getattr(imageset, 'name', 'images')}: this process runs without image features "
-                           f"({NO_FEATURES_ENV}=1: the workbook runs the notebooks of "
-                           "clickvision.workbook.FEATURE_FREE while the feature cache is being built); a notebook "
-                           "that reads features must not be listed there")
+    check_feature_access(getattr(imageset, "name", "images"))
     kinds = list(dict.fromkeys(kinds))
     for kind in kinds:
         check_kind(kind)
@@ -355,22 +351,71 @@ DEFAULT_SETS = {  # data set -> feature kinds the notebooks read (paper A's CONV
     "openclipart": ("pooled", "cut1"),
 }
 VENDOR_KINDS = ("pooled", "cut1")  # each Iconify emoji vendor's subset
+#: The parts of the default cache, in the order a plain ``build`` fills them; each can be built alone
+#: (``build --only NAME``; the workbook builds them as separate tasks, clickvision.workbook.FEATURE_ORDER):
+#: the two :data:`DEFAULT_SETS` and ``vendors``, the Iconify emoji vendors' subsets (``emoji[<vendor>]``).
+CACHE_SETS = (*DEFAULT_SETS, "vendors")
+#: Comma-separated :data:`CACHE_SETS` in a process that may read only those parts of the default cache
+#: (the workbook starts a notebook once the parts it reads are built; see check_feature_access).
+FEATURE_SETS_ENV = "CLICKVISION_FEATURE_SETS"
 
 
-def build_default_cache(image_size: int = 128, echo=print) -> dict[str, float]:
-    """Fill the feature cache for the embedded sets' default loaders; return seconds per entry.
+def cache_set(name: str) -> str | None:
+    """The part of the default cache (:data:`CACHE_SETS`) image set ``name`` belongs to: ``"emoji"``
+    for the base emoji set, ``"vendors"`` for an emoji selection with Iconify vendors (``"emoji[...]"``),
+    ``"openclipart"``; None for any other set (the default cache does not hold it)."""
+    base, _subset = _split_name(str(name))
+    if base == "emoji":
+        return "vendors" if "[" in str(name) else "emoji"
+    return base if base in DEFAULT_SETS else None
 
-    A second call only verifies the cache keys (hashing the image files) and returns fast.
-    """
+
+def check_feature_access(name: str) -> None:
+    """Raise when this process may not read the features of image set ``name``: with
+    :data:`NO_FEATURES_ENV` ``=1`` none at all; with :data:`FEATURE_SETS_ENV` only the parts of the
+    default cache it lists (sets outside the default cache are computed on demand and stay allowed)."""
+    if os.environ.get(NO_FEATURES_ENV) == "1":
+        raise RuntimeError(f"{name}: this process runs without image features "
+                           f"({NO_FEATURES_ENV}=1: the workbook runs the notebooks of "
+                           "clickvision.workbook.FEATURE_FREE while the feature cache is being built); a notebook "
+                           "that reads features must not be listed there")
+    allowed = os.environ.get(FEATURE_SETS_ENV)
+    part = cache_set(name)
+    if allowed is None or part is None or part in {s.strip() for s in allowed.split(",")}:
+        return
+    raise RuntimeError(f"{name}: this process may read only the feature sets {allowed.strip() or '(none)'} "
+                       f"({FEATURE_SETS_ENV}: the workbook starts a notebook once the parts of the feature cache it "
+                       f"reads are built, clickvision.workbook.FEATURE_READS), not {part!r}; add {part!r} to the "
+                       "notebook's entry there")
+
+
+def _cache_jobs(only: Sequence[str] | None = None) -> list[tuple[str, object, tuple[str, ...]]]:
+    """``(part, loader, kinds)`` of every image set of the parts ``only`` (default: all of
+    :data:`CACHE_SETS`), in :data:`CACHE_SETS` order."""
     from . import data
     from .data.emoji import ICONIFY_VENDORS
 
+    parts = list(CACHE_SETS) if only is None else list(dict.fromkeys(only))
+    unknown = [p for p in parts if p not in CACHE_SETS]
+    if unknown:
+        raise ValueError(f"unknown feature set(s) {unknown}; choose from {CACHE_SETS}")
     loaders = {"emoji": data.load_emoji, "openclipart": data.load_openclipart}
     # the default sets, then the Iconify emoji vendors, one cache subset each (so the default emoji
     # entry keeps its key): pooled for 00.02's vendor-gap table, cut1 (the same pass) for paper A's
     # trunk on the target chosen from that table (A.14)
-    jobs = [(loaders[name], kinds) for name, kinds in DEFAULT_SETS.items()]
-    jobs += [(lambda v=vendor: data.load_emoji(vendors=[v]), VENDOR_KINDS) for vendor in ICONIFY_VENDORS]
+    jobs = [(name, loaders[name], kinds) for name, kinds in DEFAULT_SETS.items()]
+    jobs += [("vendors", lambda v=vendor: data.load_emoji(vendors=[v]), VENDOR_KINDS) for vendor in ICONIFY_VENDORS]
+    return [job for part in CACHE_SETS if part in parts for job in jobs if job[0] == part]
+
+
+def build_default_cache(image_size: int = 128, echo=print, only: Sequence[str] | None = None) -> dict[str, float]:
+    """Fill the feature cache for the embedded sets' default loaders; return seconds per entry.
+
+    ``only``: the parts of :data:`CACHE_SETS` to build (default: every one, in that order); the
+    numbers do not depend on which parts are built together or in which order. A second call only
+    verifies the cache keys (hashing the image files) and returns fast.
+    """
+    jobs = [(load, kinds) for _part, load, kinds in _cache_jobs(only)]
     times = {}
     for load, kinds in jobs:
         images = load()
@@ -390,8 +435,11 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Build the backbone feature cache of the embedded data sets.")
     ap.add_argument("command", choices=["build"])
     ap.add_argument("--image-size", type=int, default=128)
+    ap.add_argument("--only", action="append", choices=CACHE_SETS, metavar="NAME",
+                    help=f"build only this part of the cache (repeatable; one of {', '.join(CACHE_SETS)}); "
+                         "default: every part")
     args = ap.parse_args(argv)
-    build_default_cache(args.image_size)
+    build_default_cache(args.image_size, only=args.only)
     return 0
 
 

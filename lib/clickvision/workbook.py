@@ -128,7 +128,46 @@ UNORDERED_FOLDERS = frozenset({"A-mtmdd-vm"})
 #: cache (``run --features``), in a process where reading features raises
 #: (``features.NO_FEATURES_ENV``; their smoke runs check it, tests/test_notebooks.py).
 FEATURE_FREE = frozenset({"00.01", "D.01", "D.02", "D.06"})
-FEATURES = "features"  # the feature-cache build as a task of the schedule
+#: With ``run --features`` the feature cache is built as one task of the schedule per part of the cache
+#: (``clickvision.features build --only NAME``, features.CACHE_SETS), one after another in this order,
+#: the part that unblocks the most work soonest first: Open Clip Art (the cheapest; paper D's
+#: D.03-D.05 read nothing else), the base emoji set (all of paper A), the Iconify vendors (00.02, A.14).
+FEATURE_ORDER = ("openclipart", "emoji", "vendors")
+FEATURE_PREFIX = "features:"
+
+
+def feature_task(name: str) -> str:
+    """The schedule's task that builds part ``name`` of the feature cache: ``"features:emoji"``."""
+    return FEATURE_PREFIX + name
+
+
+FEATURE_TASKS = tuple(feature_task(name) for name in FEATURE_ORDER)
+#: Seconds each feature task takes on a fresh clone (2 cores, measured; the ``seconds`` field of the
+#: cache's ``*.json``), used when results/timings.csv records none for it.
+FEATURE_COST = {"features:openclipart": 110.0, "features:emoji": 263.0, "features:vendors": 90.0}
+#: The parts of the feature cache (:data:`FEATURE_ORDER`) each notebook reads; with ``run --features``
+#: it starts once those are built, in a process that may read no other part
+#: (``features.FEATURE_SETS_ENV``). A notebook neither listed here nor in :data:`FEATURE_FREE` waits
+#: for every part. Each entry follows what the notebook loads at profile default:
+FEATURE_READS: dict[str, tuple[str, ...]] = {
+    # 00.02: the vendor-gap table reads the base emoji entry for google/twitter/openmoji and one
+    # emoji[<vendor>] entry per Iconify vendor (data_tour.vendor_features)
+    "00.02": ("emoji", "vendors"),
+    # paper A: the base emoji set's pooled vectors and conv maps (paper_a.data.load_paper_a_data);
+    # A.14 also the cut1 input of the chosen target vendor, an Iconify one when 00.02's gaps say so
+    # (paper_a.trunk.load_trunk_data / _emoji_set)
+    **{f"A.{i:02d}": ("emoji",) for i in range(1, 14)},
+    "A.14": ("emoji", "vendors"),
+    # paper B: the simulated logs of emoji-google and openclipart, each joined to its full set's pooled
+    # features (paper_b.core.load_click_data; B.01 and B.02 run both sets at default)
+    "B.01": ("openclipart", "emoji"), "B.02": ("openclipart", "emoji"),
+    # paper C: target openclipart with source emoji, target openmoji (emoji) with source openclipart
+    # (paper_c.data.prepare_data, DEFAULT_SOURCE, image_features)
+    **{f"C.{i:02d}": ("openclipart", "emoji") for i in range(1, 5)},
+    # paper D: Open Clip Art's pooled features (paper_d.data.openclipart_items via core.image_run and
+    # D.07's sweep.information_sweep) and, for D.05's trunk, its cut1 activations (paper_d.trunk.arm_items)
+    **{s: ("openclipart",) for s in ("D.03", "D.04", "D.05", "D.07")},
+}
 
 
 def section(nb: Path) -> str:
@@ -136,56 +175,108 @@ def section(nb: Path) -> str:
     return nb.stem.split("-")[0]
 
 
+def feature_reads(nb: Path | str) -> tuple[str, ...]:
+    """The parts of the feature cache a notebook (or section) reads, in :data:`FEATURE_ORDER`:
+    none for :data:`FEATURE_FREE`, its :data:`FEATURE_READS` entry, else every part."""
+    s = section(nb) if isinstance(nb, Path) else nb
+    if s in FEATURE_FREE:
+        return ()
+    wanted = FEATURE_READS.get(s, FEATURE_ORDER)
+    return tuple(name for name in FEATURE_ORDER if name in wanted)
+
+
 def dependencies(nbs: list[Path], features: bool = False) -> dict:
-    """What each notebook (and the ``FEATURES`` task, with ``features``) waits for: the notebook
-    before it in its folder (unless the folder is in :data:`UNORDERED_FOLDERS`), the notebooks
-    :data:`READS` names, and, with ``features``, the feature-cache build unless it is
-    :data:`FEATURE_FREE`. Only notebooks in ``nbs`` count (a subset run waits for nothing else)."""
+    """What each notebook (and, with ``features``, each task of :data:`FEATURE_TASKS`) waits for: the
+    notebook before it in its folder (unless the folder is in :data:`UNORDERED_FOLDERS`), the
+    notebooks :data:`READS` names, and, with ``features``, the parts of the feature cache it reads
+    (:func:`feature_reads`); each feature task waits for the one before it (:data:`FEATURE_ORDER`).
+    Only notebooks in ``nbs`` count (a subset run waits for nothing else)."""
     by_section = {section(nb): nb for nb in nbs}
-    deps: dict = {FEATURES: set()} if features else {}
+    deps: dict = {}
+    if features:
+        deps.update({t: set(FEATURE_TASKS[i - 1:i]) for i, t in enumerate(FEATURE_TASKS)})
     for nb in nbs:
         wait = {by_section[s] for s in READS.get(section(nb), ()) if s in by_section}
         if nb.parent.name not in UNORDERED_FOLDERS:
             folder = [x for x in nbs if x.parent == nb.parent]
             if folder.index(nb):
                 wait.add(folder[folder.index(nb) - 1])
-        if features and section(nb) not in FEATURE_FREE:
-            wait.add(FEATURES)
+        if features:
+            wait.update(feature_task(name) for name in feature_reads(nb))
         deps[nb] = wait
     return deps
 
 
+def task_cost(task, cost: dict[str, float]) -> float:
+    """A task's expected seconds: its recorded CPU seconds in ``cost`` (keyed by notebook path below
+    ``notebooks/``, or by the task's name for a feature task), else :data:`FEATURE_COST` for a
+    feature task (200 s for another named task), 60 s for a notebook."""
+    if isinstance(task, str):
+        return cost.get(task, FEATURE_COST.get(task, 200.0))
+    return cost.get(str(task.relative_to(paths.NOTEBOOKS_DIR)), 60.0)
+
+
 def priorities(deps: dict, cost: dict[str, float]) -> dict:
-    """Each task's longest path to the end of the run, its own cost included (recorded CPU seconds,
-    60 s when unknown): the scheduler starts the ready task with the longest one first."""
+    """Each task's longest path to the end of the run, its own cost included (:func:`task_cost`:
+    recorded CPU seconds, 60 s for an unknown notebook): the scheduler starts the ready task with the
+    longest one first."""
     after: dict = {t: [u for u, d in deps.items() if t in d] for t in deps}
     memo: dict = {}
 
-    def own(t) -> float:
-        if t == FEATURES:
-            return cost.get(FEATURES, 200.0)
-        return cost.get(str(t.relative_to(paths.NOTEBOOKS_DIR)), 60.0)
-
     def level(t) -> float:
         if t not in memo:
-            memo[t] = own(t) + max((level(u) for u in after[t]), default=0.0)
+            memo[t] = task_cost(t, cost) + max((level(u) for u in after[t]), default=0.0)
         return memo[t]
 
     return {t: level(t) for t in deps}
 
 
-def _build_features() -> RunInfo:
-    """``python -m clickvision.features build`` in a child process with this process's environment
-    (the thread count ``make features`` uses, so the cache is the same)."""
+def _build_features(only: str | None = None) -> RunInfo:
+    """``python -m clickvision.features build [--only ONLY]`` in a child process with this process's
+    environment (the thread count ``make features`` uses, so the cache is the same) less the
+    variables that forbid reading features."""
     import subprocess
 
+    from .features import FEATURE_SETS_ENV, NO_FEATURES_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (NO_FEATURES_ENV, FEATURE_SETS_ENV)}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "clickvision.features", "build"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "clickvision.features", "build", *(["--only", only] if only else [])],
+                          capture_output=True, text=True, env=env)
     print(proc.stdout, end="", flush=True)
-    info = RunInfo(notebook=FEATURES, output="", returncode=proc.returncode, wall_s=time.perf_counter() - t0,
+    name = feature_task(only) if only else "features"
+    info = RunInfo(notebook=name, output="", returncode=proc.returncode, wall_s=time.perf_counter() - t0,
                    peak_mb=float("nan"), log_tail=(proc.stdout + proc.stderr)[-3000:])
-    print(("ok" if info.ok else "FAILED") + f" feature cache: {info.wall_s:.0f} s", flush=True)
+    print(("ok" if info.ok else "FAILED") + f" feature cache{' ' + only if only else ''}: {info.wall_s:.0f} s",
+          flush=True)
     return info
+
+
+def _pick(ready: list, prio: dict, order: dict):
+    """The ready task a free worker starts: the highest ``prio``, then the earliest in ``order``."""
+    return min(ready, key=lambda t: (-prio[t], order[t]))
+
+
+def simulate(deps: dict, prio: dict, order: dict, workers: int, cost: dict[str, float]) -> tuple[float, dict]:
+    """The schedule :func:`_schedule` runs when every task takes :func:`task_cost` seconds (same
+    rule, a virtual clock): ``(makespan, {task: (start, end)})``. For estimates and tests."""
+    clock, pending, done, running, spans = 0.0, list(deps), set(), [], {}
+    while pending or running:
+        while len(running) < max(1, workers):
+            ready = [t for t in pending if deps[t] <= done]
+            if not ready:
+                break
+            task = _pick(ready, prio, order)
+            pending.remove(task)
+            spans[task] = (clock, clock + task_cost(task, cost))
+            running.append(task)
+        if not running:
+            raise ValueError(f"tasks wait for something that never runs: {pending}")
+        clock = min(spans[t][1] for t in running)
+        for task in [t for t in running if spans[t][1] <= clock]:
+            running.remove(task)
+            done.add(task)
+    return clock, spans
 
 
 def _schedule(deps: dict, prio: dict, order: dict, workers: int, run) -> tuple[list, bool]:
@@ -207,7 +298,7 @@ def _schedule(deps: dict, prio: dict, order: dict, workers: int, run) -> tuple[l
                     if ready:
                         break
                     cond.wait()
-                task = min(ready, key=lambda t: (-prio[t], order[t]))
+                task = _pick(ready, prio, order)
                 pending.remove(task)
             ok, result = run(task)
             with cond:
@@ -235,12 +326,14 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
     oversubscribing them. A notebook starts once what it reads has finished (:func:`dependencies`:
     its folder's order, :data:`READS`); among the ready ones the one with the longest remaining
     path (:func:`priorities`, recorded CPU seconds) goes first. ``features``: the feature cache is
-    built (``clickvision.features build``, its usual threads) on one worker while the others run the
-    notebooks that read no features (:data:`FEATURE_FREE`, with reading features forbidden). The
+    built part by part (:data:`FEATURE_TASKS`, ``clickvision.features build --only NAME``, its usual
+    threads), one part at a time on one worker, while the others run the notebooks that read no
+    features (:data:`FEATURE_FREE`, with reading features forbidden) and then each notebook once the
+    parts it reads (:data:`FEATURE_READS`) are built (with reading any other part forbidden). The
     summaries (``run_last``) run after everything, alone. A failure stops every running notebook
     and starts no other. ``jobs=1`` is the plain sequential run.
     """
-    from .features import NO_FEATURES_ENV
+    from .features import FEATURE_SETS_ENV, NO_FEATURES_ENV
     from .threads import share, thread_env, usable_cpus
 
     nbs = notebooks(only)
@@ -265,18 +358,21 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
         env = thread_env(share(jobs))
         deps = dependencies(body, features)
         prio = priorities(deps, _recorded_cpu_s(profile))
-        order = {t: i for i, t in enumerate(([FEATURES] if features else []) + body)}
+        order = {t: i for i, t in enumerate((list(FEATURE_TASKS) if features else []) + body)}
         print(f"{jobs} notebooks side by side, {env['OMP_NUM_THREADS']} thread(s) each; each starts when what it "
-              f"reads has finished" + (" (feature cache built beside the notebooks that read no features)"
-                                       if features else ""), flush=True)
+              f"reads has finished" + (f" (feature cache built part by part, {', '.join(FEATURE_ORDER)}, beside the "
+                                       "notebooks; each starts once the parts it reads are built)" if features else ""),
+              flush=True)
 
         def run(task) -> tuple[bool, RunInfo]:
-            if task == FEATURES:
-                info = _build_features()
+            if isinstance(task, str):
+                info = _build_features(task.removeprefix(FEATURE_PREFIX))
             else:
-                free = features and FEATURES in deps and section(task) in FEATURE_FREE
-                info = _run_in_place(task, profile, timeout_s, {**env, NO_FEATURES_ENV: "1"} if free else env,
-                                     cancel)
+                nb_env = env
+                if features:
+                    reads = feature_reads(task)
+                    nb_env = {**env, NO_FEATURES_ENV: "1"} if not reads else {**env, FEATURE_SETS_ENV: ",".join(reads)}
+                info = _run_in_place(task, profile, timeout_s, nb_env, cancel)
             if not info.ok:
                 cancel.set()
             return info.ok, info
@@ -315,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="notebooks run side by side (each once what it reads has finished; default: "
                         "CLICKVISION_WORKBOOK_JOBS or the CPUs; 1: one notebook at a time)")
     r.add_argument("--features", action="store_true",
-                   help="build the feature cache first, beside the notebooks that read no features")
+                   help="build the feature cache first, part by part, beside the notebooks (each starts once the "
+                        "parts it reads are built)")
     s = sub.add_parser("smoke", help="every notebook at profile smoke into a scratch folder")
     s.add_argument("--out", type=Path, default=None)
     s.add_argument("--only")
