@@ -7,6 +7,8 @@ import scipy.sparse as sp
 from clickvision.experiments.paper_d import core as D
 from clickvision.models import cf, collab
 
+import paper_d_toys  # tests/paper_d_toys.py
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -102,14 +104,7 @@ def test_density_calibration_matches_paper_d_table2():
 
 
 def toy_items(n=300, n_extra=60, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n + n_extra, 12)).astype(np.float32)
-    y = x[:n, :4] + 0.3 * rng.standard_normal((n, 4)) > 0.8
-    y[~y.any(1), 0] = True
-    split = np.array(["train", "train", "train", "val", "test"])[np.arange(n) % 5]
-    extra_split = np.array(["train", "test"])[np.arange(n_extra) % 2]
-    items = D.LabelledItems(np.arange(n).astype(str), split, y, list("abcd"), x[:n], "",
-                            np.array([f"u{i}" for i in range(n_extra)]), extra_split, x[n:])
+    items, rng = paper_d_toys.toy_items(n, n_extra, seed, dim=12, key_prefix="")
     return items, rng
 
 

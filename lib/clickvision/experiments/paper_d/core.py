@@ -268,43 +268,147 @@ def mask_labels(y: np.ndarray, ratio: float, unit: str = "items", seed: int = 0)
     raise ValueError(f"unit must be 'items' or 'entries', got {unit!r}")
 
 
-PAUCITY_METHODS = (("Image-only", "image_only"), ("MTL-reconstruct uniform", "mtl"))
+IMAGE_ONLY, MTL_UNIFORM = "Image-only", "MTL-reconstruct uniform"
+PAUCITY_METHODS = ((IMAGE_ONLY, "image_only"), (MTL_UNIFORM, "mtl"))
 
 
-def label_paucity(run: ImageRun, ratios: tuple, alpha: float, seeds: tuple = (0,), unit: str = "items",
-                  settings: collab.FitSettings | None = None, n_resamples: int = 50
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Figs. 3-4: Image-only vs MTL-reconstruct-uniform as training labels get scarcer.
+def _alpha_candidates(alpha) -> tuple[float, ...] | None:
+    """None for a fixed task weight (a positive number); else the candidates (a non-empty list or
+    tuple of positive numbers) to choose from on validation."""
+    if isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, (bool, np.bool_)):
+        if not alpha > 0:
+            raise ValueError(f"alpha must be positive, got {alpha!r}")
+        return None
+    if not isinstance(alpha, (list, tuple, np.ndarray)) or len(alpha) == 0 or any(
+            isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, float, np.integer, np.floating)) or not a > 0
+            for a in alpha):
+        raise ValueError(f"alpha must be a positive number or a non-empty list of positive alphas (candidates "
+                         f"chosen on validation), got {alpha!r}")
+    return tuple(float(a) for a in alpha)
 
-    Per training seed the labels are removed at random (:func:`mask_labels` seeded by the seed:
-    the same removal for both methods). Returns (summary, per_seed): per (ratio, method) the
-    seed-averaged mean mAP and 90% interval on the test items (same resamples for every method
-    and seed), the relative gain and paired p-value of MTL over Image-only; and per (ratio,
-    seed) each method's test mAP and MTL's relative gain, to show the spread over seeds.
-    The summary's mean and range follow paper D's protocol (display only); ``attrs['items']``
-    holds the per-test-image AP of every (ratio, method, seed) for the claims."""
+
+def choose_alpha(run: ImageRun, ratio: float, alphas: tuple, seed: int = 0, unit: str = "items",
+                 settings: collab.FitSettings | None = None) -> tuple[float, pd.DataFrame]:
+    """(alpha, sweep): MTL-reconstruct-uniform's task weight chosen on validation mAP at label
+    ``ratio`` (the labels removed as for training seed ``seed``, :func:`mask_labels`); the validation
+    items keep their labels. The fits are :func:`fit_and_score`'s (memoised: the chosen alpha's fit is
+    the training seed's own fit). Ties go to the first of ``alphas``. Sweep rows: label_ratio, alpha,
+    val_mAP."""
+    if not alphas or any(not a > 0 for a in alphas):
+        raise ValueError(f"alphas must be a non-empty list of positive numbers, got {alphas}")
+    mask = mask_labels(run.items.y[run.items.rows("train")], ratio, unit, seed)
+    rows = [{"label_ratio": ratio, "alpha": float(a),
+             "val_mAP": fit_and_score(run, "mtl", "uniform", a, seed, mask, settings)["val_mAP"]} for a in alphas]
+    sweep = pd.DataFrame(rows)
+    return float(sweep.loc[sweep["val_mAP"].idxmax(), "alpha"]), sweep
+
+
+def scored_at_ratio(run: ImageRun, methods, alpha: float, ratio: float, seeds: tuple, unit: str = "items",
+                    settings: collab.FitSettings | None = None, n_resamples: int | None = 50,
+                    baseline: str = IMAGE_ONLY, per_class: bool = False, item_keys: bool = False):
+    """One label ratio: every method of ``methods`` ((name, method, confidence scheme)) trained with
+    every seed, the labels removed per seed (:func:`mask_labels` seeded by the seed: the same removal
+    for every method of a seed). Returns (table, fits, items, classes):
+
+    * table: per method paper D's protocol row (:func:`paper_protocol_table` over ``n_resamples``
+      subsamples of the test items, seeds averaged per subsample: display only; ``gain_%`` vs
+      ``baseline``) with ``label_ratio`` and ``alpha``; ``n_resamples=None``: no subsamples, ``mean``
+      is the seed-averaged test mAP (no ``lo_paper``/``hi_paper``);
+    * fits: per (method, seed) label_ratio, method, seed, alpha, val_mAP, test_mAP;
+    * items: per-test-item AP rows (method, seed, label_ratio, item, value) for :mod:`clickvision.claims`,
+      ``item`` the test row number, or the item's key with ``item_keys``;
+    * classes: with ``per_class``, the same per class (item = class name; their mean is the mAP), else None.
+    """
     it = run.items
     tr, te = it.rows("train"), it.rows("test")
     y_te = it.y[te]
-    idx = stats.paper_d_subsamples(len(y_te), n_resamples, seed=0)
-    rows, per_seed, item_rows = [], [], []
+    scores, by_seed, fits = {}, {}, []
+    for sd in seeds:
+        mask = mask_labels(it.y[tr], ratio, unit, sd)  # the same removal for every method of a seed
+        for name, method, scheme in methods:
+            out = fit_and_score(run, method, scheme, alpha, sd, mask, settings)
+            scores.setdefault(name, []).append(out["test_scores"])
+            by_seed.setdefault(name, {})[sd] = out["test_scores"]
+            fits.append({"label_ratio": ratio, "method": name, "seed": sd, "alpha": alpha,
+                         "val_mAP": out["val_mAP"], "test_mAP": M.average_precision_macro(y_te, out["test_scores"])})
+    fits = pd.DataFrame(fits)
+    if n_resamples is None:
+        table = fits.groupby("method", sort=False, as_index=False)["test_mAP"].mean().rename(columns={"test_mAP": "mean"})
+        base = float(table.set_index("method").loc[baseline, "mean"])
+        table["gain_%"] = 100 * (table["mean"] - base) / base
+    else:
+        idx = stats.paper_d_subsamples(len(y_te), n_resamples, seed=0)
+        table = paper_protocol_table(seed_averaged_values(y_te, scores, idx), baseline)
+    table = table.assign(label_ratio=ratio, alpha=alpha)
+    cols = ["method", "seed", "label_ratio", "item", "value"]
+    rows = item_ap_rows(y_te, by_seed, label_ratio=ratio)
+    if item_keys:
+        rows["item"] = it.keys[te][rows["item"].to_numpy()]
+    classes = None
+    if per_class:
+        classes = item_ap_rows(y_te, by_seed, per="class", label_ratio=ratio)
+        classes["item"] = np.asarray(it.classes, dtype=object)[classes["item"].to_numpy()]  # the class name
+        classes = classes[cols]
+    return table, fits, rows[cols], classes
+
+
+def label_paucity(run: ImageRun, ratios: tuple, alpha, seeds: tuple = (0,), unit: str = "items",
+                  settings: collab.FitSettings | None = None, n_resamples: int | None = 50, *,
+                  baseline: str = IMAGE_ONLY, per_class: bool = False, item_keys: bool = False
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figs. 3-4: Image-only (named ``baseline``: D.06 calls it Text-only) vs MTL-reconstruct-uniform
+    as training labels get scarcer; the one label-paucity loop of D.04, D.06 and D.07.
+
+    ``alpha``: MTL's task weight, a number used at every ratio, or a list of candidates, one chosen
+    per ratio on validation mAP (:func:`choose_alpha`, training seed ``seeds[0]``, that ratio's
+    label removal). Per training seed the labels are removed at random (:func:`mask_labels` seeded
+    by the seed: the same removal for both methods). Returns (summary, per_seed):
+
+    * summary: per (ratio, method) the seed-averaged mean mAP and paper D's 90% range on the test
+      items (same subsamples for every method and seed; display only), the relative gain of MTL
+      over the baseline (``gain_%``) and the ``alpha`` used (``n_resamples=None``: the seed-averaged
+      test mAP, no range; :func:`scored_at_ratio`);
+    * per_seed: per (ratio, seed) each method's test mAP and MTL's relative gain (``gain_%``), the
+      spread over seeds.
+
+    ``summary.attrs``: ``items``, the per-test-item AP of every (ratio, method, seed) (method, seed,
+    label_ratio, item, value; item the test row number, or the key with ``item_keys``) for the
+    claims; ``fits``, per (ratio, method, seed) alpha, validation and test mAP; ``alpha_sweep``, the
+    validation sweeps (label_ratio, alpha, val_mAP; empty for a fixed alpha); with ``per_class``,
+    ``classes``, the per-class AP rows (their mean over the classes is the mAP).
+    """
+    candidates = _alpha_candidates(alpha)
+    if not ratios or any(not 0 < r <= 1 for r in ratios):
+        raise ValueError(f"ratios must be a non-empty list in (0, 1], got {ratios}")
+    if not seeds:
+        raise ValueError("seeds must name at least one training seed")
+    if n_resamples is not None and (not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1):
+        raise ValueError(f"n_resamples must be a positive integer (or None: no subsamples), got {n_resamples!r}")
+    methods = [(name, method, "uniform") for name, method in
+               ((baseline, PAUCITY_METHODS[0][1]), PAUCITY_METHODS[1])]
+    tables, per_seed, sweeps, items, classes, fits = [], [], [], [], [], []
     for ratio in ratios:
-        scores = {name: [] for name, _ in PAUCITY_METHODS}
-        by_seed = {name: {} for name, _ in PAUCITY_METHODS}
+        if candidates is None:
+            a = float(alpha)
+        else:
+            a, sweep = choose_alpha(run, ratio, candidates, seeds[0], unit, settings)
+            sweeps.append(sweep)
+        t, f, i, c = scored_at_ratio(run, methods, a, ratio, seeds, unit, settings, n_resamples, baseline,
+                                     per_class, item_keys)
+        tables.append(t), fits.append(f), items.append(i), classes.append(c)
+        test_map = f.set_index(["seed", "method"])["test_mAP"]
         for sd in seeds:
-            mask = mask_labels(it.y[tr], ratio, unit, sd)
-            row = {"label_ratio": ratio, "seed": sd}
-            for name, method in PAUCITY_METHODS:
-                scores[name].append(fit_and_score(run, method, "uniform", alpha, sd, mask, settings)["test_scores"])
-                by_seed[name][sd] = scores[name][-1]
-                row[name] = M.average_precision_macro(y_te, scores[name][-1])
-            row["gain_%"] = 100 * (row["MTL-reconstruct uniform"] - row["Image-only"]) / row["Image-only"]
+            row = {"label_ratio": ratio, "seed": sd, baseline: test_map[(sd, baseline)],
+                   MTL_UNIFORM: test_map[(sd, MTL_UNIFORM)]}
+            row["gain_%"] = 100 * (row[MTL_UNIFORM] - row[baseline]) / row[baseline]
             per_seed.append(row)
-        values = seed_averaged_values(y_te, scores, idx)
-        rows.append(paper_protocol_table(values, "Image-only").assign(label_ratio=ratio))
-        item_rows.append(item_ap_rows(y_te, by_seed, label_ratio=ratio))
-    summary = pd.concat(rows, ignore_index=True)
-    summary.attrs["items"] = pd.concat(item_rows, ignore_index=True)
+    summary = pd.concat(tables, ignore_index=True)
+    summary.attrs["items"] = pd.concat(items, ignore_index=True)
+    summary.attrs["fits"] = pd.concat(fits, ignore_index=True)
+    summary.attrs["alpha_sweep"] = (pd.concat(sweeps, ignore_index=True) if sweeps
+                                    else pd.DataFrame(columns=["label_ratio", "alpha", "val_mAP"]))
+    if per_class:
+        summary.attrs["classes"] = pd.concat(classes, ignore_index=True)
     return summary, pd.DataFrame(per_seed)
 
 

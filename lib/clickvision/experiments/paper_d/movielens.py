@@ -28,19 +28,13 @@ import pandas as pd
 import torch
 
 from ... import metrics as M
-from ... import stats
 from ...data import movielens as ml_data
 from ...losses import cf as losses
 from ...models import collab
 from .cf import CF_MODELS, CFSettings, gate_line, information_gate, item_cf_fit
-from .core import CF_SCOPES, ImageRun, fit_and_score, mask_labels, seed_averaged_values
-from .data import (
-    LabelledItems,
-    gaussianize,
-    item_ap_rows,
-    movielens_items,
-    paper_protocol_table,
-)
+from .core import CF_SCOPES, ImageRun, scored_at_ratio
+from .core import label_paucity as paucity_loop
+from .data import LabelledItems, gaussianize, movielens_items
 
 TEXT_ONLY = "Text-only"  # paper D's Image-only, on the title text
 MTL = "MTL-reconstruct uniform"
@@ -52,7 +46,6 @@ PAPER_MOVIELENS_TABLE5 = {"Image-only": (0.329, 0.0), "Sequential": (0.308, -6.5
 TABLE5_METHODS = ((TEXT_ONLY, "image_only", "uniform"), ("Sequential", "sequential", "uniform"),
                   ("Contrastive-loss", "contrastive", "uniform"), (MTL, "mtl", "uniform"),
                   ("MTL-reconstruct interaction", "mtl", "interaction"), ("MTL-reconstruct loss", "mtl", "loss"))
-PAUCITY = ((TEXT_ONLY, "image_only"), (MTL, "mtl"))
 
 
 # ----------------------------------------------------------------------------- content: title text
@@ -200,52 +193,14 @@ def gate_by_count(run: ImageRun, edges: tuple = (1, 2, 5, 10, 20)) -> pd.DataFra
 
 
 # ----------------------------------------------------------------------------- Table 5 and Figs. 3-4
-def choose_alpha(run: ImageRun, ratio: float, alphas: tuple, seed: int = 0, unit: str = "items",
-                 settings: collab.FitSettings | None = None) -> tuple[float, pd.DataFrame]:
-    """(alpha, sweep): MTL-reconstruct-uniform's task weight chosen on validation mAP at label
-    ``ratio`` (the labels removed as for training seed ``seed``); the validation movies keep their
-    labels. Sweep rows: label_ratio, alpha, val_mAP."""
-    if not alphas or any(not a > 0 for a in alphas):
-        raise ValueError(f"alphas must be a non-empty list of positive numbers, got {alphas}")
-    mask = mask_labels(run.items.y[run.items.rows("train")], ratio, unit, seed)
-    rows = [{"label_ratio": ratio, "alpha": float(a),
-             "val_mAP": fit_and_score(run, "mtl", "uniform", a, seed, mask, settings)["val_mAP"]} for a in alphas]
-    sweep = pd.DataFrame(rows)
-    return float(sweep.loc[sweep["val_mAP"].idxmax(), "alpha"]), sweep
-
-
-def _scored(run: ImageRun, methods, alpha: float, ratio: float, seeds: tuple, unit: str,
-            settings: collab.FitSettings | None, n_resamples: int):
-    """Per method: the seed-averaged paper-protocol row, per-seed test mAP and per-movie AP rows."""
-    it = run.items
-    tr, te = it.rows("train"), it.rows("test")
-    y_te = it.y[te]
-    idx = stats.paper_d_subsamples(len(y_te), n_resamples, seed=0)
-    scores, by_seed, per_seed = {}, {}, []
-    for sd in seeds:
-        mask = mask_labels(it.y[tr], ratio, unit, sd)  # the same removal for every method of a seed
-        for name, method, scheme in methods:
-            out = fit_and_score(run, method, scheme, alpha, sd, mask, settings)
-            scores.setdefault(name, []).append(out["test_scores"])
-            by_seed.setdefault(name, {})[sd] = out["test_scores"]
-            per_seed.append({"label_ratio": ratio, "method": name, "seed": sd, "alpha": alpha,
-                             "val_mAP": out["val_mAP"], "test_mAP": M.average_precision_macro(y_te, out["test_scores"])})
-    table = paper_protocol_table(seed_averaged_values(y_te, scores, idx), TEXT_ONLY).assign(label_ratio=ratio,
-                                                                                            alpha=alpha)
-    rows = item_ap_rows(y_te, by_seed, label_ratio=ratio)
-    rows["item"] = it.keys[te][rows["item"].to_numpy()]  # the movie id
-    genres = item_ap_rows(y_te, by_seed, per="class", label_ratio=ratio)
-    genres["item"] = np.asarray(it.classes, dtype=object)[genres["item"].to_numpy()]  # the genre
-    cols = ["method", "seed", "label_ratio", "item", "value"]
-    return table, pd.DataFrame(per_seed), rows[cols], genres[cols]
-
-
 def label_paucity(run: ImageRun, ratios: tuple, alphas: tuple, seeds: tuple = (0,), unit: str = "items",
                   settings: collab.FitSettings | None = None, n_resamples: int = 50
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Figs. 3-4 on MovieLens: Text-only vs MTL-reconstruct-uniform at each label ratio.
+    """Figs. 3-4 on MovieLens: Text-only vs MTL-reconstruct-uniform at each label ratio (the loop is
+    :func:`~.core.label_paucity`'s, with alpha chosen on validation, Text-only as the baseline's name,
+    movie ids as items and per-genre rows).
 
-    Per ratio, alpha is chosen on validation (:func:`choose_alpha`, training seed ``seeds[0]``);
+    Per ratio, alpha is chosen on validation (:func:`~.core.choose_alpha`, training seed ``seeds[0]``);
     then both methods are trained with every seed, the labels removed per seed
     (:func:`~.core.mask_labels`, the same removal for both methods). Returns (summary, per_seed,
     sweep): per (ratio, method) paper D's protocol row (mean, ``lo_paper``/``hi_paper``, ``gain_%``
@@ -254,22 +209,16 @@ def label_paucity(run: ImageRun, ratios: tuple, alphas: tuple, seeds: tuple = (0
     (method, seed, label_ratio, item = movie id, value; ``value`` is the AP, the claims engine's
     column name) for :mod:`clickvision.claims`; ``summary.attrs['genres']``: the same per genre
     (item = genre; their mean over the genres is the table's mAP)."""
-    if not ratios or any(not 0 < r <= 1 for r in ratios):
-        raise ValueError(f"ratios must be a non-empty list in (0, 1], got {ratios}")
-    if not seeds:
-        raise ValueError("seeds must name at least one training seed")
     if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    tables, per_seed, sweeps, items, genres = [], [], [], [], []
-    for ratio in ratios:
-        alpha, sweep = choose_alpha(run, ratio, alphas, seeds[0], unit, settings)
-        t, p, i, g = _scored(run, [(n, m, "uniform") for n, m in PAUCITY], alpha, ratio, seeds, unit, settings,
-                             n_resamples)
-        tables.append(t), per_seed.append(p), sweeps.append(sweep), items.append(i), genres.append(g)
-    summary = pd.concat(tables, ignore_index=True)
-    summary.attrs["items"] = pd.concat(items, ignore_index=True)
-    summary.attrs["genres"] = pd.concat(genres, ignore_index=True)
-    return summary, pd.concat(per_seed, ignore_index=True), pd.concat(sweeps, ignore_index=True)
+    if not isinstance(alphas, (list, tuple)) or not alphas or any(not a > 0 for a in alphas):
+        raise ValueError(f"alphas must be a non-empty list of positive numbers, got {alphas}")
+    summary, _ = paucity_loop(run, ratios, tuple(alphas), seeds, unit, settings, n_resamples, baseline=TEXT_ONLY,
+                              per_class=True, item_keys=True)
+    attrs = summary.attrs
+    fits, sweep = attrs.pop("fits"), attrs.pop("alpha_sweep")
+    summary.attrs = {"items": attrs["items"], "genres": attrs["classes"]}
+    return summary, fits, sweep
 
 
 def table5(run: ImageRun, alpha: float, seeds: tuple = (0,), methods: tuple = TABLE5_METHODS[::3],
@@ -283,7 +232,8 @@ def table5(run: ImageRun, alpha: float, seeds: tuple = (0,), methods: tuple = TA
     names = [m[0] for m in methods]
     if TEXT_ONLY not in names:
         raise ValueError(f"methods must include {TEXT_ONLY!r} (the baseline), got {names}")
-    table, per_seed, items, genres = _scored(run, methods, alpha, 1.0, seeds, unit, settings, n_resamples)
+    table, per_seed, items, genres = scored_at_ratio(run, methods, alpha, 1.0, seeds, unit, settings, n_resamples,
+                                                     baseline=TEXT_ONLY, per_class=True, item_keys=True)
     paper_name = {TEXT_ONLY: "Image-only"}
     table["paper_mAP (MovieLens)"] = [PAPER_MOVIELENS_TABLE5[paper_name.get(m, m)][0] for m in table["method"]]
     table["paper_gain_% (MovieLens)"] = [PAPER_MOVIELENS_TABLE5[paper_name.get(m, m)][1] for m in table["method"]]
