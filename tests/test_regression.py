@@ -50,6 +50,7 @@ def test_missing_metric_fails():
 
 def _setup_dirs(tmp_path, monkeypatch, ref, run):
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     ref_dir.mkdir()
     run_dir.mkdir()
     ref.to_csv(ref_dir / "x.csv", index=False)
@@ -120,3 +121,23 @@ def test_set_ignore_tags(tmp_path):
     assert regression.set_ignore_tags(p, ["b"]) == 0
     with pytest.raises(KeyError, match="zz"):
         regression.set_ignore_tags(p, ["zz"])
+
+
+def test_a_run_whose_validation_selection_differs_is_not_compared(tmp_path, monkeypatch, capsys):
+    """On another CPU a setting chosen on validation can flip; the metrics trained with it are then
+    not comparable: that run is left out (named in attrs), the others still compared, nothing printed."""
+    def rows(acc_a, drop_a, acc_b, drop_b):
+        return pd.concat([_rows([acc_a], seeds=(0,)), _rows([drop_a], seeds=(0,), metric="dropout"),
+                          _rows([acc_b], seeds=(1,)), _rows([drop_b], seeds=(1,), metric="dropout")])
+
+    _setup_dirs(tmp_path, monkeypatch, rows(0.50, 0.5, 0.60, 0.2), rows(0.58, 0.2, 0.61, 0.2))
+    with pytest.raises(regression.RegressionError, match=r"acc \[r0\]"):
+        regression.check("x", sd=0.0, atol=0.05, metrics=["acc"])  # without the selections: r0 is far off
+    capsys.readouterr()
+    table = regression.check("x", sd=0.0, atol=0.05, metrics=["acc"], selections=["dropout"])
+    assert table.attrs["not_compared"] == ["r0"] and list(table["run_id"]) == ["r1"] and table["ok"].all()
+    assert "r0" not in capsys.readouterr().out
+    # every compared run's selection differs: nothing compared, no error
+    _setup_dirs(tmp_path / "all", monkeypatch, rows(0.50, 0.5, 0.60, 0.5), rows(0.58, 0.2, 0.70, 0.2))
+    empty = regression.check("x", sd=0.0, atol=0.05, metrics=["acc"], selections=["dropout"])
+    assert empty.empty and empty.attrs["not_compared"] == ["r0", "r1"]

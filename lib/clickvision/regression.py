@@ -125,12 +125,31 @@ def compare(run: pd.DataFrame, ref: pd.DataFrame, *, sd: float | Mapping[str, fl
     return pd.DataFrame(rows, columns=["run_id", "metric", "reference", "value", "tolerance", "ok"])
 
 
+def differing_selections(run: pd.DataFrame, ref: pd.DataFrame, selections: list[str]) -> set[str]:
+    """The run ids whose recorded ``selections`` (discrete settings chosen on validation, e.g. a
+    dropout rate) differ between this run and the committed one: on another CPU a choice between
+    near-equal candidates can flip, and every number trained with it then moves by more than a
+    seed's spread, so those runs' metrics are not comparable with the committed ones."""
+    if not selections:
+        return set()
+    a = run[run["metric"].isin(selections)].groupby(["run_id", "metric"])["value"].last()
+    b = ref[ref["metric"].isin(selections)].groupby(["run_id", "metric"])["value"].last()
+    both = a.index.intersection(b.index)
+    differ = [i for i in both if not np.isclose(float(a[i]), float(b[i]), rtol=0, atol=1e-12)]
+    return {run_id for run_id, _ in differ}
+
+
 def check(experiment: str, *, sd: float | Mapping[str, float] | None = None, atol: float = 0.0,
-          n_sd: float = N_SD, metrics: list[str] | None = None, quiet: bool = False) -> pd.DataFrame | None:
+          n_sd: float = N_SD, metrics: list[str] | None = None, quiet: bool = False,
+          selections: list[str] | None = None) -> pd.DataFrame | None:
     """Compare this run's ``results/<experiment>.csv`` with the committed one (see module doc).
 
     Raises :class:`RegressionError` naming every metric outside its tolerance, or one that
-    this run did not record. Prints one line that holds no measured number.
+    this run did not record. Prints one line that holds no measured number. ``selections``:
+    recorded metrics that are settings chosen on validation; a run whose selections differ from
+    the committed run's (:func:`differing_selections`) is not compared (the returned table's
+    ``attrs["not_compared"]`` names those run ids; nothing is printed, so the cell's output is
+    the same on every machine).
     """
     if atol < 0 or n_sd < 0:
         raise ValueError(f"check({experiment!r}): atol and n_sd must be >= 0, got {atol=}, {n_sd=}")
@@ -156,7 +175,12 @@ def check(experiment: str, *, sd: float | Mapping[str, float] | None = None, ato
     ref = ref[ref["run_id"].isin(set(run["run_id"]))]
     if ref.empty:
         return None
+    skip = differing_selections(run, ref, list(selections or []))
+    ref, run = ref[~ref["run_id"].isin(skip)], run[~run["run_id"].isin(skip)]
+    if ref.empty:
+        return _empty_table(skip)
     table = compare(run, ref, sd=sd, atol=atol, n_sd=n_sd, metrics=metrics)
+    table.attrs["not_compared"] = sorted(skip)
     bad = table[~table["ok"]]
     if len(bad):
         lines = [f"  {r.metric} [{r.run_id}]: committed {r.reference:.6g}, this run {r.value:.6g}, "
@@ -164,6 +188,12 @@ def check(experiment: str, *, sd: float | Mapping[str, float] | None = None, ato
         raise RegressionError(f"{experiment}: {len(bad)} of {len(table)} metrics outside tolerance "
                               f"({rule}):\n" + "\n".join(lines))
     return table
+
+
+def _empty_table(skip: set[str]) -> pd.DataFrame:
+    t = pd.DataFrame(columns=["run_id", "metric", "value", "reference", "tolerance", "ok"])
+    t.attrs["not_compared"] = sorted(skip)
+    return t
 
 
 # --- the notebooks' nbval tags -------------------------------------------------------------
