@@ -191,7 +191,7 @@ def check(experiment: str, *, sd: float | Mapping[str, float] | None = None, ato
 
 
 def _empty_table(skip: set[str]) -> pd.DataFrame:
-    t = pd.DataFrame(columns=["run_id", "metric", "value", "reference", "tolerance", "ok"])
+    t = pd.DataFrame(columns=["run_id", "metric", "reference", "value", "tolerance", "ok"])  # compare()'s columns
     t.attrs["not_compared"] = sorted(skip)
     return t
 
