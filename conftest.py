@@ -66,6 +66,12 @@ FIRST = ("00.03-Claims-Ledger.ipynb", "test_other_kernels.py", "test_notebooks.p
 _last_notebook: list = [None]
 
 
+def pytest_unconfigure(config):
+    """Remove the scratch folder this process made (each xdist worker and the controller make one)."""
+    if SCRATCH_RESULTS is not None:
+        shutil.rmtree(SCRATCH_RESULTS.parent, ignore_errors=True)
+
+
 def pytest_runtest_setup(item):
     """Before the first cell nbval runs of each notebook, restore the scratch results (see above)."""
     if SCRATCH_RESULTS is not None and item.path.suffix == ".ipynb" and item.path != _last_notebook[0]:
