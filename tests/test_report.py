@@ -99,6 +99,10 @@ def test_replications_compare_verdicts_claim_by_claim(tmp_path, monkeypatch):
     assert t["claim_id"].tolist() == ["a1", "a2", "d1"]  # judged in both only
     assert t["agrees"].tolist() == [True, False, True] and t["same_device"].tolist() == [False, False, True]
     assert t.loc[1, "verdict_replica"] == "contradicted"
+    summary = report.replication_summary(report.load_claims(), reps)
+    assert summary.to_dict("records") == [{"replication": "claims-cpu-y-c0", "device": "cpu: Y", "commit": "c0",
+                                           "other": 2, "agree": 1, "differ": 1, "same_device": 1}]
+    assert report.replication_summary(report.load_claims(), pd.DataFrame()).empty
     block = report.readme_block()
     assert "`claims-cpu-y-c0` (cpu: Y, commit c0): of 2 claims judged on another machine" in block
     assert "1 got the same verdict, 1 another." in block

@@ -106,6 +106,27 @@ def replication_table(claims: pd.DataFrame, replica: pd.DataFrame) -> pd.DataFra
     return t.reset_index(drop=True)
 
 
+def replication_summary(claims: pd.DataFrame, replications: pd.DataFrame) -> pd.DataFrame:
+    """One row per replication in ``replications`` (:func:`load_replications`): ``replication,
+    device, commit`` (the most frequent of its rows; commit to 7 characters), ``other`` (claims whose
+    committed row came from another machine), ``agree`` / ``differ`` (of those, the same verdict /
+    another; :func:`replication_table`) and ``same_device`` (committed rows from its own machine).
+    The README block and the ledger notebook print these counts."""
+    cols = ["replication", "device", "commit", "other", "agree", "differ", "same_device"]
+    if replications.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for name, rep in replications.groupby("replication", sort=True):
+        rt = replication_table(claims, rep)
+        other = rt[~rt["same_device"]]
+        dev = rep["device"].mode().iat[0] if rep["device"].notna().any() else "?"
+        commit = str(rep["commit"].mode().iat[0])[:7] if rep["commit"].notna().any() else "?"
+        rows.append({"replication": name, "device": dev, "commit": commit, "other": len(other),
+                     "agree": int(other["agrees"].sum()), "differ": int((~other["agrees"]).sum()),
+                     "same_device": int(rt["same_device"].sum())})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def notebook_link(stem: str) -> str:
     """Path (relative to notebooks/) of the notebook whose stem is ``stem``; the stem if not found."""
     found = sorted(paths.NOTEBOOKS_DIR.rglob(f"{stem}.ipynb"))
@@ -162,13 +183,9 @@ def readme_block() -> str:
         claims = load_claims()
         lines += ["", "Replications (whole fresh-clone runs on other machines, `results/replications/`; "
                   "[00.03](notebooks/00-workbook/00.03-Claims-Ledger.ipynb) lists the claims that differ):", ""]
-        for name, rep in reps.groupby("replication", sort=True):
-            rt = replication_table(claims, rep)
-            other = rt[~rt["same_device"]]
-            dev = rep["device"].mode().iat[0] if rep["device"].notna().any() else "?"
-            lines.append(f"- `{name}` ({dev}, commit {str(rep['commit'].mode().iat[0])[:7]}): of {len(other)} "
-                         f"claims judged on another machine than the committed row, {int(other['agrees'].sum())} "
-                         f"got the same verdict, {int((~other['agrees']).sum())} another.")
+        for r in replication_summary(claims, reps).itertuples():
+            lines.append(f"- `{r.replication}` ({r.device}, commit {r.commit}): of {r.other} claims judged on "
+                         f"another machine than the committed row, {r.agree} got the same verdict, {r.differ} another.")
     lines += ["", "### Notebook run times at profile `default` (from `results/timings.csv`)", ""]
     if t.empty:
         lines.append("No timed run yet: `make workbook` records them.")
