@@ -158,6 +158,7 @@ FEATURE_READS: dict[str, tuple[str, ...]] = {
     # (paper_a.trunk.load_trunk_data / _emoji_set)
     **{f"A.{i:02d}": ("emoji",) for i in range(1, 14)},
     "A.14": ("emoji", "vendors"),
+    "A.15": ("emoji",),  # A.04 / A.08's data (core.load_data), at the paper's settings: no other notebook read
     # paper B: the simulated logs of emoji-google and openclipart, each joined to its full set's pooled
     # features (paper_b.core.load_click_data; B.01 and B.02 run both sets at default)
     "B.01": ("openclipart", "emoji"), "B.02": ("openclipart", "emoji"),

@@ -428,3 +428,75 @@ def selected_row(summary: pd.DataFrame, column: str, chosen) -> str:
 
 def seeds_note(seeds: Sequence[int]) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+
+
+# --- A.15: the SGD arm (Table IV's collapse at B = 1e-4 and Fig. 12's mu, per optimiser) ---------
+
+OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
+
+
+def _mu_effect(rows: pd.DataFrame, lo: float, hi: float, model: str) -> pd.DataFrame:
+    """Per (seed, target test image): correctness at mu = ``lo`` minus at mu = ``hi`` (``model``)."""
+    d = scores(rows, "correct_t", {"lo": {"model": model, "mu": lo}, "hi": {"model": model, "mu": hi}})
+    w = d.pivot_table(index=["seed", "item"], columns="method", values="value")
+    return (w["lo"] - w["hi"]).rename("value").reset_index()
+
+
+def claims_sgd_arm(b_rows: pd.DataFrame, mu_rows: pd.DataFrame, untrained: Mapping[str, str] | None = None,
+                   low_b: float = 1e-4, high_b: float = 0.01, mus: tuple[float, float] = (0.1, 1.0),
+                   model: str = "MTMDD-VM") -> list[tuple[Claim, pd.DataFrame | None]]:
+    """A.15's claims as ``(Claim, data)`` pairs, judged per optimiser (column ``optimizer`` of the rows of
+    :func:`~.optim.sgd_arm`), per test image over the seeds; oriented so that positive is the claimed
+    direction.
+
+    * ``A15-B-collapse-<opt>-<Acc-S|Acc-T>``: B = ``high_b`` beats B = ``low_b`` (Table IV: the collapse
+      at 1e-4 points this way; ``paper_effect`` the paper's B = 0.01 minus B = 1e-4);
+    * ``A15-mu-smaller-better-<opt>``: Acc-T of ``model`` at mu = ``mus[0]`` beats mu = ``mus[1]`` (Fig. 12;
+      no printed values, so no paper effect);
+    * ``A15-mu-effect-sgd-vs-adam`` (an extension, not in the paper): the mu effect (mu = ``mus[0]`` minus
+      ``mus[1]``, per seed and test image) is larger under SGD than under Adam, a difference of the two
+      differences on the same seeds' numbers and the same images.
+
+    ``untrained``: optimiser -> the reason it did not train (chance accuracy at every lr tried); its claims,
+    and the extension, are recorded ``untestable`` with that reason.
+    """
+    untrained = dict(untrained or {})
+    lo_mu, hi_mu = (float(m) for m in mus)
+    out: list = []
+    for opt, name in OPTIMIZER_NAMES.items():
+        b = b_rows[(b_rows["optimizer"] == opt) & (b_rows["representation"] == "C")]
+        for dom, label in DOMAIN.items():
+            cid = f"A15-B-collapse-{opt}-{label}"
+            text = (f"B = {low_b:g} is worse than B = {high_b:g} in {label} under {name} (TDL, predicted click "
+                    f"alone; the direction of Table IV's collapse, paper {PAPER_TABLE_IV.loc[f'{label} (%)', 0.0001]}"
+                    f" vs {PAPER_TABLE_IV.loc[f'{label} (%)', 0.01]} % under the authors' SGD)")
+            if opt in untrained:
+                out.append((A(cid, text, "untestable", reason=untrained[opt]), None))
+                continue
+            arms = {f"B={high_b:g}": {"B": high_b}, f"B={low_b:g}": {"B": low_b}}
+            seeds = common_seeds(b, "B", [low_b, high_b], f"correct_{dom}")
+            out.append((A(cid, text, "direction", arms=tuple(arms),
+                          paper_effect=paper_diff(PAPER_TABLE_IV, f"{label} (%)", _key(high_b), _key(low_b))),
+                        scores(b, f"correct_{dom}", arms, seeds)))
+    for opt, name in OPTIMIZER_NAMES.items():
+        m = mu_rows[mu_rows["optimizer"] == opt]
+        cid = f"A15-mu-smaller-better-{opt}"
+        text = (f"A smaller target weight mu gives a higher Acc-T for {model} (unshared classifier) under {name}: "
+                f"mu = {lo_mu:g} beats mu = {hi_mu:g} (Fig. 12; the paper ran SGD)")
+        if opt in untrained:
+            out.append((A(cid, text, "untestable", reason=untrained[opt]), None))
+            continue
+        arms = {f"{model} mu={lo_mu:g}": {"model": model, "mu": lo_mu},
+                f"{model} mu={hi_mu:g}": {"model": model, "mu": hi_mu}}
+        out.append((A(cid, text, "direction", arms=tuple(arms)), scores(m, "correct_t", arms)))
+    text = (f"Extension, not in the paper: the optimiser changes the mu effect - {model}'s Acc-T gain from "
+            f"mu = {hi_mu:g} to mu = {lo_mu:g} is larger under SGD than under Adam (difference of the two "
+            f"differences, per seed and target test image)")
+    if untrained:
+        out.append((A("A15-mu-effect-sgd-vs-adam", text, "untestable",
+                      reason="; ".join(f"{OPTIMIZER_NAMES[k]}: {v}" for k, v in untrained.items())), None))
+        return out
+    d = pd.concat([_mu_effect(mu_rows[mu_rows["optimizer"] == opt], lo_mu, hi_mu, model).assign(
+        method=f"{OPTIMIZER_NAMES[opt]} mu effect") for opt in ("sgd", "adam")], ignore_index=True)
+    out.append((A("A15-mu-effect-sgd-vs-adam", text, "direction", arms=("SGD mu effect", "Adam mu effect")), d))
+    return out

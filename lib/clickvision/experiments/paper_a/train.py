@@ -52,6 +52,8 @@ class HeadConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-4
     device: str = "cpu"
+    optimizer: str = "adam"  # 'adam' (every head here) | 'sgd' (the authors' Caffe solver; A.15's arm)
+    momentum: float = 0.9  # SGD only (the authors' solver); Adam ignores it
 
     def __post_init__(self) -> None:
         from ...models.mtmdd import EMBEDDINGS
@@ -63,6 +65,10 @@ class HeadConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"HeadConfig.{name} must be a positive integer, got {value!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"HeadConfig.optimizer must be one of ('adam', 'sgd'), got {self.optimizer!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"HeadConfig.momentum must lie in [0, 1), got {self.momentum!r}")
         if self.visual_hidden < 0 or not 0 <= self.dropout < 1 or not self.lr > 0 or self.weight_decay < 0:
             raise ValueError(f"HeadConfig: need visual_hidden >= 0, 0 <= dropout < 1, lr > 0, weight_decay >= 0; "
                              f"got {self.visual_hidden}, {self.dropout}, {self.lr}, {self.weight_decay}")
@@ -123,8 +129,11 @@ def make_embedding(cfg: HeadConfig, data: PaperAData, kind: str | None = None) -
 
 
 def train_config(cfg: HeadConfig, epochs: int, seed: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs, optimizer="adam", lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed,
-                       device=cfg.device, progress=False)
+    """The :class:`TrainConfig` of every head (click predictor, recognizer, joint network): ``cfg``'s
+    optimizer (Adam, or SGD with ``cfg.momentum``), lr and weight decay, a fixed number of epochs."""
+    momentum = cfg.momentum if cfg.optimizer == "sgd" else 0.0  # TrainConfig: momentum is SGD's only
+    return TrainConfig(epochs=epochs, optimizer=cfg.optimizer, lr=cfg.lr, momentum=momentum,
+                       weight_decay=cfg.weight_decay, seed=seed, device=cfg.device, progress=False)
 
 
 class TermGradNorms(Callback):
