@@ -176,8 +176,12 @@ def test_folded_pointwise_block_equals_the_modules_in_value_and_gradient(n, lite
         grads.append({k: p.grad.clone() for k, p in trunk.named_parameters()})
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) >= 3
-    for k in grads[0]:
-        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-4, atol=1e-6, msg=k)
+    for k in grads[0]:  # float rounding, judged on the scale of each gradient: an elementwise rtol on entries
+        # near zero failed once under xdist on an AVX2 CPU (blocks.0.0.weight) and passed on every re-run
+        a, b = grads[0][k].double(), grads[1][k].double()
+        scale = float(b.abs().max()) or 1.0
+        assert float((a - b).norm() / (b.norm() + 1e-30)) < 1e-4, k
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * scale, msg=k)
     # the map keeps its (N, C, h, w) shape
     trunk = Trunk(lite0, 1)
     with torch.no_grad():
