@@ -246,3 +246,26 @@ def test_missing_damaged_and_argument_errors(tmp_path):
         columnar_word_click_matrix(LOG, batch_bytes=0, former=dict_former())
     with gzip.open(gz, "rb") as fh:  # the readable part parses like the streaming reader's
         assert fh.read(10)
+
+
+def test_runs_of_queries_spills_and_missing_keys_equal_streaming():
+    """A log grouped by query (runs of equal adjacent queries, some queries again in later runs),
+    queries of stop words only or no kept token, lemmas, given keys of which some never appear
+    in the log and some log keys are not given, a training subset, clicks beyond int32 (records):
+    the run detection, the per-word totals and the vocabulary-only product (held or spilled)."""
+    queries = ["Dogs and puppies", "the of", "!!!", "geese", "cats of geese!", "dog dogs", "thes", "007 bond"]
+    log = [(q, f"k{(i * 7 + j) % 13}", 1 + (i + j) % 5) for i, q in enumerate(queries) for j in range(4)]
+    log += [(q, f"k{j % 5}", 2) for q in queries[:3] for j in range(3)]  # the same queries again, later
+    log += [("dog", "k2", 3_000_000_000), ("dog", "k3", 1)]
+    keys = [f"k{i}" for i in range(0, 16, 2)]  # k14: never in the log; odd log keys: not given
+    train = ["k0", "k2", "k4", "k10", "k14"]
+    for kwargs in ({}, {"keys": keys}, {"keys": keys, "train_keys": train}, {"train_keys": train}):
+        want = word_click_matrix(log, k=6, former=dict_former(), **kwargs)
+        for batch, memory_entries in ((5, 0), (11, 12), (1000, columnar.DEFAULT_MEMORY_ENTRIES)):
+            got = columnar_word_click_matrix(log, k=6, former=dict_former(), batch_rows=batch,
+                                             memory_entries=memory_entries, **kwargs)
+            assert_same(got, want)
+            assert (got.stats["spilled_entries"] > 0) == (memory_entries < 1000)
+        assert want.stats["rows_without_words"] > 0 and (want.stats["rows_unknown_key"] > 0) == ("keys" in kwargs)
+    qid, distinct = columnar._block_queries(pl.Series(["b", "b", "a", "a", "b", "c", "c"]))
+    assert distinct.gather(qid).to_list() == ["b", "b", "a", "a", "b", "c", "c"] and len(distinct) == 3
