@@ -100,6 +100,34 @@ class WordEmbedding(nn.Module):
         return torch.relu(x) if self.output_relu else x
 
 
+def embedding_parameter_count(kind: str, in_channels: int, vocab_size: int, hidden: int = 1024,
+                              conv_kernels: int = 256, conv_size: int = 3, pool: int = 2,
+                              map_channels: int | None = None) -> int:
+    """Trainable parameters of ``WordEmbedding(kind, in_channels, vocab_size, hidden, conv_kernels, conv_size,
+    pool, map_channels=map_channels)`` in closed form (weights and biases; no module is built).
+
+    ``E1`` (CONV kinds): ``map_channels x conv_kernels x conv_size^2 + conv_kernels``, output
+    ``conv_kernels x pool^2``; ``E2`` (biFC kinds): ``width x hidden + hidden``; ``E3``: ``width x
+    vocab_size + vocab_size``. Dropout, ReLU and pooling have none.
+    """
+    if kind not in EMBEDDINGS:
+        raise ValueError(f"embedding_parameter_count: kind must be one of {EMBEDDINGS}, got {kind!r}")
+    map_channels = in_channels if map_channels is None else map_channels
+    for name, value in (("in_channels", in_channels), ("map_channels", map_channels), ("vocab_size", vocab_size),
+                        ("hidden", hidden), ("conv_kernels", conv_kernels), ("conv_size", conv_size),
+                        ("pool", pool)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"embedding_parameter_count: {name} must be a positive integer, got {value!r}")
+    count, width = 0, in_channels
+    if kind.startswith("conv"):
+        count += map_channels * conv_kernels * conv_size * conv_size + conv_kernels
+        width = conv_kernels * pool * pool
+    if kind.endswith("bifc"):
+        count += width * hidden + hidden
+        width = hidden
+    return count + width * vocab_size + vocab_size
+
+
 class RecognitionHead(nn.Module):
     """Eq. (7) and the classifier(s): ``[N(psi(phi)), N(v_hat)]`` -> dropout -> FC.
 

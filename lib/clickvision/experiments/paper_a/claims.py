@@ -18,6 +18,7 @@ claim sentence.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -271,6 +272,16 @@ def claims_table_iii(rows: pd.DataFrame, grid: pd.DataFrame | None) -> list[tupl
                               arms=tuple(arms), settings=tuple(float(k) for k in sizes)),
                             scores(g, f"correct_{dom}", arms)))
     return out
+
+
+def claims_table_iii_matched(rows: pd.DataFrame, budget: str = "FC's") -> list[tuple[Claim, pd.DataFrame]]:
+    """Table III's four embedding claims judged on a capacity-matched run (:func:`~.core.matched_ablation`):
+    ids with a ``-matched`` suffix, kind, arms rule and orientation as :func:`claims_table_iii`'s (the weakest /
+    strongest arm re-chosen by mean on these rows); ``budget`` names the matched parameter count in the text."""
+    return [(replace(c, claim_id=f"{c.claim_id}-matched",
+                     claim=f"At matched capacity (every embedding's parameter count set closest to {budget}): "
+                           f"{c.claim}"), d)
+            for c, d in claims_table_iii(rows, None)]
 
 
 def _key(x: float):

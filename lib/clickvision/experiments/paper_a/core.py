@@ -13,7 +13,7 @@ on the validation split and test is reported; several seeds give the spread.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 
 from ... import runtime
 from ...losses import click as click_losses
-from ...models.mtmdd import MTMDDNet
+from ...models.mtmdd import MTMDDNet, embedding_parameter_count
 from .data import DomainData, PaperAData, load_paper_a_data, reduce_map_channels
 from .train import (
     ITEM_METRICS,
@@ -259,6 +259,94 @@ def kernel_grid(data: PaperAData, cfg: HeadConfig, sizes: Sequence[int], counts:
                     else:
                         out, _ = tdl_run(data, c, ClickLossSpec(tau=0.0), seed, kind)
                     rows += [{**r, "kernel_size": int(size), "kernels": int(count)} for r in out]
+    return pd.DataFrame(rows)
+
+
+# --- A.03: Table III at matched capacity (#18 item 4, "Capacity") ------------------------------------
+
+def embedding_parameters(cfg: HeadConfig, data: PaperAData, kind: str | None = None) -> int:
+    """Trainable parameters of the word embedding :func:`~.train.make_embedding` builds for ``cfg`` (or
+    ``kind``) on ``data``'s features (closed form, :func:`~clickvision.models.mtmdd.embedding_parameter_count`)."""
+    return embedding_parameter_count(kind or cfg.embedding, data.feature_dim, data.k, cfg.hidden, cfg.conv_kernels,
+                                     cfg.conv_size, cfg.pool, data.map_channels)
+
+
+def embedding_width(cfg: HeadConfig, kind: str) -> str:
+    """The width(s) a kind of embedding has in ``cfg``, as words ("-" for FC: it has none)."""
+    return {"fc": "-", "bifc": f"hidden {cfg.hidden}", "conv_fc": f"{cfg.conv_kernels} kernels",
+            "conv_bifc": f"{cfg.conv_kernels} kernels, hidden {cfg.hidden}"}[kind]
+
+
+def matched_config(cfg: HeadConfig, data: PaperAData, kind: str, budget: int, max_width: int = 1 << 16) -> HeadConfig:
+    """``cfg`` with ``kind``'s width set so that its embedding's parameter count is the closest to ``budget``.
+
+    The width of each kind: biFC ``hidden``; CONV+FC ``conv_kernels``; CONV+biFC both, scaled together at
+    ``cfg``'s ratio hidden / conv_kernels (one integer kernel count, hidden = round(ratio x kernels)); FC
+    has none (``cfg`` is returned). Kernel size, pool and everything else stay. Ties go to the smaller width.
+    """
+    if kind == "fc":
+        return cfg
+    if budget < 1:
+        raise ValueError(f"matched_config: budget must be a positive parameter count, got {budget!r}")
+    ratio = cfg.hidden / cfg.conv_kernels
+
+    def config(w: int) -> HeadConfig:
+        if kind == "bifc":
+            return cfg.scaled(hidden=w)
+        if kind == "conv_fc":
+            return cfg.scaled(conv_kernels=w)
+        if kind == "conv_bifc":
+            return cfg.scaled(conv_kernels=w, hidden=max(1, round(ratio * w)))
+        raise ValueError(f"matched_config: kind must be one of {tuple(EMBEDDING_NAMES)}, got {kind!r}")
+
+    def count(w: int) -> int:
+        return embedding_parameters(config(w), data, kind)
+
+    lo, hi = 1, 1  # the count rises with the width: find the first width at or past the budget
+    while count(hi) < budget and hi < max_width:
+        lo, hi = hi, min(2 * hi, max_width)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if count(mid) < budget else (lo, mid)
+    best = min({max(1, hi - 1), hi}, key=lambda w: (abs(count(w) - budget), w))
+    return config(best)
+
+
+def capacity_table(data: PaperAData, cfg: HeadConfig, configs: Mapping[str, HeadConfig],
+                   reference: str = "fc") -> pd.DataFrame:
+    """Each embedding's width(s) and parameter count under ``cfg`` and under its own ``configs[kind]``, side by
+    side, with the matched count as a fraction of ``reference``'s."""
+    budget = embedding_parameters(configs[reference], data, reference)
+    rows = []
+    for kind, c in configs.items():
+        n = embedding_parameters(c, data, kind)
+        rows.append({"embedding": EMBEDDING_NAMES[kind], "width (profile)": embedding_width(cfg, kind),
+                     "parameters (profile)": embedding_parameters(cfg, data, kind),
+                     "width (matched)": embedding_width(c, kind), "parameters (matched)": n,
+                     f"matched / {EMBEDDING_NAMES[reference]}": round(n / budget, 4)})
+    return pd.DataFrame(rows).set_index("embedding")
+
+
+def matched_ablation(data: PaperAData, cfg: HeadConfig, configs: Mapping[str, HeadConfig], seeds: Sequence[int],
+                     reuse: pd.DataFrame | None = None, loss: ClickLossSpec | None = None) -> pd.DataFrame:
+    """Table III with one :class:`HeadConfig` per embedding (``configs[kind]``, e.g. :func:`matched_config`):
+    the rows of :func:`embedding_ablation` plus ``parameters`` (the embedding's trainable parameter count).
+
+    ``reuse``: rows of an :func:`embedding_ablation` run with ``cfg`` (same seeds); a kind whose config is
+    ``cfg`` itself (FC, whose count is the budget) takes its rows instead of training again.
+    """
+    rows = []
+    with torch_threads(1):
+        for seed in runtime.progress(seeds, desc="Table III at matched capacity: seeds"):
+            for kind, c in configs.items():
+                name = EMBEDDING_NAMES[kind]
+                prev = None if reuse is None else reuse[(reuse["embedding"] == name) & (reuse["seed"] == seed)]
+                if c == cfg and prev is not None and len(prev):
+                    out = prev.drop(columns="embedding").to_dict("records")
+                else:
+                    out, _ = tdl_run(data, c, loss or ClickLossSpec(tau=0.0), seed, kind)
+                n = embedding_parameters(c, data, kind)
+                rows += [{**r, "embedding": name, "parameters": n} for r in out]
     return pd.DataFrame(rows)
 
 
