@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--dir", default=None, help="scratch folder (default: a temporary one, removed after)")
     args = ap.parse_args(argv)
     results: list[dict] = []
+    if args.dir is not None:  # a folder that does not exist yet is made (its temporary subfolder is removed after)
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         scratch = Path(tmp)
         log = Path(args.log) if args.log else scratch / "simulated-log.tsv"
