@@ -464,68 +464,6 @@ def _block_queries(queries) -> tuple[np.ndarray, Any]:
     return qid, d.strings
 
 
-class _Parts:
-    """The running sum of the blocks' sparse (image x word) partial counts, in bounded memory.
-
-    Parts are merged like a binary counter (a part is added to the one before it once it is at
-    least half its size: each entry is copied O(log blocks) times). When the parts held exceed
-    ``memory_entries`` stored entries they are written to ``spill_dir`` as COO arrays; only the
-    vocabulary columns are read back (:meth:`columns`). Shapes grow with the keys and words seen.
-    """
-
-    def __init__(self, memory_entries: int, spill_dir: str | os.PathLike | None) -> None:
-        self.stack: list[sp.csr_matrix] = []
-        self.memory_entries = memory_entries
-        self.spill_dir = spill_dir
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        self.spilled: list[Path] = []
-        self.spilled_entries = 0
-
-    def add(self, part: sp.csr_matrix) -> None:
-        self.stack.append(part)
-        while len(self.stack) > 1 and 2 * self.stack[-1].nnz >= self.stack[-2].nnz:
-            top = self.stack.pop()
-            self.stack[-1] = _add(self.stack[-1], top)
-        if sum(m.nnz for m in self.stack) > self.memory_entries:
-            self._spill()
-
-    def _spill(self) -> None:
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="clickvision-columnar-", dir=self.spill_dir)
-        for m in self.stack:
-            coo = m.tocoo()
-            path = Path(self._tmp.name) / f"part{len(self.spilled):05d}.npz"
-            np.savez(path, row=coo.row.astype(np.int32), col=coo.col.astype(np.int32), data=coo.data)
-            self.spilled.append(path)
-            self.spilled_entries += m.nnz
-            del coo
-        self.stack = []
-
-    def columns(self, columns: np.ndarray, shape: tuple[int, int], chunk: int = 4_000_000) -> sp.csr_matrix:
-        """The sum of every part, columns ``columns`` only (in that order), as CSR."""
-        where = np.full(shape[1], -1, dtype=np.int64)
-        where[columns] = np.arange(len(columns))
-        out = sp.csr_matrix((shape[0], len(columns)))
-        for part in self.stack:
-            part.resize(shape)
-            out = (out + part[:, columns]).tocsr()
-        for path in self.spilled:
-            with np.load(path) as z:
-                row, col, data = z["row"], z["col"], z["data"]
-            for lo in range(0, len(data), chunk):
-                j = where[col[lo:lo + chunk]]
-                keep = j >= 0
-                out = (out + sp.csr_matrix((data[lo:lo + chunk][keep], (row[lo:lo + chunk][keep], j[keep])),
-                                           shape=out.shape)).tocsr()
-        return out
-
-    def close(self) -> None:
-        self.stack = []
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-
 class _Blocks:
     """Each block's rows and (distinct query x word) incidence, kept until the vocabulary is known.
 
@@ -588,10 +526,7 @@ class _Blocks:
                               shape=(n_keys, n_queries))
             _push(out, (a @ b).tocsr())
             del a, b, block
-        while len(out) > 1:
-            top = out.pop()
-            out[-1] = (out[-1] + top).tocsr()
-        return out[0] if out else sp.csr_matrix((n_keys, len(vocab_ids)))
+        return _total(out, (n_keys, len(vocab_ids)))
 
     def close(self) -> None:
         self.held = []
@@ -602,18 +537,24 @@ class _Blocks:
 
 def _push(stack: list[sp.csr_matrix], m: sp.csr_matrix) -> None:
     """Add ``m`` to a stack of partial sums, merged like a binary counter (a part is added to the
-    one before it once it is at least half its size), so each entry is copied O(log blocks) times."""
+    one before it once it is at least half its size), so each entry is copied O(log blocks) times.
+    Parts may differ in shape (keys and words seen so far): a merge pads both to the larger one."""
     stack.append(m)
     while len(stack) > 1 and 2 * stack[-1].nnz >= stack[-2].nnz:
-        top = stack.pop()
-        stack[-1] = (stack[-1] + top).tocsr()
+        top, below = stack.pop(), stack[-1]
+        shape = (max(below.shape[0], top.shape[0]), max(below.shape[1], top.shape[1]))
+        below.resize(shape)
+        top.resize(shape)
+        stack[-1] = (below + top).tocsr()
 
 
-def _add(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
-    shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
-    a.resize(shape)
-    b.resize(shape)
-    return (a + b).tocsr()
+def _total(stack: list[sp.csr_matrix], shape: tuple[int, int]) -> sp.csr_matrix:
+    """The sum of a :func:`_push` stack as one CSR matrix of ``shape`` (every part padded to it)."""
+    out = sp.csr_matrix(shape)
+    for part in stack:
+        part.resize(shape)
+        out = (out + part).tocsr()
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -81,8 +81,6 @@ from .log import (
 DEFAULT_PARTITION_BYTES = 256 << 20
 """Bytes of TSV per partition of an uncompressed log when ``partitions`` is not given."""
 
-_NO_LIMIT = np.iinfo(np.int64).max
-
 
 def _distributed():
     try:
@@ -203,7 +201,7 @@ def _partition(source: _Source, columns: Sequence[str], former: QueryFormer | No
     order = _column_order(columns)
     words = col._QueryWords(former)
     key_dict = col._Dictionary()
-    parts = col._Parts(_NO_LIMIT, None)
+    parts: list[sp.csr_matrix] = []  # partial counts, col._push / col._total
     rows_per_key = np.zeros(0, dtype=np.int64)
     no_words_per_key = np.zeros(0, dtype=np.int64)
     counter = {"lines": 0}
@@ -227,16 +225,14 @@ def _partition(source: _Source, columns: Sequence[str], former: QueryFormer | No
             summary["rows"] += df.height
             summary["clicks"] += int(clicks.sum())
             a = sp.csr_matrix((clicks.astype(np.float64), (kid, qid)), shape=(n_keys, incidence.shape[0]))
-            parts.add((a @ incidence).tocsr())
+            col._push(parts, (a @ incidence).tocsr())
             del a, incidence, kid, qid, clicks, df
     except DataError as exc:
         summary["error"] = str(exc)
     summary["lines"] = counter["lines"]
     n_codes, n_keys = words.size, key_dict.size
-    counts = parts.columns(np.arange(n_codes), (n_keys, n_codes)) if summary["error"] is None else sp.csr_matrix(
-        (n_keys, n_codes))
+    counts = col._total(parts, (n_keys, n_codes)) if summary["error"] is None else sp.csr_matrix((n_keys, n_codes))
     counts.sum_duplicates()
-    parts.close()
     keys = key_dict.strings.rechunk()
     is_train = (np.ones(n_keys, dtype=bool) if train is None
                 else keys.is_in(train.implode()).to_numpy().astype(bool))
