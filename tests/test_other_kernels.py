@@ -18,13 +18,14 @@ would repeat that check (and on an AVX2 CPU force PyTorch's unvectorised ``defau
 the slowest of the suite).
 """
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from clickvision import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 REPRESENTATIVE = [
@@ -33,13 +34,6 @@ REPRESENTATIVE = [
     "notebooks/C-chtn-cross-modal/C.02-CHTN.ipynb",
     "notebooks/D-collaborative-image-understanding/D.02-CF2Label.ipynb",
 ]
-
-
-def kernels_of(device: str) -> str | None:
-    """The kernel set named in a ``device`` string of :func:`clickvision.provenance.device`
-    ('cpu: MODEL (AVX512, 2 cores)' -> 'AVX512'); None for a GPU or an unreadable string."""
-    m = re.fullmatch(r"cpu: .*\(([^,()]+), \d+ cores\)", str(device).strip())
-    return m.group(1) if m else None
 
 
 def committed_kernels(notebook: str, results: Path = ROOT / "results") -> set[str]:
@@ -54,7 +48,7 @@ def committed_kernels(notebook: str, results: Path = ROOT / "results") -> set[st
         rows = rows[rows["profile"] == "default"]
         if len(rows):
             latest = rows.loc[rows["time"] == rows["time"].max(), "device"]
-            found |= {k for k in map(kernels_of, latest) if k}
+            found |= {k for k in map(provenance.kernels_of, latest) if k}
     return found
 
 
@@ -65,9 +59,9 @@ def this_kernels() -> str:
 
 
 def test_kernels_of_reads_the_device_column():
-    assert kernels_of("cpu: Intel(R) Xeon(R) Processor (AVX512, 2 cores)") == "AVX512"
-    assert kernels_of("cpu: AMD EPYC (AVX2, 16 cores)") == "AVX2"
-    assert kernels_of("cuda: NVIDIA H200") is None
+    assert provenance.kernels_of("cpu: Intel(R) Xeon(R) Processor (AVX512, 2 cores)") == "AVX512"
+    assert provenance.kernels_of("cpu: AMD EPYC (AVX2, 16 cores)") == "AVX2"
+    assert provenance.kernels_of("cuda: NVIDIA H200") is None
     for nb in REPRESENTATIVE:  # every representative notebook has committed rows that name their kernels
         assert committed_kernels(nb), f"{nb}: no committed default run with a readable device column"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import platform
+import re
 import subprocess
 from collections.abc import Mapping
 from importlib import metadata
@@ -72,6 +73,13 @@ def device() -> str:
         kernels = "?"
     return f"cpu: {model} ({kernels}, {os.cpu_count()} cores)"
 
+
+
+def kernels_of(device_string: str) -> str | None:
+    """The CPU kernel set named in a :func:`device` string ('cpu: MODEL (AVX512, 2 cores)' ->
+    'AVX512'); None for a GPU or a string :func:`device` did not write."""
+    m = re.fullmatch(r"cpu: .*\(([^,()]+), \d+ cores\)", str(device_string).strip())
+    return m.group(1) if m else None
 
 def stamp() -> dict[str, str]:
     """The provenance columns of one row."""

@@ -94,6 +94,10 @@ def seed_sd(table: pd.DataFrame) -> pd.Series:
     return pd.Series(sd.to_numpy(), index=pd.MultiIndex.from_frame(keyed[list(KEY)]))
 
 
+#: The columns of :func:`compare`'s table (also of the empty one :func:`check` returns when nothing is compared).
+COMPARE_COLUMNS = ["run_id", "metric", "reference", "value", "tolerance", "ok"]
+
+
 def compare(run: pd.DataFrame, ref: pd.DataFrame, *, sd: float | Mapping[str, float] | None = None,
             atol: float = 0.0, n_sd: float = N_SD, metrics: list[str] | None = None) -> pd.DataFrame:
     """One row per committed (run_id, metric): reference, value, tolerance, ok.
@@ -122,7 +126,7 @@ def compare(run: pd.DataFrame, ref: pd.DataFrame, *, sd: float | Mapping[str, fl
         ok = (not math.isnan(run_v)) and (abs(run_v - ref_v) <= tol or (ref_v == run_v))
         rows.append({"run_id": r.run_id, "metric": r.metric, "reference": ref_v, "value": run_v,
                      "tolerance": tol, "ok": ok})
-    return pd.DataFrame(rows, columns=["run_id", "metric", "reference", "value", "tolerance", "ok"])
+    return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
 
 def differing_selections(run: pd.DataFrame, ref: pd.DataFrame, selections: list[str]) -> set[str]:
@@ -191,7 +195,7 @@ def check(experiment: str, *, sd: float | Mapping[str, float] | None = None, ato
 
 
 def _empty_table(skip: set[str]) -> pd.DataFrame:
-    t = pd.DataFrame(columns=["run_id", "metric", "reference", "value", "tolerance", "ok"])  # compare()'s columns
+    t = pd.DataFrame(columns=COMPARE_COLUMNS)
     t.attrs["not_compared"] = sorted(skip)
     return t
 
