@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,9 +67,11 @@ DEFAULT_BATCH_BYTES = 64 << 20
 """Bytes of TSV per block (about 1.8 M simulated Clickture triads)."""
 DEFAULT_BATCH_ROWS = 2_000_000
 """Triads per block when the log is an iterable of records rather than a file."""
-DEFAULT_MEMORY_ENTRIES = 40_000_000
-"""Stored row and incidence entries (4-8 bytes each: about 400 MB) held in memory before blocks
-are spilled to disk; a 23.1 M-row Clickture-Lite-sized log needs about 58 M."""
+DEFAULT_MEMORY_ENTRIES = 10_000_000
+"""Stored row and incidence entries (4-8 bytes each: about 100 MB) held in memory before blocks
+are spilled to disk; a 23.1 M-row Clickture-Lite-sized log needs about 58 M. Spilled blocks are
+written once and read back once, in order: on the 23.1 M-row benchmark spilling every block took
+no measurable time (18.9 s against 18.8 s with 20 M held) and saved 170 MB of peak memory."""
 
 # ASCII white space of str.split(): \t \n \v \f \r, \x1c-\x1f and the space.
 _ASCII_TOKEN = r"[^\t\n\x0b\x0c\r\x1c-\x1f ]+"
@@ -251,6 +255,31 @@ def _group(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse, first
 
 
+class _Grouping(NamedTuple):
+    """The distinct strings of a polars String Series by their 64-bit hashes (:func:`_grouping`)."""
+
+    hashes: np.ndarray  # each group's hash (uint64)
+    inverse: np.ndarray  # each row's group (int32 where it fits), groups in order of first appearance
+    distinct: Any  # each group's string (polars String Series)
+    exact: bool  # every row equals its group's string (no two strings of the Series share a hash)
+
+
+def _grouping(strings) -> _Grouping:
+    """Group a polars String Series by hash, every row checked against its group's first string.
+
+    Depends on the strings alone (no dictionary), so it can run ahead of the dictionary, in
+    another thread (the pipeline of :func:`columnar_word_click_matrix`); it keeps what the
+    dictionary needs only (per group, not per row, but the groups' indices), so a block waiting
+    in the pipeline holds little."""
+    h = _hash(strings)
+    inverse, first = _group(h)
+    distinct = strings.gather(first)
+    exact = bool((distinct.gather(inverse) == strings).all())
+    if len(inverse) and inverse[-1] < np.iinfo(np.int32).max and len(first) < np.iinfo(np.int32).max:
+        inverse = inverse.astype(np.int32)
+    return _Grouping(h[first], inverse, distinct, exact)
+
+
 class _Dictionary:
     """A string -> code dictionary (codes 0, 1, ... in order of first appearance), global across
     blocks and compact (about 30 bytes a string; a polars ``Categorical`` takes about 100).
@@ -272,16 +301,17 @@ class _Dictionary:
     def size(self) -> int:
         return len(self.strings)
 
-    def encode(self, strings, add: bool = True) -> np.ndarray:
+    def encode(self, strings, add: bool = True, grouping: _Grouping | None = None) -> np.ndarray:
         """Codes (int64) of a polars String Series; strings not seen yet are added (``add``, codes
-        in order of first appearance) or get ``-1``."""
+        in order of first appearance) or get ``-1``. ``grouping``: :func:`_grouping` of ``strings``
+        when already made (it is computed otherwise)."""
         pl = _polars()
         if len(strings) == 0:
             return np.zeros(0, dtype=np.int64)
-        h = _hash(strings)
-        inverse, first = _group(h)  # groups in order of first appearance
-        uh = h[first]
-        distinct = strings.gather(first)
+        g = grouping if grouping is not None else _grouping(strings)
+        uh, inverse, distinct = g.hashes, g.inverse, g.distinct
+        if not g.exact:  # two strings of the Series share a hash
+            return self._encode_exactly(strings, _hash(strings), add)
         # the distinct hashes looked up in sorted order (numpy's binary search is faster on sorted keys)
         by_hash = np.argsort(uh)
         pos = np.empty(len(uh), dtype=np.int64)
@@ -290,10 +320,9 @@ class _Dictionary:
         found[found] = self.hashes[pos[found]] == uh[found]
         ucodes = np.full(len(uh), -1, dtype=np.int64)
         ucodes[found] = self.codes[pos[found]]
-        # exact: every row equals its hash group's first row, which equals its code's string
-        if not ((distinct.gather(inverse) == strings).all()
-                and (self.strings.gather(ucodes[found]) == distinct.filter(found)).all()):
-            return self._encode_exactly(strings, h, add)
+        # exact: every row equals its hash group's first row (g.exact), which equals its code's string
+        if not (self.strings.gather(ucodes[found]) == distinct.filter(found)).all():
+            return self._encode_exactly(strings, _hash(strings), add)
         new = np.flatnonzero(~found)  # in order of first appearance
         if add and len(new):
             ucodes[new] = np.arange(self.size, self.size + len(new))
@@ -412,13 +441,18 @@ class _QueryWords:
             out[is_stop] = -1
             self.tok2word = np.concatenate([self.tok2word, out])
 
-    def __call__(self, queries) -> sp.csr_matrix:
-        """Binary ``(len(queries), size)`` CSR: row ``q`` has a 1 at each word column of query ``q``."""
-        self.queries_formed += len(queries)
+    def prepare(self, queries) -> tuple[np.ndarray, Any, _Grouping]:
+        """The half of :meth:`__call__` that needs no dictionary (so it may run in another thread):
+        ``(qid, tokens, grouping)``, each kept token of each query with its query's position and the
+        tokens' :func:`_grouping`."""
         qt = self._tokens(queries)
-        tid = self.strings.encode(qt["tok"])
-        qid = qt["qid"].to_numpy()
-        del qt
+        tokens = qt["tok"]
+        return qt["qid"].to_numpy(), tokens, _grouping(tokens)
+
+    def incidence(self, n_queries: int, qid: np.ndarray, tokens, grouping: _Grouping) -> sp.csr_matrix:
+        """The dictionary half of :meth:`__call__`, from :meth:`prepare`'s output for ``n_queries`` queries."""
+        self.queries_formed += n_queries
+        tid = self.strings.encode(tokens, grouping=grouping)
         self._extend()
         wid = self.tok2word[tid]
         keep = wid >= 0
@@ -426,10 +460,14 @@ class _QueryWords:
         if len(self.is_word) < self.size:
             self.is_word = np.concatenate([self.is_word, np.zeros(self.size - len(self.is_word), dtype=bool)])
         self.is_word[wid] = True
-        b = sp.csr_matrix((np.ones(len(wid)), (qid, wid)), shape=(len(queries), self.size))
+        b = sp.csr_matrix((np.ones(len(wid)), (qid, wid)), shape=(n_queries, self.size))
         b.sum_duplicates()
         b.data[:] = 1.0  # a word counts once per query
         return b
+
+    def __call__(self, queries) -> sp.csr_matrix:
+        """Binary ``(len(queries), size)`` CSR: row ``q`` has a 1 at each word column of query ``q``."""
+        return self.incidence(len(queries), *self.prepare(queries))
 
     def close(self) -> None:
         self.strings.close()
@@ -500,14 +538,15 @@ class _Blocks:
             self.held.append(block)
             self.entries += size
 
-    def vocabulary_counts(self, vocab_ids: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    def vocabulary_counts(self, vocab_ids: np.ndarray, shape: tuple[int, int], threads: int = 1) -> sp.csr_matrix:
         """``(n_keys, len(vocab_ids))`` CSR: the clicks of every key on every vocabulary word
-        (column ``j`` is word code ``vocab_ids[j]``); ``shape`` is ``(n_keys, n_codes)``."""
+        (column ``j`` is word code ``vocab_ids[j]``); ``shape`` is ``(n_keys, n_codes)``. ``threads``:
+        blocks read back and multiplied side by side (summed in block order all the same)."""
         n_keys, n_codes = shape
         where = np.full(n_codes, -1, dtype=np.int64)
         where[vocab_ids] = np.arange(len(vocab_ids))
-        out: list[sp.csr_matrix] = []
-        for item in self.held:
+
+        def product(item) -> sp.csr_matrix:
             if isinstance(item, Path):
                 with np.load(item) as z:
                     block = {name: z[name] for name in z.files}
@@ -524,8 +563,18 @@ class _Blocks:
             rows = per_query[block["qid"]] > 0  # rows whose query has a vocabulary word
             a = sp.csr_matrix((block["clicks"][rows].astype(np.float64), (block["kid"][rows], block["qid"][rows])),
                               shape=(n_keys, n_queries))
-            _push(out, (a @ b).tocsr())
-            del a, b, block
+            return (a @ b).tocsr()
+
+        out: list[sp.csr_matrix] = []
+        if threads > 1 and len(self.held) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clickvision-columnar-vocabulary") as pool:
+                for part in pool.map(product, self.held):
+                    _push(out, part)
+        else:
+            for item in self.held:
+                _push(out, product(item))
         return _total(out, (n_keys, len(vocab_ids)))
 
     def close(self) -> None:
@@ -558,6 +607,144 @@ def _total(stack: list[sp.csr_matrix], shape: tuple[int, int]) -> sp.csr_matrix:
 
 
 # --------------------------------------------------------------------------------------------
+# The two-thread pipeline: blocks read and prepared ahead of the dictionaries
+# --------------------------------------------------------------------------------------------
+
+class _Prepared(NamedTuple):
+    """One block after everything that needs no dictionary (:func:`_prepare`)."""
+
+    n_rows: int
+    qid: np.ndarray  # each row's query, an index into the block's distinct queries
+    n_queries: int  # distinct queries of the block
+    tok_qid: np.ndarray  # each kept token's query (:meth:`_QueryWords.prepare`)
+    tokens: Any  # the kept tokens (polars String Series)
+    tok_grouping: _Grouping
+    keys: Any  # each row's key (polars String Series)
+    key_grouping: _Grouping
+    clicks: np.ndarray
+    seconds: dict[str, float]  # time spent on it per stage (read, queries, keys)
+
+
+def _prepare(df, words: _QueryWords, read_seconds: float) -> _Prepared:
+    """The dictionary-free work of one block: its distinct queries, their tokens and the hash
+    groupings of its tokens and keys (pure functions of the block: safe in another thread)."""
+    t0 = _clock()
+    qid, distinct = _block_queries(df["query"])
+    tok_qid, tokens, tok_grouping = words.prepare(distinct)
+    t1 = _clock()
+    keys = df["key"]
+    key_grouping = _grouping(keys)
+    return _Prepared(df.height, qid, len(distinct), tok_qid, tokens, tok_grouping, keys, key_grouping,
+                     df["clicks"].to_numpy(), {"read": read_seconds, "queries": t1 - t0, "keys": _clock() - t1})
+
+
+def _prepared_blocks(batches: Iterator, words: _QueryWords, pipeline: bool) -> Iterator[_Prepared]:
+    """:func:`_prepare` of every frame of ``batches``, in order.
+
+    With ``pipeline`` the reading and the preparing each run in a thread of their own, while the
+    caller codes the previous block against the dictionaries: polars, pandas and NumPy release the
+    GIL in their loops, so the stages share the cores. At most three blocks are alive at once (one
+    per stage: the reader waits for a free slot before reading the next). An error in a thread (a
+    DataError naming the line...) is raised here, in the caller; when the caller stops early each
+    thread stops after the block in hand."""
+    stop = threading.Event()
+    slots = threading.Semaphore(3) if pipeline else None
+
+    def timed() -> Iterator[tuple[Any, float]]:
+        while True:
+            if slots is not None:
+                while not slots.acquire(timeout=0.05):
+                    if stop.is_set():
+                        return
+            t0 = _clock()
+            df = next(batches, None)
+            if df is None:
+                return
+            yield df, _clock() - t0
+
+    if not pipeline:
+        for df, seconds in timed():
+            yield _prepare(df, words, seconds)
+        return
+    frames = _in_thread(timed(), "clickvision-columnar-reader", close=batches)
+    prepared = _in_thread((_prepare(df, words, seconds) for df, seconds in frames), "clickvision-columnar-prepare",
+                          close=frames)
+    try:
+        for item in prepared:
+            yield item
+            del item
+            slots.release()  # the caller is done with this block: the reader may read one more
+    finally:
+        stop.set()  # a reader waiting for a slot gives up
+        prepared.close()  # joins the threads (each stops after the block in hand) and closes the file
+
+
+_DONE = object()
+
+
+def _in_thread(items: Iterator, name: str, close=None) -> Iterator:
+    """The items of ``items``, produced by a thread of their own one item ahead (a queue of one).
+
+    An exception raised by ``items`` is raised to the consumer; when the consumer stops early (or
+    fails), the thread stops after the item in hand and ``close`` (a generator: ``items``' source)
+    is closed in the consumer's thread."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(exc)
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+        for source in (items, close):
+            if source is not None and hasattr(source, "close"):
+                source.close()  # generators left suspended by an early stop are closed now, in this thread
+
+
+def _warm_lemmatizer(former: QueryFormer) -> threading.Thread | None:
+    """Load the default WordNet lemmatiser (seconds of pure Python) in a thread while the first
+    block is read; ``None`` when ``former`` was given its own lemmatiser (left untouched)."""
+    if getattr(former, "_lemmatizer", True) is not None:
+        return None
+    def load() -> None:
+        try:
+            former.lemmatizer.lemmatize("clicks")
+        except Exception:  # noqa: BLE001 - the first real lemma raises it again, in the caller, with its message
+            pass
+
+    thread = threading.Thread(target=load, name="clickvision-wordnet", daemon=True)
+    thread.start()
+    return thread
+
+
+# --------------------------------------------------------------------------------------------
 # The word click matrix
 # --------------------------------------------------------------------------------------------
 
@@ -580,7 +767,7 @@ def columnar_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], k
                                batch_bytes: int = DEFAULT_BATCH_BYTES,
                                batch_rows: int = DEFAULT_BATCH_ROWS,
                                memory_entries: int = DEFAULT_MEMORY_ENTRIES,
-                               spill_dir: str | os.PathLike | None = None) -> WordClickMatrix:
+                               spill_dir: str | os.PathLike | None = None, pipeline: bool = True) -> WordClickMatrix:
     """:func:`clickvision.click.features.word_click_matrix`, columnar and out of core.
 
     Same arguments and result (``keys``: the rows in order, default every key of the log in
@@ -595,6 +782,11 @@ def columnar_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], k
     ``tokens_lemmatised``, ``batches``, ``spilled_entries`` (row and incidence entries written to
     disk), ``engine`` and ``seconds`` (time per stage: read, queries, keys, matrix - the per-word
     totals -, vocabulary - ranking and the vocabulary columns' product).
+
+    ``pipeline`` (default): a second thread reads each block and does the work that needs no
+    dictionary (distinct queries, their tokens, hashing) one block ahead, while this one codes the
+    previous block (:func:`_prepared_blocks`); WordNet is loaded beside the first block. Same result
+    either way; ``stats["seconds"]`` then sums both threads' time per stage (more than the wall time).
     """
     pl = _polars()
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
@@ -619,28 +811,26 @@ def columnar_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], k
                      [True] * key_dict.size, dtype=bool)
     wanted_series = None if wanted is None else pl.Series(sorted(wanted), dtype=pl.String)
     words = _QueryWords(former)
-    blocks = _Blocks(memory_entries, spill_dir)
     totals = np.zeros(0)  # clicks of each word code on training images
     stats = {"rows": 0, "clicks": 0, "rows_unknown_key": 0, "rows_without_words": 0, "batches": 0}
     seconds = dict.fromkeys(("read", "queries", "keys", "matrix", "vocabulary"), 0.0)
+    warm = _warm_lemmatizer(former) if pipeline else None
+    blocks = _Blocks(memory_entries, spill_dir)
     try:
-        batches = iter_click_batches(log, columns, batch_bytes, batch_rows)
-        while True:
-            t0 = _clock()
-            df = next(batches, None)
+        for item in _prepared_blocks(iter_click_batches(log, columns, batch_bytes, batch_rows), words, pipeline):
+            if warm is not None:  # WordNet loaded beside the first block's reading; the dictionary needs it now
+                warm.join()
+                warm = None
             t1 = _clock()
-            seconds["read"] += t1 - t0
-            if df is None:
-                break
-            qid, distinct = _block_queries(df["query"])
-            incidence = words(distinct)
-            del distinct
+            for name, value in item.seconds.items():
+                seconds[name] += value
+            qid = item.qid
+            incidence = words.incidence(item.n_queries, item.tok_qid, item.tokens, item.tok_grouping)
             t2 = _clock()
             seconds["queries"] += t2 - t1
-            kid = key_dict.encode(df["key"], add=key_list is None)  # codes: rows, in order of appearance
-            clicks = df["clicks"].to_numpy()
-            n_rows = df.height
-            del df
+            kid = key_dict.encode(item.keys, add=key_list is None, grouping=item.key_grouping)  # codes, in order of appearance
+            clicks, n_rows = item.clicks, item.n_rows
+            del item
             known = kid >= 0
             n_keys = key_dict.size
             if len(train) < n_keys:
@@ -675,12 +865,14 @@ def columnar_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], k
         all_keys = np.array(key_list if key_list is not None else key_dict.strings.to_list(), dtype=object)
         vocab_ids = _top_k(totals, words.strings, int(k)) if n_codes else np.zeros(0, dtype=np.int64)
         vocabulary = words.strings.decode(vocab_ids).to_list() if len(vocab_ids) else []
-        counts = blocks.vocabulary_counts(vocab_ids, (n_keys, n_codes))
+        counts = blocks.vocabulary_counts(vocab_ids, (n_keys, n_codes), threads=2 if pipeline else 1)
         counts.sum_duplicates()
         counts.sort_indices()
         stats["spilled_entries"] = blocks.spilled_entries
         seconds["vocabulary"] += _clock() - t3
     finally:
+        if warm is not None:
+            warm.join()
         blocks.close()
         words.close()
         key_dict.close()
