@@ -134,14 +134,85 @@ def visual_baseline(data: PaperAData, cfg: HeadConfig, seed: int) -> list[dict]:
     return out
 
 
+#: The label suffix of rows whose source recognizer was trained on cross-fitted click predictions
+#: (:func:`crossfit_clicks`): "C (cross-fitted)", "V+C (cross-fitted)".
+CROSSFIT = " (cross-fitted)"
+
+
+def crossfit_folds(d: DomainData, k: int = 5, seed: int = 0) -> np.ndarray:
+    """Per row of ``d``: its cross-fitting fold (0 .. ``k``-1) if it is a training row, else -1.
+
+    With a ``concept`` column in ``d.items`` the training rows are dealt by concept
+    (:func:`clickvision.claims.grouped_kfold`: every training image of a concept in one fold, as the
+    data set's own splits keep a concept on one side), else by a seeded
+    :class:`sklearn.model_selection.KFold` (shuffled, ``random_state=seed``). Raises ValueError on
+    ``k`` < 2 or fewer training rows (concepts) than folds.
+    """
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
+        raise ValueError(f"crossfit_folds: k must be an int >= 2, got {k!r}")
+    train = d.rows("train")
+    fold = np.full(len(d.y), -1, dtype=np.int64)
+    if "concept" in d.items.columns:
+        from ...claims import grouped_kfold
+
+        parts = grouped_kfold(d.items["concept"].astype(str).to_numpy()[train], int(k), seed)
+    else:
+        from sklearn.model_selection import KFold
+
+        if len(train) < k:
+            raise ValueError(f"crossfit_folds: {len(train)} training rows cannot fill k={k} folds")
+        parts = KFold(n_splits=int(k), shuffle=True, random_state=seed).split(train)
+    for f, (_, held) in enumerate(parts):
+        fold[train[held]] = f
+    return fold
+
+
+def crossfit_clicks(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, kind: str | None = None,
+                    k: int = 5, full: np.ndarray | None = None) -> np.ndarray:
+    """Source click predictions whose TRAINING rows are cross-fitted (out of fold).
+
+    The source training rows are dealt into ``k`` folds (:func:`crossfit_folds`, fold seed ``seed``);
+    per fold a click predictor is trained by :func:`~.train.train_click_predictor` with the same
+    ``cfg``, ``loss``, ``seed`` and ``kind`` as the full predictor on the OTHER folds' training rows
+    (the fold's rows are marked ``"held out"``, so they are neither trained nor validated on; same
+    epochs, so about (k-1)/k of the full predictor's steps), and predicts its own fold's rows. Every
+    training row is thus predicted by a predictor that never saw it, as every target row and every
+    source validation / test row is by the full predictor. Validation and test rows keep ``full``:
+    the full predictor's source predictions (:func:`~.train.predict_clicks`; ``None``: trained here).
+    Each fold's fit reads other rows than the full one, so :func:`~.train.reuse_identical_fits`
+    keys it apart.
+    """
+    s = data.source
+    if full is None:
+        full = predict_clicks(train_click_predictor(data, cfg, loss, seed, kind).model, s)
+    if full.shape[0] != len(s.y):
+        raise ValueError(f"crossfit_clicks: full has {full.shape[0]} rows, the source {len(s.y)}")
+    fold = crossfit_folds(s, k, seed)
+    out = np.array(full, copy=True)
+    for f in range(int(k)):
+        held = fold == f
+        split = np.where(held, "held out", s.split).astype(object)
+        view = replace(data, source=replace(s, split=split, items=s.items.assign(split=split)))
+        fit = train_click_predictor(view, cfg, loss, seed, kind)
+        out[held] = predict_clicks(fit.model, s)[held]
+    return out
+
+
 def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: ClickLossSpec, seed: int,
-                   representations: Sequence[str] = ("C",), item_metrics: Sequence[str] = ()
-                   ) -> tuple[list[dict], np.ndarray, np.ndarray]:
+                   representations: Sequence[str] = ("C",), item_metrics: Sequence[str] = (),
+                   v_crossfit: np.ndarray | None = None) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """The evaluation half of :func:`tdl_run` for a given click predictor ``net``: its click metrics
     against the source truth (test and ``val_``; :func:`~.train.click_metrics` with ``loss``'s B and
     variant), then recognizers per domain on its frozen predictions. ``item_metrics`` (opt-in, default
     none): also those click metrics per source test image (:func:`click_item_rows`: metrics ``item_<m>``
-    with ``item``). Returns the rows and the predictions (source, target)."""
+    with ``item``). Returns the rows and the predictions (source, target).
+
+    ``v_crossfit`` (opt-in): source predictions with cross-fitted training rows (:func:`crossfit_clicks`
+    for ``net``'s training); each representation then also gets rows labelled ``rep + CROSSFIT`` whose
+    source recognizer trains on them. The target's predictions are ``net``'s either way, so its
+    recognizer is the one already trained (same inputs, same seed): its rows are repeated under
+    the new label, not trained again. Without ``v_crossfit`` the rows are exactly as before.
+    """
     vs, vt = predict_clicks(net, data.source), predict_clicks(net, data.target)
     s = data.source
     out = []
@@ -152,16 +223,24 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
         out += _rows({prefix + k: v for k, v in cm.items()}, representation="click", seed=seed)
     out += click_item_rows(s, vs, loss, item_metrics, representation="click", seed=seed)
     for rep in representations:
+        per_domain = {}
         for (dom, d, cols), vh in zip(data.domains(), (vs, vt)):
             acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
-            out += _rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep, seed=seed)
-            out += item_rows(acc["test_correct"], d, dom, representation=rep, seed=seed)
+            per_domain[dom] = (_rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep,
+                                     seed=seed) + item_rows(acc["test_correct"], d, dom, representation=rep, seed=seed))
+            out += per_domain[dom]
+        if v_crossfit is not None:
+            label = rep + CROSSFIT
+            acc = recognition_accuracy(s, cfg, v_crossfit, rep == "V+C", seed, len(data.classes), data.source_columns)
+            out += _rows({"acc_s": acc["test"], "val_acc_s": acc["val"]}, representation=label, seed=seed)
+            out += item_rows(acc["test_correct"], s, "s", representation=label, seed=seed)
+            out += [{**r, "representation": label} for r in per_domain["t"]]
     return out, vs, vt
 
 
 def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, kind: str | None = None,
             representations: Sequence[str] = ("C",), gd_steps: set[int] | None = None,
-            keep: bool = False, item_metrics: Sequence[str] = ()) -> tuple[list[dict], dict]:
+            keep: bool = False, item_metrics: Sequence[str] = (), crossfit: int = 0) -> tuple[list[dict], dict]:
     """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
 
     Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
@@ -171,27 +250,41 @@ def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, k
     with a non-zero truth, :func:`~.train.click_metrics`; with ``item_metrics`` also ``item_<m>`` per source
     test image, :func:`click_item_rows`) and extras (the gd-ratio terms, and with ``keep`` the fit and the
     predictions).
+
+    ``crossfit`` (opt-in, 0: off): with ``k`` > 0 folds, each representation also gets rows labelled
+    ``rep + CROSSFIT`` (e.g. "C (cross-fitted)") whose source recognizer trains on out-of-fold
+    predictions of the source training rows (:func:`crossfit_clicks`), beside the in-sample rows,
+    which stay as they are; with ``keep`` the extras add ``v_source_crossfit``.
     """
     fit = train_click_predictor(data, cfg, loss, seed, kind, gd_steps)
-    out, vs, vt = predictor_rows(data, cfg, fit.model, loss, seed, representations, item_metrics)
+    v_cf = None
+    if crossfit:
+        v_cf = crossfit_clicks(data, cfg, loss, seed, kind, crossfit, predict_clicks(fit.model, data.source))
+    out, vs, vt = predictor_rows(data, cfg, fit.model, loss, seed, representations, item_metrics, v_cf)
     extras = {"grad_terms": fit.grad_terms}
     if keep:
         extras.update(fit=fit, v_source=vs, v_target=vt)
+        if v_cf is not None:
+            extras["v_source_crossfit"] = v_cf
     return out, extras
 
 
-def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int],
+                 crossfit: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """III-B: the linear TDL predictor [7] (eq. 2), V, V + C[7], and the ground-truth click ceiling.
 
     Returns tidy rows (``representation`` C = C[7], V+C, V, "C (ground truth)",
     "V+C (ground truth)"; the ground truth exists on the source only) and the first seed's
-    training history of the click predictor.
+    training history of the click predictor. ``crossfit`` (0: off): also "C (cross-fitted)" and
+    "V+C (cross-fitted)", the source recognizers trained on ``crossfit``-fold out-of-fold predictions
+    of the source training rows (:func:`tdl_run`); every other row is unchanged.
     """
     rows, history = [], None
     n = len(data.classes)
     with torch_threads(1):
         for seed in runtime.progress(seeds, desc="TDL baseline: seeds"):
-            out, extras = tdl_run(data, cfg, ClickLossSpec(tau=0.0), seed, "fc", ("C", "V+C"), keep=history is None)
+            out, extras = tdl_run(data, cfg, ClickLossSpec(tau=0.0), seed, "fc", ("C", "V+C"), keep=history is None,
+                                   crossfit=crossfit)
             history = extras["fit"].history if history is None else history
             rows += out + visual_baseline(data, cfg, seed)
             for rep, use_visual in (("C (ground truth)", False), ("V+C (ground truth)", True)):
@@ -453,6 +546,29 @@ def control_contrasts(rows: pd.DataFrame, pairs: Sequence[tuple[str, str]], by: 
                         "90% CI low": 100 * j.ci_low, "90% CI high": 100 * j.ci_high, "MDE (points)": 100 * j.mde,
                         "sign": SIGN[j.verdict]})
     return pd.DataFrame(out)
+
+
+def crossfit_contrasts(rows: pd.DataFrame, representations: Sequence[str] = ("C", "V+C")) -> pd.DataFrame:
+    """Acc-S with the source recognizer trained on in-sample vs cross-fitted click predictions, per
+    representation ``rep`` of ``representations`` (rows ``rep`` and ``rep + CROSSFIT`` of
+    :func:`tdl_run` with ``crossfit``): both accuracies (percent, means over seeds) and their paired
+    difference cross-fitted minus in-sample (points), per source test image over the seeds, with the
+    claims engine's two-level bootstrap interval and MDE (:func:`clickvision.claims.judge`; judged,
+    not recorded: a measurement, not a paper claim); ``sign`` as :func:`control_contrasts`'."""
+    from ...claims import Claim, judge
+    from .claims import scores
+
+    out = []
+    for rep in representations:
+        cf = rep + CROSSFIT
+        d = scores(rows, "correct_s", {cf: {"representation": cf}, rep: {"representation": rep}})
+        j = judge(Claim("A", "measured", f"{cf} vs {rep}, Acc-S", "direction", arms=(cf, rep)), d)
+        means = d.groupby("method")["value"].mean()
+        out.append({"representation": rep, "Acc-S in-sample (%)": 100 * means[rep],
+                    "Acc-S cross-fitted (%)": 100 * means[cf], "difference (points)": 100 * j.estimate,
+                    "90% CI low": 100 * j.ci_low, "90% CI high": 100 * j.ci_high, "MDE (points)": 100 * j.mde,
+                    "sign": SIGN[j.verdict], "seeds": j.n_seeds, "test images": j.n_items})
+    return pd.DataFrame(out).set_index("representation")
 
 
 # --- A.04: the position-sensitive loss (Fig. 7, Tables IV-V, Fig. 10) ---------------------------------
