@@ -493,10 +493,9 @@ def _block_queries(queries) -> tuple[np.ndarray, Any]:
         firsts = queries.gather(heads)
     else:
         run, firsts = None, queries
-    gid, rep = _group(_hash(firsts))
-    distinct = firsts.gather(rep)
-    if (distinct.gather(gid) == firsts).all():
-        return (gid if run is None else gid[run]), distinct
+    g = _grouping(firsts)
+    if g.exact:
+        return (g.inverse if run is None else g.inverse[run]), g.distinct
     d = _Dictionary()  # pragma: no cover - a 64-bit hash collision inside a block
     qid = d.encode(queries)
     return qid, d.strings
@@ -783,10 +782,11 @@ def columnar_word_click_matrix(log: str | os.PathLike | Iterable[ClickRecord], k
     disk), ``engine`` and ``seconds`` (time per stage: read, queries, keys, matrix - the per-word
     totals -, vocabulary - ranking and the vocabulary columns' product).
 
-    ``pipeline`` (default): a second thread reads each block and does the work that needs no
-    dictionary (distinct queries, their tokens, hashing) one block ahead, while this one codes the
-    previous block (:func:`_prepared_blocks`); WordNet is loaded beside the first block. Same result
-    either way; ``stats["seconds"]`` then sums both threads' time per stage (more than the wall time).
+    ``pipeline`` (default): one thread reads the blocks and another does the work that needs no
+    dictionary (distinct queries, their tokens, hashing), each a block ahead, while this one codes
+    the previous block (:func:`_prepared_blocks`); WordNet is loaded beside the first block and the
+    vocabulary columns are multiplied on two threads. Same result either way; ``stats["seconds"]``
+    then sums the threads' time per stage (more than the wall time).
     """
     pl = _polars()
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
