@@ -177,7 +177,7 @@ def test_training_runs_are_deterministic():
         acc = T.recognition_accuracy(data.source, CFG, T.predict_clicks(pred.model, data.source), True, 0, N_CLASSES)
     pd.testing.assert_frame_equal(a, b)
     assert set(pred.grad_terms["term"]) == {"count", "position"}
-    assert set(acc) == {"val", "test", "test_correct"} and all(0 <= acc[k] <= 1 for k in ("val", "test"))
+    assert set(acc) == {"val", "test", "test_correct", "val_correct"} and all(0 <= acc[k] <= 1 for k in ("val", "test"))
     assert acc["test_correct"].mean() == pytest.approx(acc["test"])  # per test image, its mean the accuracy
 
 

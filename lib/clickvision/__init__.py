@@ -13,7 +13,7 @@ _SUBMODULES = {
     "paths", "runtime", "params", "results", "plots", "io", "metrics", "train", "sweep",
     "data", "click", "models", "features", "workbook", "widgets", "losses", "experiments",
     "stats", "nbrun", "report", "retrieval", "cleaning", "fusion", "claims", "regression",
-    "provenance", "book", "threads",
+    "provenance", "book", "threads", "selection",
 }
 
 

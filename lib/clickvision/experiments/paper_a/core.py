@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ... import runtime
+from ...selection import Selection, nearest, select_robust
 from ...losses import click as click_losses
 from ...models.mtmdd import MTMDDNet, embedding_parameter_count
 from .data import DomainData, PaperAData, load_paper_a_data, reduce_map_channels
@@ -88,15 +89,22 @@ def _rows(metrics: dict[str, float], **labels) -> list[dict]:
     return [{**labels, "metric": m, "value": float(v)} for m, v in metrics.items()]
 
 
-def item_rows(correct: np.ndarray, d, dom: str, **labels) -> list[dict]:
-    """Per test image of domain ``dom``: metric ``correct_<dom>`` (1.0 / 0.0), ``item`` the image's key.
+def item_rows(correct: np.ndarray, d, dom: str, split: str = "test", **labels) -> list[dict]:
+    """Per test image of domain ``dom``: metric ``correct_<dom>`` (1.0 / 0.0), ``item`` the image's key
+    (``split="val"``: per validation image, metric ``val_correct_<dom>``).
 
     The per-item scores behind Acc-S / Acc-T (their mean), for the claims' two-level bootstrap;
     the key (not the row number) names the image, so runs on subsets of the training rows pair up.
+    The validation ones are what settings are selected on (:func:`clickvision.selection.select_robust`).
     """
-    rows = d.rows("test")
+    if split not in ("test", "val"):
+        raise ValueError(f"item_rows: split must be 'test' or 'val', got {split!r}")
+    rows = d.rows(split)
+    if len(correct) != len(rows):
+        raise ValueError(f"item_rows: {len(correct)} correctness values for {len(rows)} {split} rows of domain {dom!r}")
     keys = d.items["key"].to_numpy()[rows] if "key" in d.items.columns else rows
-    return [{**labels, "metric": f"correct_{dom}", "item": str(k), "value": float(c)}
+    name = f"correct_{dom}" if split == "test" else f"val_correct_{dom}"
+    return [{**labels, "metric": name, "item": str(k), "value": float(c)}
             for k, c in zip(keys, correct)]
 
 
@@ -200,7 +208,8 @@ def crossfit_clicks(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed
 
 def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: ClickLossSpec, seed: int,
                    representations: Sequence[str] = ("C",), item_metrics: Sequence[str] = (),
-                   v_crossfit: np.ndarray | None = None) -> tuple[list[dict], np.ndarray, np.ndarray]:
+                   v_crossfit: np.ndarray | None = None,
+                   val_items: bool = False) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """The evaluation half of :func:`tdl_run` for a given click predictor ``net``: its click metrics
     against the source truth (test and ``val_``; :func:`~.train.click_metrics` with ``loss``'s B and
     variant), then recognizers per domain on its frozen predictions. ``item_metrics`` (opt-in, default
@@ -212,6 +221,9 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
     source recognizer trains on them. The target's predictions are ``net``'s either way, so its
     recognizer is the one already trained (same inputs, same seed): its rows are repeated under
     the new label, not trained again. Without ``v_crossfit`` the rows are exactly as before.
+
+    ``val_items`` (opt-in): also each recognizer's correctness per validation image (``val_correct_<dom>``
+    with ``item``), the rows :func:`clickvision.selection.select_robust` selects settings on.
     """
     vs, vt = predict_clicks(net, data.source), predict_clicks(net, data.target)
     s = data.source
@@ -228,6 +240,8 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
             acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
             per_domain[dom] = (_rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep,
                                      seed=seed) + item_rows(acc["test_correct"], d, dom, representation=rep, seed=seed))
+            if val_items:
+                per_domain[dom] += item_rows(acc["val_correct"], d, dom, "val", representation=rep, seed=seed)
             out += per_domain[dom]
         if v_crossfit is not None:
             label = rep + CROSSFIT
@@ -240,7 +254,8 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
 
 def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, kind: str | None = None,
             representations: Sequence[str] = ("C",), gd_steps: set[int] | None = None,
-            keep: bool = False, item_metrics: Sequence[str] = (), crossfit: int = 0) -> tuple[list[dict], dict]:
+            keep: bool = False, item_metrics: Sequence[str] = (), crossfit: int = 0,
+            val_items: bool = False) -> tuple[list[dict], dict]:
     """TDL with one click predictor: train it (eq. 2 / eq. 12), then recognizers on its output.
 
     Returns tidy rows (``representation``, ``metric``, ``value``; metrics ``acc_s``, ``acc_t``
@@ -254,13 +269,14 @@ def tdl_run(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec, seed: int, k
     ``crossfit`` (opt-in, 0: off): with ``k`` > 0 folds, each representation also gets rows labelled
     ``rep + CROSSFIT`` (e.g. "C (cross-fitted)") whose source recognizer trains on out-of-fold
     predictions of the source training rows (:func:`crossfit_clicks`), beside the in-sample rows,
-    which stay as they are; with ``keep`` the extras add ``v_source_crossfit``.
+    which stay as they are; with ``keep`` the extras add ``v_source_crossfit``. ``val_items``: per
+    validation image correctness too (:func:`predictor_rows`).
     """
     fit = train_click_predictor(data, cfg, loss, seed, kind, gd_steps)
     v_cf = None
     if crossfit:
         v_cf = crossfit_clicks(data, cfg, loss, seed, kind, crossfit, predict_clicks(fit.model, data.source))
-    out, vs, vt = predictor_rows(data, cfg, fit.model, loss, seed, representations, item_metrics, v_cf)
+    out, vs, vt = predictor_rows(data, cfg, fit.model, loss, seed, representations, item_metrics, v_cf, val_items)
     extras = {"grad_terms": fit.grad_terms}
     if keep:
         extras.update(fit=fit, v_source=vs, v_target=vt)
@@ -588,13 +604,14 @@ def binarizer_curves(settings: Sequence[tuple[float, float]], x: np.ndarray | No
 
 def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[int], column: str,
                gd_fraction: float | None = None, keep_seed: int | None = None,
-               item_metrics: Sequence[str] = ()) -> tuple[pd.DataFrame, dict]:
+               item_metrics: Sequence[str] = (), val_items: bool = False) -> tuple[pd.DataFrame, dict]:
     """TDL runs for each ``specs[value] = ClickLossSpec`` (Tables IV, V): tidy rows and extras.
 
     ``gd_fraction``: record each weighted term's gradient norm at that fraction of the run
     (footnote 7: iteration 1,500 of 10,000). ``keep_seed``: keep that seed's predictions.
     ``item_metrics``: click metrics also per source test image (``item_<m>`` rows with ``item``,
-    :func:`click_item_rows`; Fig. 10's claims read them).
+    :func:`click_item_rows`; Fig. 10's claims read them). ``val_items``: recognizer correctness per
+    validation image too (``val_correct_<dom>``, what :func:`clickvision.selection.select_robust` reads).
     """
     if any(m not in ITEM_METRICS for m in item_metrics):  # fail before the first run, not after it
         raise ValueError(f"item_metrics must be among {ITEM_METRICS}, got {list(item_metrics)}")
@@ -606,7 +623,7 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
         for seed in runtime.progress(seeds, desc="click-loss settings: seeds"):
             for value, spec in specs.items():
                 out, extras = tdl_run(data, cfg, spec, seed, gd_steps={gd_step} if gd_step else None,
-                                      keep=seed == keep_seed, item_metrics=item_metrics)
+                                      keep=seed == keep_seed, item_metrics=item_metrics, val_items=val_items)
                 rows += [{**r, column: value} for r in out]
                 g = extras["grad_terms"]
                 if gd_step and {"count", "position"} <= set(g.get("term", [])):
@@ -618,15 +635,22 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
     return pd.DataFrame(rows), {"kept": kept, "gd_step": gd_step, "total_steps": total}
 
 
-def select_on_validation(summary: pd.DataFrame, column: str, metric: str = "val_acc_t",
-                         also: str | None = "val_acc_s") -> object:
-    """The ``column`` value with the best mean validation ``metric`` (ties: ``also``, then first)."""
-    sub = summary[summary["metric"] == metric].set_index(column)["mean"]
-    if also is not None:
-        tie = summary[summary["metric"] == also].set_index(column)["mean"].reindex(sub.index).fillna(0)
-        key = sub.round(10) * 1e3 + tie
-        return key.idxmax()
-    return sub.idxmax()
+def select_setting(rows: pd.DataFrame, column: str, paper_value: float, metric: str = "val_correct_t",
+                   representation: str = "C", z: float = 1.0) -> Selection:
+    """A.04's choice of B, T or tau on validation: the paper's value (or the grid value nearest it) is kept
+    unless another value of ``column`` beats it on per-image validation accuracy (``metric`` rows of the
+    ``representation`` recognizer, from :func:`loss_sweep` with ``val_items``) by more than ``z`` standard
+    errors of the paired difference, on the seeds both ran (:func:`clickvision.selection.select_robust`).
+    The plain best-mean rule used before flipped B, T and tau between two CPUs."""
+    sub = rows[rows["representation"] == representation] if "representation" in rows.columns else rows
+    if sub.empty or column not in sub.columns:
+        raise ValueError(f"select_setting: no rows of representation {representation!r} with column {column!r}")
+    run = sorted(sub.loc[sub["metric"] == metric, column].unique())
+    if not run:
+        raise ValueError(f"select_setting: no {metric!r} rows to select {column} on (per-image validation rows come "
+                         "from loss_sweep(..., val_items=True))")
+    ref = nearest(run, paper_value)
+    return select_robust(sub, column, ref, metric, z=z)
 
 
 def position_examples(v_true: np.ndarray, predictions: dict[str, np.ndarray], rows: Sequence[int],

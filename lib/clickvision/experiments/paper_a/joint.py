@@ -10,13 +10,14 @@ Every model is :class:`~clickvision.models.mtmdd.MTMDDNet` trained by
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ... import metrics, runtime
 from ...models.mtmdd import SOURCE, TARGET
+from ...selection import Selection, nearest, select_robust
 from .core import item_rows, summarize
 from .data import PaperAData, torch_threads
 from .train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, joint_outputs,
@@ -38,13 +39,16 @@ def model_name(shared: bool, lam: float) -> str:
     return base + ("*" if shared else "")
 
 
-def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> list[dict]:
+def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int, val_items: bool = False) -> list[dict]:
     """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth; ``rmse_s`` reading 1 and
     ``rmse_s_caffe`` reading 2, see :func:`~.train.click_metrics`) and Acc-T, val and test,
     and per test image ``correct_s`` / ``correct_t`` (with ``item``).
 
     MTTDL (``spec.two_domain=False``): Acc-T from a target recognizer (visual layer +
     classifier, trained on the target) on the frozen source-trained click predictor.
+
+    ``val_items`` (opt-in): Acc-T's correctness per validation image too (``val_correct_t`` with ``item``),
+    what :func:`clickvision.selection.select_robust` selects lambda and mu on.
     """
     fit = train_joint(data, cfg, spec, seed)
     net, s, t = fit.model, data.source, data.target
@@ -63,8 +67,8 @@ def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> 
             trow = t.rows(split)
             t_logits = joint_outputs(net, t, trow, TARGET)[0]
             vals[p + "acc_t"] = accuracy_in(t.y[trow], t_logits, data.target_columns)
-            if split == "test":
-                out += item_rows(correct_in(t.y[trow], t_logits, data.target_columns), t, "t", seed=seed)
+            if split == "test" or val_items:
+                out += item_rows(correct_in(t.y[trow], t_logits, data.target_columns), t, "t", split, seed=seed)
         out += [{"metric": k, "value": float(v), "seed": seed} for k, v in vals.items()]
     if not spec.two_domain:
         acc = recognition_accuracy(t, cfg, predict_clicks(net, t), True, seed, len(data.classes),
@@ -72,14 +76,17 @@ def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int) -> 
         out += [{"metric": "acc_t", "value": acc["test"], "seed": seed},
                 {"metric": "val_acc_t", "value": acc["val"], "seed": seed}]
         out += item_rows(acc["test_correct"], t, "t", seed=seed)
+        if val_items:
+            out += item_rows(acc["val_correct"], t, "t", "val", seed=seed)
     return out
 
 
 def multitask_table(data: PaperAData, cfg: HeadConfig, lambdas: Sequence[float], seeds: Sequence[int],
-                    mu: float = 1.0, click: ClickLossSpec | None = None) -> pd.DataFrame:
+                    mu: float = 1.0, click: ClickLossSpec | None = None, val_items: bool = False) -> pd.DataFrame:
     """Table VII: lambda sweep (and lambda = 1) for unshared and shared classifiers, mu fixed.
 
-    Adds ``dacc_t`` = Acc-T minus the same seed's lambda = 1 Acc-T (the paper's dAcc-T).
+    Adds ``dacc_t`` = Acc-T minus the same seed's lambda = 1 Acc-T (the paper's dAcc-T). ``val_items``:
+    per validation image Acc-T rows too (:func:`joint_run`; :func:`select_lambda` reads them).
     """
     click = click or ClickLossSpec(tau=0.1)
     grid = sorted({float(x) for x in lambdas} | {1.0}, reverse=True)
@@ -90,7 +97,7 @@ def multitask_table(data: PaperAData, cfg: HeadConfig, lambdas: Sequence[float],
                 for lam in grid:
                     spec = JointSpec(lam=lam, mu=mu, click=click, shared=shared)
                     rows += [{**r, "shared": shared, "lam": lam, "model": model_name(shared, lam)}
-                             for r in joint_run(data, cfg, spec, seed)]
+                             for r in joint_run(data, cfg, spec, seed, val_items)]
     df = pd.DataFrame(rows)
     base = df[(df["lam"] == 1.0) & (df["metric"] == "acc_t")].set_index(["seed", "shared"])["value"]
     acc_t = df[df["metric"] == "acc_t"].copy()
@@ -152,10 +159,11 @@ def rmse_s_vs_floors(rows: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
 
 def multidomain_sweep(data: PaperAData, cfg: HeadConfig, mus: Sequence[float], seeds: Sequence[int],
                       lam: float = 0.4, click: ClickLossSpec | None = None,
-                      mttdl_tau: float = 0.0) -> pd.DataFrame:
+                      mttdl_tau: float = 0.0, val_items: bool = False) -> pd.DataFrame:
     """Fig. 12: MTTDL vs MTMDD-VM vs MTMDD-VM* as the target softmax weight mu varies.
 
-    MTTDL is trained once per seed (eq. 14 with ``mttdl_tau``; mu does not enter it).
+    MTTDL is trained once per seed (eq. 14 with ``mttdl_tau``; mu does not enter it). ``val_items``: per
+    validation image Acc-T rows too (:func:`joint_run`; :func:`select_mu` reads them).
     """
     click = click or ClickLossSpec(tau=0.1)
     rows = []
@@ -164,13 +172,13 @@ def multidomain_sweep(data: PaperAData, cfg: HeadConfig, mus: Sequence[float], s
             spec = JointSpec(lam=lam, mu=1.0, click=ClickLossSpec(tau=mttdl_tau, bandwidth=click.bandwidth,
                                                                   threshold=click.threshold, variant=click.variant),
                              shared=True, two_domain=False)
-            mttdl = joint_run(data, cfg, spec, seed)
+            mttdl = joint_run(data, cfg, spec, seed, val_items)
             for mu in mus:
                 rows += [{**r, "model": "MTTDL", "mu": float(mu)} for r in mttdl]
                 for shared in (False, True):
                     spec = JointSpec(lam=lam, mu=float(mu), click=click, shared=shared)
                     rows += [{**r, "model": model_name(shared, lam), "mu": float(mu)}
-                             for r in joint_run(data, cfg, spec, seed)]
+                             for r in joint_run(data, cfg, spec, seed, val_items)]
     return pd.DataFrame(rows)
 
 
@@ -193,20 +201,41 @@ def paper_vii(row: str, shared: bool, lams: Sequence[float], scale: float = 100.
     return float(PAPER_TABLE_VII.loc[row, cols].mean()) / scale if cols else float("nan")
 
 
-def select_lambda(rows: pd.DataFrame, metric: str = "val_acc_t") -> dict[bool, float]:
-    """The multitask weight of MTMDD-VM (``False``) and MTMDD-VM* (``True``) chosen on validation: the
-    lambda with the highest mean ``metric`` over the seeds, among 0 < lambda < 1 only. lambda = 1 is
-    MDD-VM (no softmax) and lambda = 0 switches the click loss off (a recognition-only network), so
-    neither is a setting of the multitask method; selecting 0 would turn every later "click loss
-    helps" comparison into one with no contrast (it did on another CPU, where A.07's validation means
-    at lambda 0 and 0.8 swapped)."""
+def select_lambda(rows: pd.DataFrame, reference: float = 0.4, metric: str = "val_correct_t",
+                  z: float = 1.0) -> dict[bool, Selection]:
+    """The multitask weight of MTMDD-VM (``False``) and MTMDD-VM* (``True``) chosen on validation, among
+    0 < lambda < 1 only, by :func:`clickvision.selection.select_robust`: the paper's lambda (``reference``,
+    or the grid value nearest it) is kept unless another beats it on per-image validation Acc-T
+    (``val_correct_t`` rows, :func:`multitask_table` with ``val_items``) by more than ``z`` standard errors.
+    lambda = 1 is MDD-VM (no softmax) and lambda = 0 switches the click loss off (a recognition-only
+    network), so neither is a setting of the multitask method; selecting 0 would turn every later "click
+    loss helps" comparison into one with no contrast (it did on another CPU, where A.07's validation means
+    at lambda 0 and 0.8 swapped under the plain best-mean rule)."""
     out = {}
     for shared in (False, True):
         sub = rows[(rows["metric"] == metric) & (rows["shared"] == shared) & (rows["lam"] > 0) & (rows["lam"] < 1)]
         if sub.empty:
             raise ValueError(f"select_lambda: no {metric!r} rows with 0 < lambda < 1 for shared={shared}; the grid "
-                             f"needs at least one multitask lambda (lambdas in the run: {sorted(rows['lam'].unique())})")
-        out[shared] = float(sub.groupby("lam")["value"].mean().idxmax())
+                             f"needs at least one multitask lambda (lambdas in the run: {sorted(rows['lam'].unique())}); "
+                             "per-image validation rows come from multitask_table(..., val_items=True)")
+        ref = nearest(sorted(sub["lam"].unique()), reference)
+        out[shared] = select_robust(sub, "lam", ref, metric, z=z)
+    return out
+
+
+def select_mu(rows: pd.DataFrame, references: Mapping[str, float], metric: str = "val_correct_t",
+              z: float = 1.0) -> dict[str, Selection]:
+    """The target softmax weight mu per two-domain model (``model`` column: MTMDD-VM, MTMDD-VM*) chosen on
+    validation by :func:`clickvision.selection.select_robust`: the paper's mu for that model
+    (``references``, or the grid value nearest it) is kept unless another beats it on per-image validation
+    Acc-T (``val_correct_t``, :func:`multidomain_sweep` with ``val_items``) by more than ``z`` SE."""
+    out = {}
+    for model, ref in references.items():
+        sub = rows[(rows["metric"] == metric) & (rows["model"] == model)]
+        if sub.empty:
+            raise ValueError(f"select_mu: no {metric!r} rows for model {model!r} (models: "
+                             f"{sorted(rows['model'].unique())}); run multidomain_sweep(..., val_items=True)")
+        out[model] = select_robust(sub, "mu", nearest(sorted(sub["mu"].unique()), ref), metric, z=z)
     return out
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ... import runtime
-from .core import loss_sweep, select_on_validation, summarize
+from .core import loss_sweep, select_setting
 from .data import PaperAData, torch_threads
 from .joint import joint_run, model_name
 from .train import ClickLossSpec, HeadConfig, JointSpec, reuse_identical_fits
@@ -72,18 +72,19 @@ def paper_click(bandwidth: float = 0.01, threshold: float = 0.16, tau: float = 0
 def select_sgd_lr(data: PaperAData, cfg: HeadConfig, seed: int, lrs: Sequence[float] = SGD_LRS,
                   click: ClickLossSpec | None = None) -> tuple[pd.DataFrame, float]:
     """TDL (:func:`~.core.loss_sweep`, one B) with SGD at each of ``lrs`` on one seed; returns the rows (an
-    ``lr`` column) and the lr with the best validation Acc-T of the predicted click alone (ties: Acc-S,
-    then the first of ``lrs``: :func:`~.core.select_on_validation`)."""
+    ``lr`` column) and the lr chosen on validation by the rule every paper-A setting uses
+    (:func:`~.core.select_setting`): the authors' lr (or the grid value nearest it) is kept unless another
+    beats it on the predicted click's per-image validation Acc-T by more than one standard error."""
     if not lrs or min(lrs) <= 0:
         raise ValueError(f"lrs must be positive, got {list(lrs)}")
     click = click or paper_click()
     rows = []
     for lr in lrs:
-        r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, [seed], "B")
+        r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, [seed], "B",
+                          val_items=True)
         rows.append(r.assign(lr=float(lr), optimizer="sgd"))
     rows = pd.concat(rows, ignore_index=True)
-    summ = summarize(rows[rows["representation"] == "C"], ["lr"])
-    return rows, float(select_on_validation(summ, "lr"))
+    return rows, float(select_setting(rows, "lr", AUTHORS_SGD["lr"]).value)
 
 
 def b_sweep(data: PaperAData, cfg: HeadConfig, bandwidths: Sequence[float], seeds: Sequence[int],

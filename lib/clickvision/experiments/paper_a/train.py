@@ -353,7 +353,8 @@ def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | Non
 
     ``columns`` / ``init`` as :func:`train_recognizer`; ``keep`` adds the trained ``head``.
     ``test_correct``: per test row (``d.rows("test")``, in order) 1.0 / 0.0 correctness, the
-    per-item scores the claims are judged on.
+    per-item scores the claims are judged on; ``val_correct`` the same per validation row (what
+    :func:`clickvision.selection.select_robust` selects settings on).
     """
     head = train_recognizer(d, cfg, v_hat, use_visual, seed, n_classes, columns, init)
     out = {}
@@ -361,8 +362,7 @@ def recognition_accuracy(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | Non
         rows = d.rows(split)
         logits = head_scores(head, d, v_hat, rows)
         out[split] = accuracy_in(d.y[rows], logits, columns)
-        if split == "test":
-            out["test_correct"] = correct_in(d.y[rows], logits, columns)
+        out[f"{split}_correct"] = correct_in(d.y[rows], logits, columns)
     if keep:
         out["head"] = head
     return out
