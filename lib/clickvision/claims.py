@@ -52,6 +52,15 @@ Minimum detectable effect: ``mde = (z_{1 - alpha/2} + z_{POWER}) * SE``, alpha =
 1 - CONFIDENCE, POWER = 0.80, SE the standard deviation of the bootstrap distribution: the
 smallest true effect this trial would resolve 80% of the time. Reported for every testable
 claim; it is what an inconclusive verdict means ("no effect larger than mde was missed").
+
+Claims about every one of several comparisons ("beats every baseline", "for every method",
+"little impact across the grid") are judged on the extreme one by mean: the weakest gap, the
+largest difference. Picking the extreme of K noisy gaps biases it: with no true gap at all, one
+of K independent 90 % intervals lies wholly below zero in 1 - 0.95^K of runs (a third at K = 8).
+``Claim.comparisons`` = K (how many comparisons the judged pair was chosen from) makes the
+interval simultaneous over them (Bonferroni): level 1 - (1 - CONFIDENCE) / K, and the MDE at that
+alpha, so choosing the worst gap does not by itself decide the verdict. K = 1 (the default) is a
+single planned comparison.
 """
 from __future__ import annotations
 
@@ -85,7 +94,9 @@ class Claim:
     in the metric's unit; ``paper_effect`` is the paper's own effect in the same unit and
     orientation as the estimate; ``reason`` is required for untestable/structural claims;
     ``alternative`` is "greater" (A above B, the metric rising) or "less"; ``settings`` are
-    the trend's setting values, one per arm.
+    the trend's setting values, one per arm; ``comparisons`` (>= 1) is how many comparisons the
+    judged arms were chosen from as the extreme by mean (the interval is then simultaneous over
+    them: see the module docstring).
     """
 
     paper: str
@@ -98,10 +109,14 @@ class Claim:
     reason: str = ""
     alternative: str = "greater"
     settings: tuple[float, ...] | None = None
+    comparisons: int = 1
 
     def __post_init__(self) -> None:
         where = f"claim {self.claim_id!r}"
         object.__setattr__(self, "arms", tuple(self.arms))
+        if isinstance(self.comparisons, bool) or not float(self.comparisons).is_integer() or self.comparisons < 1:
+            raise ValueError(f"{where}: comparisons must be an integer >= 1, got {self.comparisons!r}")
+        object.__setattr__(self, "comparisons", int(self.comparisons))
         if self.paper not in PAPERS:
             raise ValueError(f"{where}: paper must be one of {PAPERS}, got {self.paper!r}")
         if self.kind not in KINDS:
@@ -286,15 +301,19 @@ def resample_means(values: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int
     return out / (n_s * n_i)
 
 
-def minimum_detectable_effect(se: float) -> float:
-    """(z_{1-alpha/2} + z_POWER) * se, alpha = 1 - CONFIDENCE: 2.49 se at 0.90 and 0.80."""
-    return _MDE_Z * float(se)
+def minimum_detectable_effect(se: float, comparisons: int = 1) -> float:
+    """(z_{1-alpha/2} + z_POWER) * se, alpha = (1 - CONFIDENCE) / comparisons: 2.49 se at 0.90 and 0.80
+    for one comparison (Bonferroni over ``comparisons`` otherwise)."""
+    if comparisons == 1:
+        return _MDE_Z * float(se)
+    alpha = (1 - CONFIDENCE) / comparisons
+    return float(norm.ppf(1 - alpha / 2) + norm.ppf(POWER)) * float(se)
 
 
-def _interval(draws: np.ndarray) -> tuple[float, float, float]:
-    tail = (1 - CONFIDENCE) / 2
+def _interval(draws: np.ndarray, comparisons: int = 1) -> tuple[float, float, float]:
+    tail = (1 - CONFIDENCE) / 2 / comparisons
     lo, hi = np.quantile(draws, [tail, 1 - tail])
-    return float(lo), float(hi), minimum_detectable_effect(np.std(draws, ddof=1))
+    return float(lo), float(hi), minimum_detectable_effect(np.std(draws, ddof=1), comparisons)
 
 
 def _identical_arms(claim: Claim, grid: ScoreGrid) -> tuple[str, str] | None:
@@ -320,8 +339,10 @@ def _direction_verdict(lo: float, hi: float) -> str:
     return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
 
 
-def _scope(grid: ScoreGrid, n_resamples: int) -> str:
+def _scope(grid: ScoreGrid, n_resamples: int, comparisons: int = 1) -> str:
     pct = f"{CONFIDENCE:.0%}"
+    if comparisons > 1:
+        pct += f" simultaneous over {comparisons} comparisons (Bonferroni: {1 - (1 - CONFIDENCE) / comparisons:.2%} each)"
     if grid.level == "seed":
         return (f"{pct} bootstrap over {grid.n_seeds} seeds of per-seed aggregates "
                 f"({n_resamples} resamples; items not resampled: less informative)")
@@ -361,12 +382,13 @@ def judge(claim: Claim, data: pd.DataFrame | None = None, *, n_resamples: int = 
     point = grid.values.mean(axis=(1, 2))
     sign = 1.0 if claim.alternative == "greater" else -1.0
     base = dict(n_seeds=grid.n_seeds, n_items=grid.n_items, level=grid.level)
-    scope = _scope(grid, n_resamples)
+    k = claim.comparisons
+    scope = _scope(grid, n_resamples, k)
     op = ">" if sign > 0 else "<"
 
     def contrast(i: int, j: int) -> Judgement:
         est = sign * float(point[i] - point[j])
-        lo, hi, mde = _interval(sign * (draws[:, i] - draws[:, j]))
+        lo, hi, mde = _interval(sign * (draws[:, i] - draws[:, j]), k)
         a, b = claim.arms[i], claim.arms[j]
         label = f"{a} - {b}" if sign > 0 else f"{b} - {a}"
         ev = f"{label} = {_num(est)}, CI [{lo:.4g}, {hi:.4g}], MDE {mde:.3g}; {scope}"
@@ -391,7 +413,7 @@ def judge(claim: Claim, data: pd.DataFrame | None = None, *, n_resamples: int = 
     if claim.kind == "equivalence":
         m = float(claim.margin)  # type: ignore[arg-type]
         est = float(point[0] - point[1])
-        lo, hi, mde = _interval(draws[:, 0] - draws[:, 1])
+        lo, hi, mde = _interval(draws[:, 0] - draws[:, 1], k)
         verdict = ("supported" if -m < lo and hi < m
                    else "contradicted" if lo > m or hi < -m else "inconclusive")
         ev = (f"{claim.arms[0]} - {claim.arms[1]} = {_num(est)}, CI [{lo:.4g}, {hi:.4g}] vs "
@@ -402,7 +424,7 @@ def judge(claim: Claim, data: pd.DataFrame | None = None, *, n_resamples: int = 
     xc = x - x.mean()
     w = sign * xc / (xc @ xc) * (x.max() - x.min())
     est = float(point @ w)
-    lo, hi, mde = _interval(draws @ w)
+    lo, hi, mde = _interval(draws @ w, k)
     word = "rise" if sign > 0 else "fall"
     ev = (f"fitted {word} from {claim.arms[0]} to {claim.arms[-1]} (slope x range, settings "
           f"{x.tolist()}) = {_num(est)}, CI [{lo:.4g}, {hi:.4g}], MDE {mde:.3g}; {scope}")
@@ -446,7 +468,7 @@ def grouped_kfold(groups: Sequence[Any] | np.ndarray, k: int = 5,
 
 # --- a notebook's claims: judged, printed, recorded with their evidence --------------------
 
-LEDGER_COLUMNS = (*TABLE_COLUMNS, "arms", "margin", "alternative", "settings", "profile",
+LEDGER_COLUMNS = (*TABLE_COLUMNS, "arms", "margin", "alternative", "settings", "comparisons", "profile",
                   "commit", "versions", "device")
 EVIDENCE_COLUMNS = ("claim_id", "method", "seed", "fold", "item", "value")
 
@@ -504,6 +526,7 @@ class Ledger:
             rows.append({**j.row(self.notebook), "arms": _json_or_empty(c.arms),
                          "margin": math.nan if c.margin is None else float(c.margin),
                          "alternative": c.alternative, "settings": _json_or_empty(c.settings),
+                         "comparisons": c.comparisons,
                          "profile": self.params.get("profile", ""), **stamp})
         return pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
 
@@ -588,7 +611,8 @@ def rejudge(row: Mapping[str, Any], evidence: pd.DataFrame, *, n_resamples: int 
     claim = Claim(paper=row["paper"], claim_id=row["claim_id"], claim=row["claim"], kind=row["kind"],
                   arms=arms, margin=opt(row.get("margin")), paper_effect=opt(row.get("paper_effect")),
                   reason=row["evidence"] if row["kind"] in ("untestable", "structural") else "",
-                  alternative=opt(row.get("alternative")) or "greater", settings=settings)
+                  alternative=opt(row.get("alternative")) or "greater", settings=settings,
+                  comparisons=int(opt(row.get("comparisons")) or 1))
     data = None
     if claim.kind in TESTABLE:
         data = evidence[evidence["claim_id"] == claim.claim_id].drop(columns="claim_id")

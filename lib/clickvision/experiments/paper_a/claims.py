@@ -38,6 +38,11 @@ from .core import (
 DOMAIN = {"s": "Acc-S", "t": "Acc-T"}
 
 
+def _pairs(n: int) -> int:
+    """How many pairs ``n`` settings form: the comparisons a "best minus worst" claim chose its pair from."""
+    return max(1, n * (n - 1) // 2)
+
+
 def A(claim_id: str, text: str, kind: str, **kw) -> Claim:
     """A paper-A :class:`Claim`."""
     return Claim(paper="A", claim_id=claim_id, claim=text, kind=kind, **kw)
@@ -256,6 +261,7 @@ def claims_table_iii(rows: pd.DataFrame, grid: pd.DataFrame | None) -> list[tupl
         out.append((A(f"III-nonlinear-beats-linear-{label}",
                       f"Every nonlinear embedding (biFC, CONV+FC, CONV+biFC) beats the linear FC in {label}: judged on "
                       f"the weakest of them by mean, here {weakest}", "direction", arms=(weakest, "FC"),
+                      comparisons=len(names) - 1,
                       paper_effect=paper_diff(PAPER_TABLE_III, f"{label} (%)", weakest, "FC")),
                     scores(c, metric, {weakest: {"embedding": weakest}, "FC": {"embedding": "FC"}})))
     for dom, label in DOMAIN.items():
@@ -263,7 +269,7 @@ def claims_table_iii(rows: pd.DataFrame, grid: pd.DataFrame | None) -> list[tupl
         rival = ranked(c, "embedding", names[:-1], metric)[0]
         out.append((A(f"III-conv-bifc-best-{label}",
                       f"CONV+biFC is the best embedding in {label}: judged against the strongest other by mean, "
-                      f"here {rival}", "direction", arms=("CONV+biFC", rival),
+                      f"here {rival}", "direction", arms=("CONV+biFC", rival), comparisons=len(names) - 1,
                       paper_effect=paper_diff(PAPER_TABLE_III, f"{label} (%)", "CONV+biFC", rival)),
                     scores(c, metric, {"CONV+biFC": {"embedding": "CONV+biFC"}, rival: {"embedding": rival}})))
     if grid is not None and len(grid):
@@ -310,6 +316,7 @@ def claims_table_iv(rows: pd.DataFrame, t_rows: pd.DataFrame | None,
         out.append((A(f"IV-flat-B-0.01-to-1-{label}",
                       f"{label} is flat for B in [0.01, 1]: the best and worst B by mean (here {hi:g}, {lo:g}) differ "
                       f"by less than {100 * margin:g} points", "equivalence", arms=(f"B={hi:g}", f"B={lo:g}"),
+                      comparisons=_pairs(len(flat)),
                       margin=margin, paper_effect=paper_diff(PAPER_TABLE_IV, f"{label} (%)", _key(hi), _key(lo))),
                     scores(c, metric, {f"B={hi:g}": {"B": hi}, f"B={lo:g}": {"B": lo}}, seeds)))
     if 1e-4 in bs and 0.01 in bs:
@@ -335,7 +342,7 @@ def claims_table_iv(rows: pd.DataFrame, t_rows: pd.DataFrame | None,
         hi, lo = order[0], order[-1]
         out.append((A("IV-T-little-impact", f"T has little impact on Acc-T: the best and worst T by mean (here {hi:g}, "
                       f"{lo:g}) differ by less than {100 * margin:g} points", "equivalence",
-                      arms=(f"T={hi:g}", f"T={lo:g}"), margin=margin),
+                      arms=(f"T={hi:g}", f"T={lo:g}"), margin=margin, comparisons=_pairs(len(ts))),
                     scores(tc, "correct_t", {f"T={hi:g}": {"T": hi}, f"T={lo:g}": {"T": lo}}, seeds)))
     return out
 
@@ -423,7 +430,7 @@ def claims_table_vi(rows: pd.DataFrame) -> list[tuple[Claim, pd.DataFrame]]:
         metric = f"correct_{dom}"
         rival = ranked(r, "features", ["V", "C"], metric)[0]
         out.append((A(f"VI-combined-beats-single-{label}", f"V + C beats both V and C alone in {label}: judged against "
-                      f"the stronger of them by mean, here {rival}", "direction", arms=("V+C", rival),
+                      f"the stronger of them by mean, here {rival}", "direction", arms=("V+C", rival), comparisons=2,
                       paper_effect=paper_diff(PAPER_TABLE_VI, f"{label} (%)", "V+C", rival)),
                     scores(r, metric, {"V+C": {"features": "V+C"}, rival: {"features": rival}})))
     for cid, names, text in (("VI-C-beats-CE-beats-C7", ("C", "C_E", "C[7]"),

@@ -268,7 +268,7 @@ def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) ->
                       f"lambda = 1 (prediction loss only) predicts clicks best: lower RMSE-S (reading 2, Caffe's "
                       f"EuclideanLoss) than the best multitask lambda by mean (here {best_lam:g}), "
                       f"{model_name(shared, 0.4)} (per seed; paper {paper[0]:.3f} vs {paper[1]:.3f})", "direction",
-                      arms=tuple(arms), alternative="less", paper_effect=paper[1] - paper[0]),
+                      arms=tuple(arms), alternative="less", paper_effect=paper[1] - paper[0], comparisons=len(lams)),
                     scores(rows, "rmse_s_caffe", arms)))
     low = lams + [0.0] if 0.0 in set(rows["lam"]) else lams
     d = pd.concat([_dacc_items(rows, True, low), _dacc_items(rows, False, low)], ignore_index=True)
@@ -287,7 +287,7 @@ def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) ->
     arms = {f"lambda={hi:g}": {"shared": False, "lam": hi}, f"lambda={lo:g}": {"shared": False, "lam": lo}}
     out.append((A("VII-lambda-little-impact", f"lambda in (0, 1) has little impact on MTMDD-VM's Acc-T: the best and "
                   f"worst lambda by mean (here {hi:g}, {lo:g}) differ by less than {100 * margin:g} points",
-                  "equivalence", arms=tuple(arms), margin=margin,
+                  "equivalence", arms=tuple(arms), margin=margin, comparisons=len(lams) * (len(lams) - 1) // 2,
                   paper_effect=paper_vii("Acc-T (%)", False, [hi]) - paper_vii("Acc-T (%)", False, [lo])),
                 scores(rows, "correct_t", arms)))
     return out
@@ -305,7 +305,7 @@ def claims_fig12(rows: pd.DataFrame) -> list:
         arms = {f"{n} mu={worst:g}": {"model": n, "mu": worst}, "MTTDL": {"model": "MTTDL", "mu": mus[0]}}
         out.append((A(f"Fig12-two-domain-beats-mttdl-{n}", f"Training one network on both domains ({n}) beats MTTDL in "
                       f"Acc-T at every mu: judged at its worst mu by mean, here {worst:g}", "direction",
-                      arms=tuple(arms)), scores(rows, "correct_t", arms)))
+                      arms=tuple(arms), comparisons=len(mus)), scores(rows, "correct_t", arms)))
     if len(mus) > 1:
         for n in names:
             arms = {f"{n} mu={m:g}": {"model": n, "mu": m} for m in mus}

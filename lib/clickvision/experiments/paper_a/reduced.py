@@ -205,7 +205,7 @@ def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[st
         out.append((A(f"Fig14{panel}-less-{names[panel]}-lowers-AccT",
                       f"Acc-T decreases when the {names[panel]} training data are reduced (alpha = 1 above alpha = "
                       f"{lo:g}) for every method: judged on the smallest mean drop, here {LABELS.get(m, m)}",
-                      "direction", arms=tuple(arms)), acc_scores(rows, "t", arms)))
+                      "direction", arms=tuple(arms), comparisons=len(mean)), acc_scores(rows, "t", arms)))
         o = str(mean.drop(ours).idxmin())
         d = drops[drops["method"].isin([o, ours])].replace({"method": {o: f"{LABELS.get(o, o)} drop",
                                                                        ours: "OURS drop"}})
@@ -213,7 +213,7 @@ def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[st
                       f"With less {names[panel]} data (alpha 1 -> {lo:g}), OURS (MTMDD-VM) loses less Acc-T than "
                       + " and ".join(LABELS.get(x, x) for x in others)
                       + f": judged against the other with the smallest mean drop, here {LABELS.get(o, o)}",
-                      "direction", arms=(f"{LABELS.get(o, o)} drop", "OURS drop")), d))
+                      "direction", arms=(f"{LABELS.get(o, o)} drop", "OURS drop"), comparisons=len(mean) - 1), d))
     at = rows[(rows["panel"] == "k") & (rows["x"] == float(k_lead))]
     if len(at):
         acc = at[at["metric"] == "acc_t"].groupby("method")["value"].mean()
@@ -222,7 +222,8 @@ def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[st
         out.append((A(f"ext-kshot-ours-leads-at-k{int(k_lead)}",
                       f"(Extension, not in the paper) with k = {int(k_lead)} target training image(s) per class, "
                       f"OURS (MTMDD-VM) has the highest Acc-T: judged against the best other by mean, here "
-                      f"{LABELS.get(rival, rival)}", "direction", arms=tuple(arms)), acc_scores(at, "t", arms)))
+                      f"{LABELS.get(rival, rival)}", "direction", arms=tuple(arms), comparisons=len(acc) - 1),
+                    acc_scores(at, "t", arms)))
     return out
 
 
