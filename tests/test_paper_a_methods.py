@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from clickvision.experiments.paper_a import methods as M
@@ -64,3 +65,38 @@ def test_accuracy_in_takes_the_argmax_over_the_domain_columns():
     y = np.array([1, 2, 1])
     assert accuracy_in(y, logits) == pytest.approx(2 / 3)
     assert accuracy_in(y, logits, np.array([1, 2])) == 1.0  # row 0: column 0 is not this domain's
+
+
+def test_joint_methods_record_a_validation_curve_without_changing_the_fit(paper_a_synth):
+    """Each joint method's fit records validation accuracy per epoch (A.10's convergence figure); asking for
+    the curves leaves every result row as it was (evaluation restores the random streams)."""
+    data = paper_a_synth(3, 20)
+    cfg = CFG.scaled(epochs=3)
+    methods = ["MTTDL", "MTMDD-VM", "MTMDD-VM*"]
+    curves: list = []
+    with_curves = M.run_methods(methods, data, cfg, [0, 1], curves=curves)
+    without = M.run_methods(methods, data, cfg, [0, 1])
+    pd.testing.assert_frame_equal(with_curves, without)
+    c = pd.concat(curves, ignore_index=True)
+    assert set(c["method"]) == set(methods) and set(c["seed"]) == {0, 1}
+    for (method, seed), g in c.groupby(["method", "seed"]):
+        want = {"val_acc_s"} if method == "MTTDL" else {"val_acc_s", "val_acc_t"}
+        assert set(g["metric"]) == want
+        for _, m in g.groupby("metric"):
+            assert list(m["epoch"]) == [1, 2, 3] and m["value"].between(0, 1).all()
+    # the last epoch's curve value is the reported validation accuracy of the same network
+    last = c[(c["method"] == "MTMDD-VM") & (c["seed"] == 0) & (c["metric"] == "val_acc_t") & (c["epoch"] == 3)]
+    rep = without[(without["method"] == "MTMDD-VM") & (without["seed"] == 0) & (without["metric"] == "val_acc_t")]
+    assert float(last["value"].iloc[0]) == pytest.approx(float(rep["value"].iloc[0]))
+
+
+def test_curve_plateau_by_hand():
+    from clickvision.experiments.paper_a.joint import curve_plateau
+
+    c = pd.DataFrame({"method": "OURS", "metric": "val_acc_t", "seed": [0] * 5 + [1] * 5, "epoch": list(range(1, 6)) * 2,
+                      "value": [0.1, 0.2, 0.3, 0.4, 0.5, 0.1, 0.2, 0.3, 0.35, 0.3]})
+    r = curve_plateau(c).iloc[0]
+    # means over the seeds .1 .2 .3 .375 .4: best at epoch 5; per seed, epoch 5 minus epoch 2: .3 and .1
+    assert (r["seeds"], r["epochs"], r["best_epoch"]) == (2, 5, 5)
+    assert r["best_mean"] == pytest.approx(0.4) and r["last_mean"] == pytest.approx(0.4)
+    assert r["change_last_3"] == pytest.approx(0.2) and r["change_last_3_sd"] == pytest.approx(np.std([0.3, 0.1], ddof=1))

@@ -39,7 +39,35 @@ def model_name(shared: bool, lam: float) -> str:
     return base + ("*" if shared else "")
 
 
-def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int, val_items: bool = False) -> list[dict]:
+def validation_curve(history: pd.DataFrame, **labels) -> pd.DataFrame:
+    """A joint fit's validation curve from its history (:func:`~.train.train_joint`): tidy ``epoch, metric,
+    value`` (``val_acc_s``, ``val_acc_t``) plus ``labels`` columns; the evaluation at the end of training
+    repeats the last epoch's and is dropped."""
+    v = history[history["split"] == "val"].drop_duplicates(["epoch", "name"], keep="first")
+    return v.rename(columns={"name": "metric"})[["epoch", "metric", "value"]].assign(**labels).reset_index(drop=True)
+
+
+def curve_plateau(curves: pd.DataFrame, last: int = 3) -> pd.DataFrame:
+    """Per ``method`` and ``metric`` of tidy validation curves (:func:`validation_curve` with ``method`` and
+    ``seed`` columns): ``seeds``, ``epochs``, the epoch with the best mean (``best_epoch``, ``best_mean``), the
+    mean at the last epoch (``last_mean``), and ``change_last`` = the mean at the last epoch minus the mean
+    ``last`` epochs earlier with ``change_last_sd`` its sd over seeds: a curve still rising at its end
+    (change well above its sd) was stopped before its plateau."""
+    out = []
+    for (m, met), g in curves.groupby(["method", "metric"], sort=False):
+        per = g.pivot_table(index="epoch", columns="seed", values="value").sort_index()
+        mean = per.mean(axis=1)
+        k = min(last, len(per) - 1)
+        ch = per.iloc[-1] - per.iloc[-1 - k] if k > 0 else per.iloc[-1] * np.nan
+        out.append({"method": m, "metric": met, "seeds": per.shape[1], "epochs": int(per.index.max()),
+                    "best_epoch": int(mean.idxmax()), "best_mean": float(mean.max()), "last_mean": float(mean.iloc[-1]),
+                    f"change_last_{last}": float(ch.mean()),
+                    f"change_last_{last}_sd": float(ch.std(ddof=1)) if per.shape[1] > 1 else float("nan")})
+    return pd.DataFrame(out)
+
+
+def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int, val_items: bool = False,
+              curves: list | None = None) -> list[dict]:
     """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth; ``rmse_s`` reading 1 and
     ``rmse_s_caffe`` reading 2, see :func:`~.train.click_metrics`) and Acc-T, val and test,
     and per test image ``correct_s`` / ``correct_t`` (with ``item``).
@@ -48,9 +76,12 @@ def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int, val
     classifier, trained on the target) on the frozen source-trained click predictor.
 
     ``val_items`` (opt-in): Acc-T's correctness per validation image too (``val_correct_t`` with ``item``),
-    what :func:`clickvision.selection.select_robust` selects lambda and mu on.
+    what :func:`clickvision.selection.select_robust` selects lambda and mu on. ``curves`` (opt-in): a list
+    the fit's validation curve is appended to (:func:`validation_curve`, with a ``seed`` column).
     """
     fit = train_joint(data, cfg, spec, seed)
+    if curves is not None:
+        curves.append(validation_curve(fit.history, seed=seed))
     net, s, t = fit.model, data.source, data.target
     out = []
     for split in ("test", "val"):

@@ -271,9 +271,10 @@ def vgg_rows(data: PaperAData, cfg: HeadConfig, seed: int, which: Sequence[str] 
 
 
 def click_method_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
-                      settings: MethodSettings = MethodSettings()) -> list[dict]:
+                      settings: MethodSettings = MethodSettings(), curves: list | None = None) -> list[dict]:
     """One click-based method's rows (``acc_*``, ``val_acc_*``, and ``rmse_s`` / ``rmse_s_caffe`` where it predicts
-    clicks)."""
+    clicks). ``curves``: a list each joint method's validation curve is appended to (``method`` and ``seed``
+    columns; :func:`~.joint.validation_curve`)."""
     if method in ("TDL[7]", "TDL"):
         loss = ClickLossSpec(tau=0.0) if method == "TDL[7]" else settings.click
         rows, _ = tdl_run(data, cfg, loss, seed, "fc" if method == "TDL[7]" else None, ("V+C",))
@@ -284,13 +285,18 @@ def click_method_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
                  **({"item": r["item"]} if "item" in r else {})} for r in keep]
     if method not in JOINT_VARIANTS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return [{"method": method, **r} for r in joint_run(data, cfg, settings.joint(method), seed)]
+    sink = [] if curves is not None else None
+    rows = joint_run(data, cfg, settings.joint(method), seed, curves=sink)
+    if curves is not None:
+        curves += [c.assign(method=method) for c in sink]
+    return [{"method": method, **r} for r in rows]
 
 
 def run_methods(methods: Sequence[str], data: PaperAData, cfg: HeadConfig, seeds: Sequence[int],
-                settings: MethodSettings = MethodSettings(), **labels) -> pd.DataFrame:
+                settings: MethodSettings = MethodSettings(), curves: list | None = None, **labels) -> pd.DataFrame:
     """Every method x seed on ``data``: tidy ``method, seed, metric, value, item`` plus ``labels`` columns
-    (``item``: the test image's key on the per-image ``correct_s`` / ``correct_t`` rows, else empty)."""
+    (``item``: the test image's key on the per-image ``correct_s`` / ``correct_t`` rows, else empty).
+    ``curves``: a list the joint methods' validation curves are appended to (:func:`click_method_rows`)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods {unknown} are not among {METHODS} (DAN, DANN, SCDA, SF, VSE++: paper_a.sota)")
@@ -302,7 +308,7 @@ def run_methods(methods: Sequence[str], data: PaperAData, cfg: HeadConfig, seeds
                 rows += vgg_rows(data, cfg, seed, vgg)
             for m in methods:
                 if m in CLICK_METHODS:
-                    rows += click_method_rows(m, data, cfg, seed, settings)
+                    rows += click_method_rows(m, data, cfg, seed, settings, curves)
     frame = pd.DataFrame(rows, columns=["method", "seed", "metric", "value", "item"])
     for key, value in labels.items():
         frame[key] = value

@@ -294,10 +294,12 @@ def _check_aligned(data: PaperAData, data_map: PaperAData) -> None:
 
 def table_viii(data: PaperAData, data_map: PaperAData | None, cfg: HeadConfig, seeds: Sequence[int],
                settings: MethodSettings = MethodSettings(), methods: Sequence[str] = METHODS,
-               sota: SotaSettings = SotaSettings(), **labels) -> pd.DataFrame:
+               sota: SotaSettings = SotaSettings(), curves: list | None = None, **labels) -> pd.DataFrame:
     """Every method of Table VIII x seed: tidy ``method, seed, metric, value`` (+ ``labels`` columns).
 
     ``data_map``: the same rows with the full conv maps (SCDA only; ``None``: ``data`` itself).
+    ``curves``: a list the joint methods' (MTTDL, OURS, OURS*) validation curves are appended to
+    (:func:`~.methods.run_methods`).
     Rows come in ``methods`` order, seeds ascending within each method.
     """
     unknown = [m for m in methods if m not in METHODS]
@@ -307,7 +309,7 @@ def table_viii(data: PaperAData, data_map: PaperAData | None, cfg: HeadConfig, s
     frames = []
     registry = [m for m in methods if m in REGISTRY_METHODS]
     if registry:
-        frames.append(run_methods(registry, data, cfg, seeds, settings))
+        frames.append(run_methods(registry, data, cfg, seeds, settings, curves))
     rows: list[dict] = []
     with torch_threads(1):
         if "SCDA" in methods:
