@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clickvision.selection import nearest, select_robust
+from clickvision.selection import nearest, select_near, select_robust
 
 
 def _rows(per_setting: dict[float, list[list[float]]], metric: str = "val_correct_t") -> pd.DataFrame:
@@ -72,3 +72,11 @@ def test_nearest():
     assert nearest([0.001, 0.01], 0.01) == 0.01
     with pytest.raises(ValueError, match="no candidate"):
         nearest([], 1.0)
+
+
+def test_select_near_takes_the_grid_value_nearest_the_preferred_one():
+    rows = _rows({0.1: [[1, 0, 1, 0]], 0.3: [[1, 1, 1, 1]]})
+    sel = select_near(rows, "B", 0.16, "val_correct_t")
+    assert sel.reference == 0.1 and sel.value == 0.3  # +0.5 +- 0.29: beats the reference
+    with pytest.raises(ValueError, match="no rows of metric 'nope'"):
+        select_near(rows, "B", 0.16, "nope")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Selection", "nearest", "select_robust"]
+__all__ = ["Selection", "nearest", "select_near", "select_robust"]
 
 #: A candidate must clear ``z`` SE by more than this: a gain on exactly one item makes mean and SE equal
 #: (1/n both), and which side of the bar rounding puts it on must not decide (it would differ by CPU).
@@ -97,14 +97,13 @@ def select_robust(rows: pd.DataFrame, column: str, reference: Any, metric: str, 
                          f"(values run: {list(wide.columns)})")
     table = []
     for cand in wide.columns:
-        pair = wide[[cand, reference]].dropna() if cand != reference else wide[[reference]].dropna()
-        diff = (pair[cand] - pair[reference]) if cand != reference else pair[reference] * 0.0
+        diff = (wide[cand] - wide[reference]).dropna()  # the (seed, item) pairs both ran; 0 for the reference
         per_item = diff.groupby(level=item).mean()
         n = len(per_item)
         mean = float(per_item.mean()) if n else float("nan")
         se = float(stats.sem(per_item.to_numpy())) if n > 1 else float("nan")
         table.append({column: cand, "mean_diff": mean, "se": se, "n_items": n,
-                      "n_seeds": int(pair.index.get_level_values(seed).nunique()),
+                      "n_seeds": int(diff.index.get_level_values(seed).nunique()),
                       "beats": bool(cand != reference and n > 1 and mean > 0 and mean - z * se > _TOL)})
     table = pd.DataFrame(table).set_index(column)
     winners = table[table["beats"]]
@@ -112,3 +111,14 @@ def select_robust(rows: pd.DataFrame, column: str, reference: Any, metric: str, 
     chosen = chosen.item() if isinstance(chosen, np.generic) else chosen
     table["chosen"] = table.index == chosen
     return Selection(value=chosen, reference=reference, metric=metric, z=float(z), table=table)
+
+
+def select_near(rows: pd.DataFrame, column: str, preferred: float, metric: str, *, z: float = 1.0,
+                **columns: str) -> Selection:
+    """:func:`select_robust` with the reference taken as the value of ``column`` nearest ``preferred`` among
+    those with ``metric`` rows (:func:`nearest`: the paper's setting, or the grid's closest to it).
+    ``columns``: ``item``, ``seed``, ``value`` as for :func:`select_robust`, whose errors this raises when
+    a column or the metric's rows are missing."""
+    ran = rows.loc[rows["metric"] == metric, column] if {"metric", column} <= set(rows.columns) else ()
+    reference = nearest(sorted(pd.unique(ran)), preferred) if len(ran) else preferred
+    return select_robust(rows, column, reference, metric, z=z, **columns)

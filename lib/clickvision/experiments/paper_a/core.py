@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ... import runtime
-from ...selection import Selection, nearest, select_robust
+from ...selection import Selection, select_near
 from ...losses import click as click_losses
 from ...models.mtmdd import MTMDDNet, embedding_parameter_count
 from .data import DomainData, PaperAData, load_paper_a_data, reduce_map_channels
@@ -645,12 +645,10 @@ def select_setting(rows: pd.DataFrame, column: str, paper_value: float, metric: 
     sub = rows[rows["representation"] == representation] if "representation" in rows.columns else rows
     if sub.empty or column not in sub.columns:
         raise ValueError(f"select_setting: no rows of representation {representation!r} with column {column!r}")
-    run = sorted(sub.loc[sub["metric"] == metric, column].unique())
-    if not run:
+    if not (sub["metric"] == metric).any():
         raise ValueError(f"select_setting: no {metric!r} rows to select {column} on (per-image validation rows come "
                          "from loss_sweep(..., val_items=True))")
-    ref = nearest(run, paper_value)
-    return select_robust(sub, column, ref, metric, z=z)
+    return select_near(sub, column, paper_value, metric, z=z)
 
 
 def position_examples(v_true: np.ndarray, predictions: dict[str, np.ndarray], rows: Sequence[int],

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ... import metrics, runtime
 from ...models.mtmdd import SOURCE, TARGET
-from ...selection import Selection, nearest, select_robust
+from ...selection import Selection, select_near
 from .core import item_rows, summarize
 from .data import PaperAData, torch_threads
 from .train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, joint_outputs,
@@ -79,7 +79,7 @@ def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int, val
     what :func:`clickvision.selection.select_robust` selects lambda and mu on. ``curves`` (opt-in): a list
     the fit's validation curve is appended to (:func:`validation_curve`, with a ``seed`` column).
     """
-    fit = train_joint(data, cfg, spec, seed)
+    fit = train_joint(data, cfg, spec, seed, curve=curves is not None)
     if curves is not None:
         curves.append(validation_curve(fit.history, seed=seed))
     net, s, t = fit.model, data.source, data.target
@@ -249,8 +249,7 @@ def select_lambda(rows: pd.DataFrame, reference: float = 0.4, metric: str = "val
             raise ValueError(f"select_lambda: no {metric!r} rows with 0 < lambda < 1 for shared={shared}; the grid "
                              f"needs at least one multitask lambda (lambdas in the run: {sorted(rows['lam'].unique())}); "
                              "per-image validation rows come from multitask_table(..., val_items=True)")
-        ref = nearest(sorted(sub["lam"].unique()), reference)
-        out[shared] = select_robust(sub, "lam", ref, metric, z=z)
+        out[shared] = select_near(sub, "lam", reference, metric, z=z)
     return out
 
 
@@ -266,7 +265,7 @@ def select_mu(rows: pd.DataFrame, references: Mapping[str, float], metric: str =
         if sub.empty:
             raise ValueError(f"select_mu: no {metric!r} rows for model {model!r} (models: "
                              f"{sorted(rows['model'].unique())}); run multidomain_sweep(..., val_items=True)")
-        out[model] = select_robust(sub, "mu", nearest(sorted(sub["mu"].unique()), ref), metric, z=z)
+        out[model] = select_near(sub, "mu", ref, metric, z=z)
     return out
 
 

@@ -487,13 +487,13 @@ def joint_loss(model: MTMDDNet, batch: Mapping, spec: JointSpec, reads_map: bool
                                 spec.mu, c.tau, c.bandwidth, c.threshold, s["valid"], c.variant)
 
 
-def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 0) -> FitResult:
+def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 0, curve: bool = False) -> FitResult:
     """One network on source (+ target) by eq. (13)/(14)/(15); target rows get no click loss.
 
-    The history records, at each epoch's end, the validation accuracy of the network's own classifier:
-    ``val_acc_s`` and (two-domain) ``val_acc_t`` (rows ``split == "val"``): the validation curve that
-    shows whether the fixed number of epochs reached a plateau. Evaluating leaves the random streams
-    as found, so the trained network is the same with or without it."""
+    With ``curve`` the history also records, at each epoch's end, the validation accuracy of the network's
+    own classifier, ``val_acc_s`` and (two-domain) ``val_acc_t`` (rows ``split == "val"``): the validation
+    curve that shows whether the fixed number of epochs reached a plateau. Evaluating leaves the random
+    streams as found, so the trained network is the same with or without it."""
     seeded(seed)
     net = build_joint_net(data, cfg, spec)
     reads_map = net.embedding.reads_map
@@ -521,8 +521,8 @@ def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 
                                            data.target_columns)
         return out
 
-    history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed))).fit(train_data,
-                                                                                               val_fn=val_fn)
+    history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed))).fit(
+        train_data, val_fn=val_fn if curve else None)  # off by default: an evaluation per epoch of every fit
     return FitResult(net, history)
 
 
