@@ -21,6 +21,7 @@ import json
 import os
 import re
 import time
+import urllib.error
 import urllib.parse
 
 import nbformat
@@ -137,12 +138,49 @@ def _lab_env(tmp_path) -> dict[str, str]:
 
 
 def _wait_kernel_idle(lab: LabServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    # GET /api/kernels answers 500 while a kernel is starting: jupyter_server registers the kernel
+    # before it sets execution_state and last_activity on it (kernelmanager.py, _async_start_kernel),
+    # and kernel_model's AttributeError is not caught. That is "not ready yet", not a failure.
+    deadline, last_error = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in lab.api("kernels")):
+        try:
+            kernels = lab.api("kernels")
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                raise
+            kernels, last_error = [], f"GET /api/kernels answered {e.code} {e.reason}"
+        if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
             return
         time.sleep(0.3)
-    raise TimeoutError(f"the notebook's kernel: not idle and connected within {timeout:.0f} s")
+    raise TimeoutError(f"the notebook's kernel: not idle and connected within {timeout:.0f} s"
+                       + (f" (last: {last_error})" if last_error else ""))
+
+
+class _FakeLab:
+    """Answers GET /api/kernels from a script: an exception to raise or a list to return."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def api(self, path):
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def _http(code):
+    return urllib.error.HTTPError("http://127.0.0.1/api/kernels", code, "Internal Server Error", None, None)
+
+
+def test_wait_kernel_idle_reads_a_500_during_kernel_start_as_not_ready():
+    # CI once failed here: /api/kernels answered 500 while the kernel was starting (stop 30)
+    idle = [{"execution_state": "idle", "connections": 1}]
+    _wait_kernel_idle(_FakeLab([_http(500), [{"execution_state": "starting", "connections": 0}], idle]), 5)
+    with pytest.raises(TimeoutError, match="last: GET /api/kernels answered 500"):
+        _wait_kernel_idle(_FakeLab([_http(500)]), 0.5)
+    with pytest.raises(urllib.error.HTTPError):  # a 403 (a wrong token) is a real failure, said at once
+        _wait_kernel_idle(_FakeLab([_http(403)]), 5)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium) for the JupyterLab test")
