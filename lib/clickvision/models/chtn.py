@@ -41,6 +41,7 @@ from torch import nn
 
 from ..losses.crossmodal import pair_loss_layers
 from ..losses.mmd import mmd2_layers
+from .dropout import Dropout
 
 VARIANTS = ("CHTN", "NoSrcSp", "NoShare", "OnlyCross", "NoSource", "NoMMD")
 
@@ -72,7 +73,7 @@ class Pathway(nn.Module):
         super().__init__()
         self.input_norm = nn.BatchNorm1d(in_dim) if input_batch_norm else nn.Identity()
         self.fc6, self.fc7 = nn.Linear(in_dim, hidden), nn.Linear(hidden, hidden)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
         h6 = F.relu(self.fc6(self.input_norm(x)))
@@ -87,7 +88,7 @@ class SharedCorrelation(nn.Module):
         super().__init__()
         self.fc8, self.fc9 = nn.Linear(in_dim, hidden), nn.Linear(hidden, hidden)
         self.classifier = nn.Linear(hidden, n_classes)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, h7: torch.Tensor) -> torch.Tensor:  # noqa: D102
         h = F.relu(self.fc8(self.drop(h7)))
@@ -123,7 +124,7 @@ class CHTN(nn.Module):
             self.shared = None
             self.image_classifier = nn.Linear(hidden, n_classes)
             self.text_classifier = nn.Linear(hidden, n_classes)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def _classify(self, h7: torch.Tensor, modality: str) -> torch.Tensor:
         if self.shared is not None:

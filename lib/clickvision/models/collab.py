@@ -27,6 +27,7 @@ from torch import nn
 from .. import metrics
 from ..losses import cf as losses
 from ..train import TrainConfig, Trainer, multi_tensor_steps, predict
+from .dropout import Dropout
 
 METHODS = ("image_only", "mtl", "sequential", "contrastive")
 
@@ -37,7 +38,7 @@ class CF2Label(nn.Module):
     def __init__(self, cf_dim: int, n_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
         mid = int(round(np.linspace(cf_dim, n_labels, 3)[1]))
-        self.net = nn.Sequential(nn.BatchNorm1d(cf_dim), nn.Linear(cf_dim, mid), nn.ReLU(), nn.Dropout(dropout),
+        self.net = nn.Sequential(nn.BatchNorm1d(cf_dim), nn.Linear(cf_dim, mid), nn.ReLU(), Dropout(dropout),
                                  nn.Linear(mid, n_labels))
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
@@ -56,7 +57,7 @@ class CollaborativeImageClassifier(nn.Module):
                                                            dtype=torch.float32))
         self.register_buffer("input_std", torch.as_tensor(1.0 if input_std is None else input_std,
                                                           dtype=torch.float32))
-        self.trunk = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.trunk = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), Dropout(dropout))
         self.label_head = nn.Linear(hidden, n_labels)
         self.cf_head = None if cf_dim is None else nn.Sequential(
             nn.BatchNorm1d(hidden), nn.Linear(hidden, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, cf_dim))

@@ -24,6 +24,7 @@ from torch import nn
 from .. import runtime
 from ..metrics import cross_modal_map
 from ..train import TrainConfig, Trainer, multi_tensor_steps
+from .dropout import Dropout
 from ..train.callbacks import Callback
 from .crossmodal_baselines import Array, CrossModalMethod, Val, _check_pairs
 from .mlp import MLP
@@ -223,7 +224,7 @@ class BimodalAE(_NetMethod):
         self.dx_ = dx = image.shape[1]
         self.dt_ = dt = text.shape[1]
         net = nn.ModuleDict({"enc_i": MLP(dx, [], self.hidden), "enc_t": MLP(dt, [], self.hidden),
-                             "drop": nn.Dropout(self.dropout), "code": MLP(2 * self.hidden, [], self.code),
+                             "drop": Dropout(self.dropout), "code": MLP(2 * self.hidden, [], self.code),
                              "dec": MLP(self.code, [self.hidden], dx + dt, dropout=self.dropout)})
 
         def loss_fn(m, batch):

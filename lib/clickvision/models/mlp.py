@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 
 class MLP(nn.Sequential):
     """``in_dim -> hidden[0] -> ... -> out_dim`` with ReLU (and optional dropout) between."""
@@ -22,7 +24,7 @@ class MLP(nn.Sequential):
                 layers.append(nn.BatchNorm1d(h))
             layers.append(nn.ReLU())
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             d = h
         layers.append(nn.Linear(d, out_dim))
         super().__init__(*layers)

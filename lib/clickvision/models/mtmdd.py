@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .backbone import Backbone, EfficientNetLiteBackbone
+from .dropout import Dropout
 
 EMBEDDINGS = ("fc", "bifc", "conv_fc", "conv_bifc")
 SOURCE, TARGET = 0, 1
@@ -68,7 +69,7 @@ class WordEmbedding(nn.Module):
             width = conv_kernels * pool * pool
         if kind.endswith("bifc"):  # E2, f, E3
             self.fc1 = nn.Linear(width, hidden)
-            self.drop = nn.Dropout(dropout)
+            self.drop = Dropout(dropout)
             width = hidden
         self.fc2 = nn.Linear(width, vocab_size)  # E3 (E for the linear embedding)
 
@@ -155,7 +156,7 @@ class RecognitionHead(nn.Module):
         if use_click:
             self.click_norm = nn.BatchNorm1d(click_dim, affine=False)
             width += click_dim
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.classifier = nn.Linear(width, n_classes)
         if not self.shared:
             self.target_classifier = nn.Linear(width, n_classes)

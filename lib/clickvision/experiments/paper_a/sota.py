@@ -46,6 +46,7 @@ from ... import fusion, runtime
 from ...losses.domain import DomainAdversary, dan_mmd_loss, dann_lambda
 from ...losses.unseen import restrict_logits
 from ...losses.vse import cosine_similarities, vse_hinge_loss
+from ...models.dropout import Dropout
 from ...models.mlp import MLP
 from ...models.mtmdd import SOURCE, TARGET
 from ...models.scda import scda_descriptors, scda_svm
@@ -112,7 +113,7 @@ class VisualDomainNet(nn.Module):
             raise ValueError(f"DAN / DANN adapt the trainable visual layer psi: need visual_hidden >= 1, got {hidden}")
         self.psi = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
         self.norm = nn.BatchNorm1d(hidden, affine=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.classifier = nn.Linear(hidden, n_classes)
 
     def forward(self, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
