@@ -66,6 +66,54 @@ def curve_plateau(curves: pd.DataFrame, last: int = 3) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+MONITORED = ("val_acc", "val_loss")  # what train_config's stop rule watches: classifiers' accuracy, click losses
+
+
+def recorded_curves(records: list) -> pd.DataFrame:
+    """The validation curves of the fits :func:`~.train.record_histories` collected, tidy: ``method, seed,
+    family, fit`` (the fit's number among that method, seed and family's), ``epoch, metric, value`` (the
+    monitored ``val_acc`` or ``val_loss``, and a joint network's ``val_acc_s`` / ``val_acc_t``). Fits that
+    were not evaluated (no stop rule, no curve asked for) have none. The evaluation at the end of training
+    (the restored best epoch's) is dropped."""
+    frames, count = [], {}
+    for labels, family, history in records:
+        key = (labels.get("method"), labels.get("seed"), family)
+        count[key] = count.get(key, -1) + 1
+        v = history[history["split"] == "val"] if "split" in history else history.iloc[:0]
+        if v.empty:
+            continue
+        curve = validation_curve(history)
+        frames.append(curve.assign(method=key[0], seed=key[1], family=family, fit=count[key]))
+    cols = ["method", "seed", "family", "fit", "epoch", "metric", "value"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def stop_summary(records: list) -> pd.DataFrame:
+    """Per ``method`` and model ``family`` of the fits :func:`~.train.record_histories` collected: ``fits``,
+    mean epochs run and their max, the mean epoch of the best validation score (the one kept), how many fits
+    the stop rule ended before the cap (``stopped_early``) and how many ran to it (``hit_cap``: still
+    improving within ``patience`` at the cap, so possibly before their plateau)."""
+    rows = {}
+    for labels, family, history in records:
+        v = history[(history["split"] == "val") & history["name"].isin(MONITORED)] if "split" in history else None
+        if v is None or v.empty:
+            continue
+        v = v.drop_duplicates(["epoch", "name"], keep="first")
+        best = history.attrs.get("best_step")
+        best_epoch = (int(v.loc[v["step"] == best, "epoch"].iloc[0]) if best is not None and (v["step"] == best).any()
+                      else int(v["epoch"].max()))
+        r = rows.setdefault((labels.get("method"), family), {"fits": 0, "epochs": [], "best": [], "early": 0, "cap": 0})
+        r["fits"] += 1
+        r["epochs"].append(int(v["epoch"].max()))
+        r["best"].append(best_epoch)
+        early = bool(history.attrs.get("stopped_early"))  # patience ran out (possibly at the cap's epoch)
+        r["early"] += early
+        r["cap"] += bool(history.attrs.get("hit_cap")) and not early
+    return pd.DataFrame([{"method": m, "family": f, "fits": r["fits"], "epochs_mean": float(np.mean(r["epochs"])),
+                          "epochs_max": max(r["epochs"]), "best_epoch_mean": float(np.mean(r["best"])),
+                          "stopped_early": r["early"], "hit_cap": r["cap"]} for (m, f), r in rows.items()])
+
+
 def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int, val_items: bool = False,
               curves: list | None = None) -> list[dict]:
     """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth; ``rmse_s`` reading 1 and

@@ -41,7 +41,7 @@ from ... import paths, runtime
 from .core import item_rows, tdl_run
 from .data import PaperAData, torch_threads
 from .joint import joint_run
-from .train import ClickLossSpec, HeadConfig, JointSpec, recognition_accuracy
+from .train import ClickLossSpec, HeadConfig, JointSpec, history_labels, recognition_accuracy
 
 VGG_METHODS = ("VGGimg", "VGGsrc")
 CLICK_METHODS = ("TDL[7]", "TDL", "MTTDL", "MTMDD-VM", "MTMDD-VM*")
@@ -257,15 +257,18 @@ def _acc_rows(method: str, seed: int, dom: str, acc: dict, d=None) -> list[dict]
 def vgg_rows(data: PaperAData, cfg: HeadConfig, seed: int, which: Sequence[str] = VGG_METHODS) -> list[dict]:
     """VGGimg and / or VGGsrc (one source recogniser shared by both, as in the paper)."""
     n = len(data.classes)
-    src = recognition_accuracy(data.source, cfg, None, True, seed, n, data.source_columns, keep=True)
+    with history_labels(method="VGGimg / VGGsrc (source)", seed=seed):
+        src = recognition_accuracy(data.source, cfg, None, True, seed, n, data.source_columns, keep=True)
     out = []
     if "VGGimg" in which:
         out += _acc_rows("VGGimg", seed, "s", src, data.source)
-        tgt = recognition_accuracy(data.target, cfg, None, True, seed, n, data.target_columns)
+        with history_labels(method="VGGimg", seed=seed):
+            tgt = recognition_accuracy(data.target, cfg, None, True, seed, n, data.target_columns)
         out += _acc_rows("VGGimg", seed, "t", tgt, data.target)
     if "VGGsrc" in which:
         out += _acc_rows("VGGsrc", seed, "s", src, data.source)
-        tgt = recognition_accuracy(data.target, cfg, None, True, seed, n, data.target_columns, init=src["head"])
+        with history_labels(method="VGGsrc", seed=seed):
+            tgt = recognition_accuracy(data.target, cfg, None, True, seed, n, data.target_columns, init=src["head"])
         out += _acc_rows("VGGsrc", seed, "t", tgt, data.target)
     return out
 
@@ -308,7 +311,8 @@ def run_methods(methods: Sequence[str], data: PaperAData, cfg: HeadConfig, seeds
                 rows += vgg_rows(data, cfg, seed, vgg)
             for m in methods:
                 if m in CLICK_METHODS:
-                    rows += click_method_rows(m, data, cfg, seed, settings, curves)
+                    with history_labels(method=m, seed=seed):
+                        rows += click_method_rows(m, data, cfg, seed, settings, curves)
     frame = pd.DataFrame(rows, columns=["method", "seed", "metric", "value", "item"])
     for key, value in labels.items():
         frame[key] = value

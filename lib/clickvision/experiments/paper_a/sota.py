@@ -55,7 +55,7 @@ from .data import DomainData, PaperAData, torch_threads
 from .methods import METHODS as REGISTRY_METHODS
 from .methods import MethodSettings, run_methods
 from .core import item_rows
-from .train import (Batches, HeadConfig, train_config, accuracy_in, correct_in, domain_tensors, head_scores,
+from .train import (Batches, HeadConfig, _record, history_labels, train_config, accuracy_in, correct_in, domain_tensors, head_scores,
                             predict_clicks, recognition_accuracy, seeded, train_click_predictor)
 
 SOTA_METHODS = ("DAN", "DANN", "SCDA", "SF", "VSE++")
@@ -157,7 +157,17 @@ def train_adapted(data: PaperAData, cfg: HeadConfig, method: str, seed: int = 0,
             extra = terms["domain"] = m["adversary"](z[:n], z[n:])
         return ce_s + sota.target_weight * ce_t + extra, terms
 
-    Trainer(model, loss_fn, train_config(cfg, cfg.epochs, seed)).fit(batches)
+    va_s, va_t = s.rows("val"), t.rows("val")
+    validating = bool(cfg.patience) and len(va_s) > 0 and len(va_t) > 0
+
+    def val_fn(m) -> dict[str, float]:  # the mean of its two domains' validation accuracies, as the joint nets
+        acc = [accuracy_in(d.y[r], adapted_logits(m, d, r), c) for d, r, c in ((s, va_s, cols[0]), (t, va_t, cols[1]))]
+        m.train()
+        return {"val_acc_s": acc[0], "val_acc_t": acc[1], "val_acc": float(np.mean(acc))}
+
+    history = Trainer(model, loss_fn, train_config(cfg, cfg.epochs, seed, "val_acc" if validating else None)).fit(
+        batches, val_fn=val_fn if validating else None)
+    _record(method, history)
     return model
 
 
@@ -264,7 +274,22 @@ def train_vse(data: PaperAData, cfg: HeadConfig, seed: int = 0, sota: SotaSettin
         f, g = m(b["phi"], b["v"])
         return vse_hinge_loss(f, g, sota.vse_margin, b["valid"])
 
-    Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed)).fit(batches)
+    val = domain_tensors(s, s.rows("val"), False, SOURCE) if cfg.patience else None
+    validating = val is not None and len(val["y"]) > 0
+
+    @torch.no_grad()
+    def val_fn(m) -> dict[str, float]:  # the hinge loss on the source validation rows
+        was = m.training
+        m.eval()
+        try:
+            f, g = m(val["phi"], val["v"])
+            return {"val_loss": float(vse_hinge_loss(f, g, sota.vse_margin, val["valid"]))}
+        finally:
+            m.train(was)
+
+    history = Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed, "val_loss" if validating else None,
+                                                 "min")).fit(batches, val_fn=val_fn if validating else None)
+    _record("VSE++", history)
     return net
 
 
@@ -320,12 +345,13 @@ def table_viii(data: PaperAData, data_map: PaperAData | None, cfg: HeadConfig, s
             rows += [r for seed in seeds for r in scda_rows(data_map, seed, sota.svm_c, feats)]
         for seed in runtime.progress(seeds, desc="Table VIII: seeds"):
             for m in methods:
-                if m in ("DAN", "DANN"):
-                    rows += adapted_rows(m, data, cfg, seed, sota)
-                elif m == "SF":
-                    rows += sf_rows(data, cfg, seed, settings, sota)
-                elif m == "VSE++":
-                    rows += vse_rows(data, cfg, seed, sota)
+                with history_labels(method=m, seed=seed):
+                    if m in ("DAN", "DANN"):
+                        rows += adapted_rows(m, data, cfg, seed, sota)
+                    elif m == "SF":
+                        rows += sf_rows(data, cfg, seed, settings, sota)
+                    elif m == "VSE++":
+                        rows += vse_rows(data, cfg, seed, sota)
     frames.append(pd.DataFrame(rows, columns=["method", "seed", "metric", "value", "item"]))
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True)
     order = {m: i for i, m in enumerate(methods)}

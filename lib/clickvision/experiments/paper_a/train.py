@@ -54,6 +54,11 @@ class HeadConfig:
     device: str = "cpu"
     optimizer: str = "adam"  # 'adam' (every head here) | 'sgd' (the authors' Caffe solver; A.15's arm)
     momentum: float = 0.9  # SGD only (the authors' solver); Adam ignores it
+    # 0: every head trains its fixed ``epochs`` / ``recognizer_epochs``. > 0: one stop rule for every model
+    # family (click predictor, recognizer, joint network, DAN / DANN, VSE++): stop after ``patience`` epochs
+    # without a better validation score of its own (classifiers: accuracy; click predictors: the loss) and
+    # keep the best epoch; the epochs are then caps (:func:`train_config`)
+    patience: int = 0
 
     def __post_init__(self) -> None:
         from ...models.mtmdd import EMBEDDINGS
@@ -65,6 +70,8 @@ class HeadConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"HeadConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
+            raise ValueError(f"HeadConfig.patience must be an integer >= 0, got {self.patience!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"HeadConfig.optimizer must be one of ('adam', 'sgd'), got {self.optimizer!r}")
         if not 0 <= self.momentum < 1:
@@ -128,12 +135,53 @@ def make_embedding(cfg: HeadConfig, data: PaperAData, kind: str | None = None) -
 
 
 
-def train_config(cfg: HeadConfig, epochs: int, seed: int) -> TrainConfig:
-    """The :class:`TrainConfig` of every head (click predictor, recognizer, joint network): ``cfg``'s
-    optimizer (Adam, or SGD with ``cfg.momentum``), lr and weight decay, a fixed number of epochs."""
+def train_config(cfg: HeadConfig, epochs: int, seed: int, monitor: str | None = None,
+                 mode: str = "max") -> TrainConfig:
+    """The :class:`TrainConfig` of every head (click predictor, recognizer, joint network, DAN / DANN,
+    VSE++): ``cfg``'s optimizer (Adam, or SGD with ``cfg.momentum``), lr and weight decay, ``epochs``
+    passes; with ``cfg.patience`` and the head's validation ``monitor`` (``mode`` 'max' or 'min'), early
+    stopping after ``cfg.patience`` evaluations (one per epoch) without a better score, the best epoch
+    restored (``epochs`` a cap)."""
     momentum = cfg.momentum if cfg.optimizer == "sgd" else 0.0  # TrainConfig: momentum is SGD's only
+    stop = ({"monitor": monitor, "mode": mode, "patience": cfg.patience, "restore_best": True}
+            if cfg.patience and monitor else {})
     return TrainConfig(epochs=epochs, optimizer=cfg.optimizer, lr=cfg.lr, momentum=momentum,
-                       weight_decay=cfg.weight_decay, seed=seed, device=cfg.device, progress=False)
+                       weight_decay=cfg.weight_decay, seed=seed, device=cfg.device, progress=False, **stop)
+
+
+_HISTORIES: list | None = None  # the sink of :func:`record_histories`, when one is open
+_LABELS: dict = {}
+
+
+@contextlib.contextmanager
+def record_histories():
+    """Collect the History of every paper-A head trained inside the block (with ``cfg.patience`` they hold
+    the validation curve): yields a list of ``(labels, family, history)``, ``labels`` those set by
+    :func:`history_labels` (e.g. method and seed), ``family`` 'click predictor', 'recognizer', 'joint', ...
+    Fits served from :func:`reuse_identical_fits`' store are not trained again and so not recorded."""
+    global _HISTORIES
+    outer, _HISTORIES = _HISTORIES, []
+    try:
+        yield _HISTORIES
+    finally:
+        _HISTORIES = outer
+
+
+@contextlib.contextmanager
+def history_labels(**labels):
+    """Labels (method=..., seed=...) attached to the histories :func:`record_histories` collects inside."""
+    global _LABELS
+    outer, _LABELS = _LABELS, {**_LABELS, **labels}
+    try:
+        yield
+    finally:
+        _LABELS = outer
+
+
+def _record(family: str, history: pd.DataFrame) -> pd.DataFrame:
+    if _HISTORIES is not None:
+        _HISTORIES.append((dict(_LABELS), family, history))
+    return history
 
 
 class TermGradNorms(Callback):
@@ -256,9 +304,23 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
             return out.total, out.terms
 
         grads = TermGradNorms(gd_steps or set())
-        history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed),
-                                             callbacks=[grads])).fit(batches)
-        return FitResult(net, history, grads.to_frame())
+        val = domain_tensors(src, src.rows("val"), reads_map, SOURCE) if cfg.patience else None
+
+        @torch.no_grad()
+        def val_fn(model) -> dict[str, float]:  # the click loss on the source validation rows
+            was = model.training
+            model.eval()
+            try:
+                out = loss(val["v"], model(val["phi"], val.get("omega"))["click"], val["valid"])
+                return {"val_loss": float(out.total)}
+            finally:
+                model.train(was)
+
+        validating = val is not None and len(val["y"]) > 0
+        history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed, "val_loss" if validating
+                                                                        else None, "min"),
+                                             callbacks=[grads])).fit(batches, val_fn=val_fn if validating else None)
+        return FitResult(net, _record("click predictor", history), grads.to_frame())
 
     return _memoized(key, train)
 
@@ -310,7 +372,16 @@ def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, u
         def loss_fn(model, b):
             return nn.functional.cross_entropy(*restrict_logits(model(b["phi"], b.get("v_hat")), b["y"], columns))
 
-        multi_tensor_steps(Trainer(head, loss_fn, train_config(cfg, cfg.recognizer_epochs, seed))).fit(batches)
+        va = d.rows("val")
+        validating = bool(cfg.patience) and len(va) > 0
+
+        def val_fn(model) -> dict[str, float]:  # its own accuracy on the domain's validation rows
+            return {"val_acc": accuracy_in(d.y[va], head_scores(model, d, v_hat, va), columns)}
+
+        history = multi_tensor_steps(Trainer(head, loss_fn, train_config(
+            cfg, cfg.recognizer_epochs, seed, "val_acc" if validating else None))).fit(
+            batches, val_fn=val_fn if validating else None)
+        _record("recognizer", history)
         return head
 
     return _memoized(key, train)
@@ -490,9 +561,10 @@ def joint_loss(model: MTMDDNet, batch: Mapping, spec: JointSpec, reads_map: bool
 def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 0, curve: bool = False) -> FitResult:
     """One network on source (+ target) by eq. (13)/(14)/(15); target rows get no click loss.
 
-    With ``curve`` the history also records, at each epoch's end, the validation accuracy of the network's
-    own classifier, ``val_acc_s`` and (two-domain) ``val_acc_t`` (rows ``split == "val"``): the validation
-    curve that shows whether the fixed number of epochs reached a plateau. Evaluating leaves the random
+    With ``curve`` (or ``cfg.patience``) the history also records, at each epoch's end, the validation
+    accuracy of the network's own classifier, ``val_acc_s``, (two-domain) ``val_acc_t`` and their mean
+    ``val_acc`` (rows ``split == "val"``): the validation curve that shows whether the epochs reached a
+    plateau. With ``cfg.patience`` training stops on ``val_acc`` (:func:`train_config`). Evaluating leaves the random
     streams as found, so the trained network is the same with or without it."""
     seeded(seed)
     net = build_joint_net(data, cfg, spec)
@@ -519,11 +591,15 @@ def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 
         if spec.two_domain:
             out["val_acc_t"] = accuracy_in(data.target.y[t_val], joint_outputs(model, data.target, t_val, TARGET)[0],
                                            data.target_columns)
+        out["val_acc"] = float(np.mean(list(out.values())))  # what the stop rule watches: both domains alike
         return out
 
-    history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed))).fit(
-        train_data, val_fn=val_fn if curve else None)  # off by default: an evaluation per epoch of every fit
-    return FitResult(net, history)
+    validating = bool(len(s_val)) and (not spec.two_domain or bool(len(t_val)))
+    stopping = bool(cfg.patience) and validating
+    history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed,
+                                                                    "val_acc" if stopping else None))).fit(
+        train_data, val_fn=val_fn if curve or stopping else None)  # an evaluation per epoch only when needed
+    return FitResult(net, _record("joint", history))
 
 
 @torch.no_grad()

@@ -1,0 +1,82 @@
+"""Paper A's one stop rule (HeadConfig.patience) for every model family, and the recorded validation curves."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clickvision.experiments.paper_a import core as A
+from clickvision.experiments.paper_a import joint as J
+from clickvision.experiments.paper_a import sota as S
+from clickvision.experiments.paper_a import train as TR
+from clickvision.experiments.paper_a.train import ClickLossSpec, HeadConfig, JointSpec
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+LOSS = ClickLossSpec(tau=0.1, bandwidth=0.01, threshold=0.16)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return A.load_data("smoke", with_map=False)
+
+
+def test_patience_zero_keeps_fixed_epochs_and_no_monitor():
+    cfg = HeadConfig(embedding="bifc")
+    assert cfg.patience == 0
+    tc = TR.train_config(cfg, 7, 0, "val_acc")
+    assert tc.epochs == 7 and tc.monitor is None and tc.patience is None
+    tc = TR.train_config(cfg.scaled(patience=3), 7, 0, "val_loss", "min")
+    assert (tc.monitor, tc.mode, tc.patience, tc.restore_best) == ("val_loss", "min", 3, True)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_bad_patience_is_named(bad):
+    with pytest.raises(ValueError, match="HeadConfig.patience"):
+        HeadConfig(patience=bad)
+
+
+def test_every_family_stops_on_its_own_validation_score_and_keeps_the_best(data):
+    cfg = A.head_config("smoke", embedding="bifc", epochs=40, recognizer_epochs=40, patience=1, lr=0.05, visual_hidden=32)
+    spec = JointSpec(lam=0.4, mu=1.0, click=LOSS, shared=False)
+    with TR.record_histories() as fits:
+        with TR.history_labels(method="joint", seed=0):
+            joint = TR.train_joint(data, cfg, spec, seed=0)
+        with TR.history_labels(method="TDL", seed=0):
+            pred = TR.train_click_predictor(data, cfg, LOSS, seed=0)
+            head = TR.train_recognizer(data.target, cfg, None, True, 0, len(data.classes), data.target_columns)
+        with TR.history_labels(method="DAN", seed=0):
+            dan = S.train_adapted(data, cfg, "DAN", 0)
+    assert [(lab["method"], fam) for lab, fam, _ in fits] == [("joint", "joint"), ("TDL", "click predictor"),
+                                                              ("TDL", "recognizer"), ("DAN", "DAN")]
+    summary = J.stop_summary(fits)
+    assert (summary["epochs_max"] < 40).all(), summary  # lr 0.05, patience 1: every family stops well before 40
+    assert (summary["stopped_early"] == 1).all() and (summary["hit_cap"] == 0).all()
+    # the weights kept are those of the best validation score (recomputed here, independently)
+    t, va = data.target, data.target.rows("val")
+    acc_head = TR.accuracy_in(t.y[va], TR.head_scores(head, t, None, va), data.target_columns)
+    assert acc_head == pytest.approx(fits[2][2].attrs["best_value"])
+    s_va = data.source.rows("val")
+    acc_joint = np.mean([TR.accuracy_in(data.source.y[s_va], TR.joint_outputs(joint.model, data.source, s_va, 0)[0],
+                                        data.source_columns),
+                         TR.accuracy_in(t.y[va], TR.joint_outputs(joint.model, t, va, 1)[0], data.target_columns)])
+    assert acc_joint == pytest.approx(fits[0][2].attrs["best_value"])
+    vt = TR.domain_tensors(data.source, s_va, False, 0)
+    pred.model.eval()
+    with torch.no_grad():
+        val_loss = float(LOSS(vt["v"], pred.model(vt["phi"])["click"], vt["valid"]).total)
+    assert val_loss == pytest.approx(fits[1][2].attrs["best_value"], rel=1e-5)
+    acc_dan = np.mean([TR.accuracy_in(d.y[r], S.adapted_logits(dan, d, r), c) for d, r, c in
+                       ((data.source, s_va, data.source_columns), (t, va, data.target_columns))])
+    assert acc_dan == pytest.approx(fits[3][2].attrs["best_value"])
+    curves = J.recorded_curves(fits)
+    assert set(curves["family"]) == {"joint", "click predictor", "recognizer", "DAN"}
+    assert {"val_acc", "val_loss", "val_acc_s", "val_acc_t"} <= set(curves["metric"])
+
+
+def test_without_a_recorder_or_patience_nothing_is_evaluated(data):
+    cfg = A.head_config("smoke", embedding="bifc", epochs=2, recognizer_epochs=2)
+    fit = TR.train_joint(data, cfg, JointSpec(lam=0.4, mu=1.0, click=LOSS, shared=False), seed=0)
+    assert not (fit.history["split"] == "val").any()
+    with TR.record_histories() as fits:
+        TR.train_click_predictor(data, cfg, LOSS, seed=0)
+    assert len(fits) == 1 and J.recorded_curves(fits).empty and J.stop_summary(fits).empty
