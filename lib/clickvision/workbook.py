@@ -142,9 +142,11 @@ def feature_task(name: str) -> str:
 
 
 FEATURE_TASKS = tuple(feature_task(name) for name in FEATURE_ORDER)
-#: Seconds each feature task takes on a fresh clone (2 cores, measured; the ``seconds`` field of the
-#: cache's ``*.json``), used when results/timings.csv records none for it.
-FEATURE_COST = {"features:openclipart": 110.0, "features:emoji": 263.0, "features:vendors": 90.0}
+#: Seconds each feature task takes on a fresh clone, used when results/timings.csv records none for it:
+#: measured in a fresh-clone ``make workbook`` of 2026-12-03 (2 cores, one notebook beside the task, one
+#: thread each: 13-19 images/s; the ``seconds`` fields of the cache's ``*.json`` agree within 10 s). The
+#: earlier values (110, 263, 90) came from a quieter run and made the makespan estimate 5.6 min too short.
+FEATURE_COST = {"features:openclipart": 340.0, "features:emoji": 280.0, "features:vendors": 435.0}
 #: The parts of the feature cache (:data:`FEATURE_ORDER`) each notebook reads; with ``run --features``
 #: it starts once those are built, in a process that may read no other part
 #: (``features.FEATURE_SETS_ENV``). A notebook neither listed here nor in :data:`FEATURE_FREE` waits
