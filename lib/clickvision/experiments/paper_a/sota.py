@@ -162,7 +162,6 @@ def train_adapted(data: PaperAData, cfg: HeadConfig, method: str, seed: int = 0,
 
     def val_fn(m) -> dict[str, float]:  # the mean of its two domains' validation accuracies, as the joint nets
         acc = [accuracy_in(d.y[r], adapted_logits(m, d, r), c) for d, r, c in ((s, va_s, cols[0]), (t, va_t, cols[1]))]
-        m.train()
         return {"val_acc_s": acc[0], "val_acc_t": acc[1], "val_acc": float(np.mean(acc))}
 
     history = Trainer(model, loss_fn, train_config(cfg, cfg.epochs, seed, "val_acc" if validating else None)).fit(
@@ -173,8 +172,13 @@ def train_adapted(data: PaperAData, cfg: HeadConfig, method: str, seed: int = 0,
 
 @torch.no_grad()
 def adapted_logits(model: nn.ModuleDict, d: DomainData, rows: np.ndarray) -> np.ndarray:
+    """Logits of ``rows`` in eval mode; the model's mode is restored (it also scores validation mid-training)."""
+    was = model.training
     model.eval()
-    return model["net"](torch.from_numpy(np.ascontiguousarray(d.phi[rows])))[1].numpy()
+    try:
+        return model["net"](torch.from_numpy(np.ascontiguousarray(d.phi[rows])))[1].numpy()
+    finally:
+        model.train(was)
 
 
 def adapted_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
