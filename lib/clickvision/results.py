@@ -128,6 +128,49 @@ def load(experiment: str) -> pd.DataFrame:
     return _read_csv(results_path(experiment))
 
 
+def latest_run(experiment: str, profile: str, results_dir: Path | None = None, *,
+               who: str = "latest_run") -> tuple[pd.DataFrame, str]:
+    """The rows of the latest run of ``profile`` in ``results_dir/<experiment>.csv`` (else of the latest
+    ``default``-profile run), and a note naming the fallback ("" when ``profile``'s own run was found).
+
+    How one notebook carries forward what an earlier one selected on validation (paper A's settings,
+    paper D's alpha). An empty frame when the file or both profiles' runs are missing; ValueError naming
+    the file (prefixed by ``who``) when it cannot be read or lacks the run columns."""
+    path = Path(paths.RESULTS_DIR if results_dir is None else results_dir) / f"{experiment}.csv"
+    if not path.exists():
+        return pd.DataFrame(), ""
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as exc:
+        raise ValueError(f"{who}: cannot read {path}: {exc}") from exc
+    missing = [c for c in ("run_id", "metric", "value", "time") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{who}: {path} lacks column(s) {missing}; it has {list(frame.columns)}")
+    for prof in dict.fromkeys((profile, "default")):
+        sub = frame[frame["profile"].astype(str) == prof] if "profile" in frame.columns else frame
+        if len(sub):
+            run = sub.sort_values("time", kind="stable")["run_id"].iloc[-1]
+            note = "" if prof == profile else f"; no {profile}-profile run, the {prof}-profile one"
+            return sub[sub["run_id"] == run], note
+    return pd.DataFrame(), ""
+
+
+def run_value(rows: pd.DataFrame, metric: str, path: Path | str, *, who: str = "run_value") -> float:
+    """The one finite value of ``metric`` in a run's ``rows`` (:func:`latest_run`); ValueError naming
+    ``path``, the run and the metric when it has none, several, or a non-number."""
+    hit = rows[rows["metric"] == metric]
+    if len(hit) != 1:
+        run = rows["run_id"].iloc[0] if len(rows) else "(none)"
+        raise ValueError(f"{who}: {path} run {run} has {len(hit)} rows of metric {metric!r} (need exactly one)")
+    try:
+        value = float(hit["value"].iloc[0])
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value):
+        raise ValueError(f"{who}: {path}: metric {metric!r} has value {hit['value'].iloc[0]!r}, not a finite number")
+    return value
+
+
 def is_number(x: Any) -> bool:
     try:
         return math.isfinite(float(x))

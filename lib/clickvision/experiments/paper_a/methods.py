@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ... import paths, runtime
+from ... import paths, results, runtime
 from .core import item_rows, tdl_run
 from .data import PaperAData, torch_threads
 from .joint import joint_run
@@ -136,42 +136,6 @@ class MethodSettings:
         return pd.DataFrame(rows, columns=["method", "setting", "value", "source"])
 
 
-def _selection_rows(experiment: str, profile: str, results_dir: Path) -> tuple[pd.DataFrame, str]:
-    """The rows of ``results_dir/<experiment>.csv`` of one run: the latest of ``profile`` (else of "default")."""
-    path = results_dir / f"{experiment}.csv"
-    if not path.exists():
-        return pd.DataFrame(), ""
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except Exception as exc:
-        raise ValueError(f"selected_settings: cannot read {path}: {exc}") from exc
-    missing = [c for c in ("run_id", "metric", "value", "time") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"selected_settings: {path} lacks column(s) {missing}; it has {list(frame.columns)}")
-    for prof in dict.fromkeys((profile, "default")):
-        sub = frame[frame["profile"].astype(str) == prof] if "profile" in frame.columns else frame
-        if len(sub):
-            run = sub.sort_values("time", kind="stable")["run_id"].iloc[-1]
-            note = "" if prof == profile else f"; no {profile}-profile run, the {prof}-profile one"
-            return sub[sub["run_id"] == run], note
-    return pd.DataFrame(), ""
-
-
-def _selected_value(rows: pd.DataFrame, metric: str, path: Path) -> float:
-    hit = rows[rows["metric"] == metric]
-    if len(hit) != 1:
-        raise ValueError(f"selected_settings: {path} run {rows['run_id'].iloc[0]} has {len(hit)} rows of metric "
-                         f"{metric!r} (need exactly one)")
-    try:
-        value = float(hit["value"].iloc[0])
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value):
-        raise ValueError(f"selected_settings: {path}: metric {metric!r} has value {hit['value'].iloc[0]!r}, "
-                         "not a finite number")
-    return value
-
-
 def selected_settings(profile: str = "default", *, results_dir: Path | None = None, **overrides) -> MethodSettings:
     """The settings A.10-A.13 run with, carried forward from the validation selections recorded by A.04
     (tau, B, T), A.07 (lambda per variant) and A.08 (mu per variant) in the results folder.
@@ -192,14 +156,14 @@ def selected_settings(profile: str = "default", *, results_dir: Path | None = No
     values: dict[str, float] = {}
     source: dict[str, str] = {}
     for name, (experiment, notebook, metric) in SELECTIONS.items():
-        rows, note = _selection_rows(experiment, profile, results_dir)
+        rows, note = results.latest_run(experiment, profile, results_dir, who="selected_settings")
         path = results_dir / f"{experiment}.csv"
         for variant, key, met in ([(None, name, metric)] if isinstance(metric, str)
                                   else [(v, f"{name}[{v}]", m) for v, m in metric.items()]):
             paper = PAPER_SETTINGS[name]
             paper = paper[variant] if isinstance(paper, dict) else paper
             if len(rows) and (rows["metric"] == met).any():
-                values[key] = _selected_value(rows, met, path)
+                values[key] = results.run_value(rows, met, path, who="selected_settings")
                 run = rows.iloc[0]
                 source[key] = f"validation, {notebook} (results/{experiment}.csv run {run['run_id']}{note})"
             else:
