@@ -104,15 +104,37 @@ def test_ablation_claims_orientation_and_paper_effects():
     assert [c.claim_id for c, _ in pc.ablation_claims(scores_frame(few))] == ["C-T2-noshare-chtn"]
 
 
-def test_tune_picks_best_validation_run():
+def test_tune_keeps_the_reference_unless_beaten_by_a_standard_error():
+    base = np.random.default_rng(0).uniform(0.2, 0.8, 40)
+    wobble = np.tile([0.05, -0.05], 20)  # +-0.05 per query: a standard error of 0.008
+
     class R:
-        def __init__(self, v):
-            self.stop, self.settings = {"best_val": v, "stop_step": 10, "capped": False}, {}
-    vals = {0.0: 0.5, 0.2: 0.7, 0.5: 0.7}
-    best, table = pc.tune(lambda seed, dropout: R(vals[dropout]), [{"dropout": d} for d in vals])
-    assert best.stop["best_val"] == 0.7 and table["chosen"].tolist() == [False, True, False]  # first of a tie
+        def __init__(self, shift, noise=0.0):
+            ap = base + shift + noise * wobble
+            self.val_ap = pd.DataFrame({"direction": ["img2txt"] * 20 + ["txt2img"] * 20,
+                                        "query": list(range(20)) * 2, "value": ap})
+            self.stop, self.settings = {"best_val": ap.mean(), "stop_step": 10, "capped": False}, {}
+    # dropout 0.2 has the best validation MAP by a hair (noise): the reference 0.5 is kept
+    runs = {0.0: R(-0.2), 0.2: R(0.004, 1.0), 0.5: R(0.0)}
+    best, table = pc.tune(lambda seed, dropout: runs[dropout], [{"dropout": d} for d in runs])
+    assert table["val_map"].idxmax() == 1 and best is runs[0.5]
+    assert table["reference"].tolist() == [False, False, True] and table["chosen"].tolist() == [False, False, True]
+    d = runs[0.2].val_ap["value"].to_numpy() - runs[0.5].val_ap["value"].to_numpy()
+    assert table.loc[1, "mean_diff"] == pytest.approx(d.mean())
+    assert table.loc[1, "se"] == pytest.approx(d.std(ddof=1) / np.sqrt(len(d)))
+    # a clear gain displaces it
+    runs[0.0] = R(0.1)
+    best, table = pc.tune(lambda seed, dropout: runs[dropout], [{"dropout": d} for d in runs])
+    assert best is runs[0.0] and table["chosen"].tolist() == [True, False, False]
     with pytest.raises(ValueError, match="empty"):
         pc.tune(lambda seed: R(0), [])
+
+
+def test_reference_index_takes_each_settings_nearest_value_in_turn():
+    grid = [{"dropout": 0.2, "pair_weight": w} for w in (0.01, 0.1)] + [{"dropout": 0.0, "pair_weight": 0.001}]
+    assert pc.reference_index(grid) == 0  # dropout nearest 0.5 first (0.2), then the weight nearest 0.001 among those
+    assert pc.reference_index([{"pair_weight": w} for w in (0.1, 0.01, 0.001)]) == 2
+    assert pc.reference_index([{"dropout": 0.0}], {"dropout": 0.3}) == 0 and pc.reference_index([{}]) == 0
 
 
 def test_rank_cosine_and_stable_ties():

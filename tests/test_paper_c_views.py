@@ -83,6 +83,10 @@ def test_run_trial_search_and_seeds(data):
     s = tr.search
     assert len(s[s["method"] == "CHTN"]) == 3 and len(s[s["method"] == "NoShare"]) == 2  # pw x {0.5}, then dropout 0
     assert s.groupby("method")["chosen"].sum().eq(1).all()
+    assert {"mean_diff", "se", "reference"} <= set(s.columns)
+    ref = s[(s["method"] == "CHTN") & s["reference"]]  # stage 1: the weight nearest the paper's 0.001, dropout 0.5
+    assert ref[["dropout", "pair_weight"]].values.tolist()[0] == [0.5, 0.01]
+    assert s.loc[(s["method"] == "Deep-SM") & s["reference"], "dropout"].tolist() == [0.5]
     chtn_w = tr.runs.loc[tr.runs["method"] == "CHTN", "pair_weight"].iloc[0]
     assert (tr.runs.loc[tr.runs["method"] == "NoShare", "pair_weight"] == chtn_w).all()  # CHTN's weight
     cca = tr.scores[tr.scores["method"] == "CCA"]

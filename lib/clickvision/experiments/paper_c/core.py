@@ -3,7 +3,8 @@
 Every network (CHTN, its ablations and controls, the deep baselines) is trained by the one
 :class:`~clickvision.models.crossmodal_deep.StopRule` (until the validation MAP stops
 improving) and gets the same small validation search (:func:`tune`): dropout in
-:data:`DROPOUTS`, and for the CHTN family the pair-loss weight in :data:`PAIR_WEIGHTS`.
+:data:`DROPOUTS`, and for the CHTN family the pair-loss weight in :data:`PAIR_WEIGHTS`, each kept at
+:data:`REFERENCE` unless another value beats it on validation by more than one standard error.
 Scores are kept per query (the AP of every test image querying the texts and of every
 text querying the images, :func:`query_ap`), so the claims are judged by
 :class:`clickvision.claims.Ledger` over seeds x queries (:func:`table_claims`,
@@ -16,7 +17,7 @@ so a notebook needs one import: ``from clickvision.experiments.paper_c import co
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +30,7 @@ from ...models.chtn import CHTN, VARIANTS, CHTNLoss, calibrate_pair_weight
 from ...models.crossmodal_baselines import BASELINES, SEEDED, make_baseline  # noqa: F401  (BASELINES re-exported for C.03)
 from ...models.crossmodal_deep import StopRule, TensorBatches, fit_to_convergence
 from ...runtime import parallel_map
+from ...selection import nearest, select_robust
 from ...threads import limited
 from .data import (  # noqa: F401
     CLIPART_TOPICS,
@@ -91,6 +93,10 @@ STOP_RULES = {  # profile -> the one training-length rule of every network
 }
 DROPOUTS = (0.0, 0.2, 0.5)  # the validation search of every network
 PAIR_WEIGHTS = (0.001, 0.01, 0.1)  # the pair-loss weights searched (with CHTN) on validation
+#: The references of the validation search (:func:`select_run`): kept unless another setting beats them
+#: by more than one standard error. The pair-loss weight is the paper's (section 4.1: 0.001); the paper
+#: states no dropout, so every network (CHTN and the deep baselines alike) gets the conventional 0.5.
+REFERENCE = {"pair_weight": 0.001, "dropout": 0.5}
 NETWORKS = ("Bimodal AE", "Corr-AE", "Deep-SM")  # the deep baselines (hidden, dropout, stop rule)
 DIRECTIONS = ("img2txt", "txt2img")
 
@@ -108,6 +114,7 @@ class CHTNRun:
     ap: pd.DataFrame = field(default_factory=pd.DataFrame)  # direction, query, value (test AP)
     stop: dict = field(default_factory=dict)  # stop_step, best_step, best_val, capped
     settings: dict = field(default_factory=dict)  # dropout, pair_weight, ...
+    val_ap: pd.DataFrame = field(default_factory=pd.DataFrame)  # direction, query, value (validation AP, kept weights)
 
 
 def _t(a: np.ndarray, dtype=torch.float32) -> torch.Tensor:
@@ -183,10 +190,12 @@ def train_chtn(data: CrossModalData, variant: str = "CHTN", seed: int = 0, rule:
         history, stop = fit_to_convergence(model, loss, _loaders(data, batch_size, model.flags.source_pathway),
                                            val_fn if len(data.labels["val"]) else None, rule, seed, **fields)
         ri, rt = represent(model, data)
+        val_ap = query_ap(*represent(model, data, "val"), data.labels["val"]) if len(data.labels["val"]) else None
     stop["batches"] = stop["stop_step"] * fields.get("accumulate", 1)
     return CHTNRun(model, history, pair_weight, metrics.cross_modal_map(ri, rt, data.labels["test"]), ri, rt,
                    query_ap(ri, rt, data.labels["test"]), stop,
-                   {"dropout": dropout, "pair_weight": pair_weight, "kernel_num": kernel_num, "solver": solver})
+                   {"dropout": dropout, "pair_weight": pair_weight, "kernel_num": kernel_num, "solver": solver},
+                   pd.DataFrame() if val_ap is None else val_ap)
 
 
 def run_baseline(name: str, data: CrossModalData, seed: int = 0, rule: StopRule | None = None, **kw) -> CHTNRun:
@@ -197,12 +206,14 @@ def run_baseline(name: str, data: CrossModalData, seed: int = 0, rule: StopRule 
     with limited():
         method = make_baseline(name, seed=seed, **kw).fit(*data.view("train"), val=data.view("val"))
         ri, rt = method.transform(data.image["test"], data.text["test"])
+        val_ap = (query_ap(*method.transform(data.image["val"], data.text["val"]), data.labels["val"])
+                  if name in NETWORKS and len(data.labels["val"]) else pd.DataFrame())
     stop = dict(getattr(method, "stop_", {}))
     if stop:
         stop["batches"] = stop["stop_step"]
     return CHTNRun(method, getattr(method, "history_", pd.DataFrame()), math.nan,
                    metrics.cross_modal_map(ri, rt, data.labels["test"]), ri, rt,
-                   query_ap(ri, rt, data.labels["test"]), stop, {k: v for k, v in kw.items() if k == "dropout"})
+                   query_ap(ri, rt, data.labels["test"]), stop, {k: v for k, v in kw.items() if k == "dropout"}, val_ap)
 
 
 def _fit(method: str, data: CrossModalData, seed: int, rule: StopRule, hidden: int, solver: str, kernel_num: int,
@@ -217,23 +228,52 @@ def _fit(method: str, data: CrossModalData, seed: int, rule: StopRule, hidden: i
     return run_baseline(method, data, seed)
 
 
-def _pick(grid: Sequence[dict], runs: Sequence[CHTNRun]) -> tuple[int, pd.DataFrame]:
-    """:func:`tune`'s choice among finished runs: best validation MAP, the first on ties."""
+def reference_index(grid: Sequence[dict], reference: Mapping | None = None) -> int:
+    """The grid entry the search keeps unless beaten: for each setting in turn (the grid's key order) the
+    value nearest :data:`REFERENCE`'s (``reference`` updates it) among the entries still in play; the
+    first entry left. Settings without a reference are left free (0 for an empty grid)."""
+    reference = {**REFERENCE, **(reference or {})}
+    cand = list(range(len(grid)))
+    for k in (grid[0] if grid else {}):
+        if k in reference:
+            v = nearest(sorted({grid[i][k] for i in cand}), reference[k])
+            cand = [i for i in cand if grid[i][k] == v]
+    return cand[0] if cand else 0
+
+
+def select_run(grid: Sequence[dict], runs: Sequence[CHTNRun], reference: int = 0, z: float = 1.0
+               ) -> tuple[int, pd.DataFrame]:
+    """The search's choice among finished runs of ``grid``: the run at ``reference`` (:func:`reference_index`)
+    is kept unless another beats it on validation by more than ``z`` standard errors of the paired
+    per-query difference in AP (both directions' queries, the restored weights' ``val_ap``;
+    :func:`clickvision.selection.select_robust`). The plain best validation MAP it replaces flipped
+    CHTN's pair weight between 0.001 and 0.01 on a 0.006 MAP gap between two draws of the same code.
+    Returns the index and the search table (settings, val_map, stop_step, capped, mean_diff, se,
+    reference, chosen). Runs without validation rows (methods without a network): the reference."""
     vals = [r.stop.get("best_val", math.nan) for r in runs]
-    best = int(np.nanargmax(vals)) if not all(math.isnan(v) for v in vals) else 0
-    table = pd.DataFrame([{**g, "val_map": v, "stop_step": r.stop.get("stop_step"), "capped": r.stop.get("capped"),
-                           "chosen": i == best} for i, (g, r, v) in enumerate(zip(grid, runs, vals))])
+    table = pd.DataFrame([{**g, "val_map": v, "stop_step": r.stop.get("stop_step"), "capped": r.stop.get("capped")}
+                          for g, r, v in zip(grid, runs, vals)])
+    rows = [r.val_ap.assign(setting=i, seed=0, metric="val_ap",
+                            item=r.val_ap["direction"] + ":" + r.val_ap["query"].astype(str))
+            for i, r in enumerate(runs) if len(getattr(r, "val_ap", ()))]
+    best, table["mean_diff"], table["se"] = reference, math.nan, math.nan
+    if len(runs) > 1 and len(rows) == len(runs):
+        sel = select_robust(pd.concat(rows, ignore_index=True), "setting", reference, "val_ap", z=z)
+        best = int(sel.value)
+        table["mean_diff"], table["se"] = sel.table["mean_diff"].to_numpy(), sel.table["se"].to_numpy()
+    table["reference"] = table.index == reference
+    table["chosen"] = table.index == best
     return best, table
 
 
 def tune(train: Callable[..., CHTNRun], grid: Sequence[dict], seed: int = 0) -> tuple[CHTNRun, pd.DataFrame]:
-    """Train ``train(seed=seed, **settings)`` for every settings dict of ``grid``; keep the one
-    with the best validation MAP (its restored weights' ``best_val``; the first on ties).
-    Returns that run and the search table (settings, best_val, stop_step, capped, chosen)."""
+    """Train ``train(seed=seed, **settings)`` for every settings dict of ``grid``; keep the reference
+    (:func:`reference_index`) unless another beats it on validation (:func:`select_run`).
+    Returns that run and the search table (:func:`select_run`'s)."""
     if not grid:
         raise ValueError("tune: empty grid")
     runs = [train(seed=seed, **g) for g in grid]
-    best, table = _pick(grid, runs)
+    best, table = select_run(grid, runs, reference_index(grid))
     return runs[best], table
 
 
@@ -259,7 +299,8 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
               log: Callable[[str], None] | None = None, n_workers: int | None = None) -> Trial:
     """Run ``methods`` (Table 1 names and CHTN variants) on every target and seed.
 
-    Search (seed ``seeds[0]``, validation MAP): CHTN first picks the pair-loss weight among
+    Search (seed ``seeds[0]``, on validation by :func:`select_run`: the :data:`REFERENCE` setting is kept
+    unless another beats it by more than one SE per validation query): CHTN first picks the pair-loss weight among
     ``pair_weights`` at dropout ``max(dropouts)``, then its dropout; every other CHTN variant
     uses CHTN's pair-loss weight and picks its dropout; every deep baseline picks its
     dropout. The search run of the chosen settings is the seed-``seeds[0]`` run; the other
@@ -305,7 +346,7 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
     for t in datasets:
         if family:
             grid = grids[t, "CHTN"]
-            i, table = _pick(grid, [done[key(t, "CHTN", s0, g)] for g in grid])
+            i, table = select_run(grid, [done[key(t, "CHTN", s0, g)] for g in grid], reference_index(grid))
             weight[t], first[t] = grid[i]["pair_weight"], (grid[i], table)
             grids[t, "CHTN rest"] = [{"dropout": d, "pair_weight": weight[t]} for d in dropouts if d != top]
             for m in order:
@@ -320,19 +361,19 @@ def run_trial(datasets: dict[str, CrossModalData], seeds: Sequence[int], methods
             if m == "CHTN" and family:
                 g1, t1 = first[t]
                 rest = grids[t, "CHTN rest"]
-                best, table = g1, t1
-                if rest:
-                    j, t2 = _pick(rest, [done[key(t, "CHTN", s0, g)] for g in rest])
-                    if done[key(t, "CHTN", s0, rest[j])].stop["best_val"] > done[key(t, "CHTN", s0, g1)].stop["best_val"]:
-                        best = rest[j]
-                    table = pd.concat([t1, t2], ignore_index=True)
+                best, table = g1, t1.assign(stage=1)
+                if rest:  # stage 2: its dropout at that weight, the stage-1 run (dropout top) among them
+                    full = [g1, *rest]
+                    j, t2 = select_run(full, [done[key(t, "CHTN", s0, g)] for g in full], reference_index(full))
+                    best = full[j]
+                    table = pd.concat([table, t2.iloc[1:].assign(stage=2)], ignore_index=True)
                 table["chosen"] = [(r.dropout, r.pair_weight) == (best["dropout"], weight[t])
                                    for r in table.itertuples()]
                 chosen[t, m] = ({"dropout": best["dropout"], "pair_weight": weight[t]},
                                 done[key(t, m, s0, best)], table)
             elif m in VARIANTS or m in NETWORKS:
                 grid = grids[t, m]
-                i, table = _pick(grid, [done[key(t, m, s0, g)] for g in grid])
+                i, table = select_run(grid, [done[key(t, m, s0, g)] for g in grid], reference_index(grid))
                 settings = {"dropout": grid[i]["dropout"], **({"pair_weight": weight[t]} if m in VARIANTS else {})}
                 chosen[t, m] = (settings, done[key(t, m, s0, grid[i])], table)
             else:
