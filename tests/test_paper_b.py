@@ -111,6 +111,25 @@ def test_dcg_per_query_ranks_by_score_and_breaks_ties_by_seed_not_file_order():
         retrieval.dcg_per_query(frame.drop(columns="relevance"))
 
 
+def test_dcg_per_query_equals_eq4_query_by_query():
+    """The vectorised DCG@25 against metrics.dcg_at_k on each query's own ranking (sizes below and above
+    25, ties, queries in no order, a query of one candidate)."""
+    rng = np.random.default_rng(3)
+    sizes = {f"q{i}": int(n) for i, n in enumerate(rng.integers(1, 60, 40))}
+    frame = pd.DataFrame({"query": np.repeat(list(sizes), list(sizes.values()))})
+    frame["relevance"] = rng.choice([0, 2, 3], len(frame))
+    frame["score"] = rng.integers(0, 6, len(frame)).astype(float)  # many ties
+    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    got = retrieval.dcg_per_query(frame, seed=7)
+    tiebreak = np.random.default_rng(7).permutation(len(frame))  # the documented seeded tie order
+    for q, g in frame.assign(t=tiebreak).groupby("query"):
+        ranked = g.sort_values(["score", "t"], ascending=[False, True])["relevance"].to_numpy()
+        assert got[q] == pytest.approx(metrics.dcg_at_k(ranked[:25]), rel=1e-12)
+    assert list(got.index) == sorted(sizes)
+    with pytest.raises(ValueError, match="non-negative"):
+        retrieval.dcg_per_query(frame.assign(relevance=-1))
+
+
 # --- the click model --------------------------------------------------------------------------------
 
 def test_unseen_query_gets_the_sum_of_its_word_vectors():
