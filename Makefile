@@ -29,11 +29,11 @@ data: setup sources
 features: data
 	$(VPY) -m clickvision.features build
 
-# The feature cache first, alone, on every core (as `make test` builds it), then the notebooks side by side.
-# (`workbook run --features` builds it part by part beside the notebooks instead: on 2 cores its 2-thread
-# extraction beside a 1-thread notebook oversubscribes them, 1,055 s against about 300 s alone; see README.)
-workbook: features
-	$(VPY) -m clickvision.workbook run --profile default
+# The notebooks side by side, the feature cache built part by part beside them (`workbook run --features`):
+# each part on one worker with one thread (the extraction's own, bound by PNG decoding), while the other
+# worker runs the notebooks that read no features, then each notebook once the parts it reads exist.
+workbook: data
+	$(VPY) -m clickvision.workbook run --profile default --features
 	$(VPY) -m clickvision.report
 
 site: setup

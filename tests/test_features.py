@@ -166,3 +166,27 @@ def test_named_efficientnet_is_cached_by_weights_file(tmp_path):
     mtime = path.stat().st_mtime_ns
     b = extract_features(ims, "efficientnet-lite0", image_size=32, cache_dir=tmp_path)
     assert np.array_equal(a, b) and path.stat().st_mtime_ns == mtime
+
+
+def test_the_cache_does_not_depend_on_the_callers_thread_count():
+    """The real backbone's features are the same bit for bit whatever thread count the caller set (the
+    extraction pins its own, features.EXTRACTION_THREADS): on 2 threads oneDNN computed a partial last
+    batch differently, so a cache built on another machine's cores differed."""
+    from clickvision.features import EXTRACTION_THREADS, compute_kinds
+    from clickvision.models.backbone import load_backbone
+    bb = load_backbone().eval()
+    ims = pixel_set(n=10, seed=3)
+    kinds = ["pooled", "map", "cut1"]
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        out = {}
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out[n] = compute_kinds(ims, bb, 128, kinds, batch_size=8)  # a partial last batch of 2
+            seen.append(torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2] and EXTRACTION_THREADS == 1  # the caller's setting is given back
+    for k in kinds:
+        assert np.array_equal(out[1][k], out[2][k]), k

@@ -8,7 +8,7 @@ import json
 import nbformat
 import pytest
 from clickvision import paths, workbook
-from clickvision.threads import share
+from clickvision.threads import share, thread_env
 
 
 def _notebook(path, body: str, run_last: bool = False) -> None:
@@ -82,6 +82,22 @@ def test_schedule_starts_the_longest_path_first_and_respects_waits():
     assert not ok and started == ["b", "a"]  # after a's failure nothing new starts
 
 
+def test_a_task_that_raises_fails_the_schedule_instead_of_hanging_it():
+    deps = {"a": set(), "b": set(), "c": {"a"}}
+    prio = {"a": 2.0, "b": 1.0, "c": 1.0}
+    started = []
+
+    def run(task):
+        started.append(task)
+        if task == "a":
+            raise TypeError("boom in a")
+        return True, task
+
+    with pytest.raises(TypeError, match="boom in a"):
+        workbook._schedule(deps, prio, {t: i for i, t in enumerate("abc")}, 2, run)
+    assert "c" not in started  # nothing waiting on the failed task starts
+
+
 def test_lanes_run_side_by_side_and_the_summary_last(book):
     root, log = book
     infos = workbook.run_all(jobs=2)
@@ -121,9 +137,10 @@ def test_features_are_built_beside_the_feature_free_notebooks(book, monkeypatch)
         _notebook(root / folder / f"{name}.ipynb", record.format(log=str(log), name=name))
     built = {}
 
-    def fake_build(only=None):
+    def fake_build(only=None, threads=None):
         import time
 
+        assert threads == thread_env(share(2))  # one worker's share of the cores, as each notebook
         t0 = time.time()
         while (only == "openclipart" and time.time() < t0 + 60
                and not (log.exists() and "B.01" in log.read_text())):

@@ -37,6 +37,7 @@ from . import paths, runtime
 from .data.base import DataError, ImageSet
 from .io import atomic_path, atomic_write_text, file_lock
 from .models.backbone import BACKBONES, Backbone, default_weights_file, load_backbone
+from .threads import limited
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,11 @@ def check_kind(kind: str) -> int | None:
     if m is None:
         raise ValueError(f"kind must be one of {FEATURE_KINDS} or 'cut<n>' (n >= 1), got {kind!r}")
     return int(m.group(1))
-CACHE_VERSION = 1
+
+
+#: Part of every cache key. 2: the extraction runs on one thread (:data:`EXTRACTION_THREADS`); caches
+#: built before on more threads can differ in a partial batch's last digits, so they are rebuilt.
+CACHE_VERSION = 2
 #: Set to "1" in a process that must not read or compute image features (see extract_kinds).
 NO_FEATURES_ENV = "CLICKVISION_NO_FEATURES"
 _FILE_SHA_MEMO: dict[tuple[str, int, int], str] = {}
@@ -179,6 +184,15 @@ def _forward_kinds(backbone: Backbone, xb: torch.Tensor, kinds: Sequence[str]) -
     return out
 
 
+#: Threads of the CPU extraction. The features are not the same on every thread count: on 2 threads
+#: the last, partial batch (8 images) of one Iconify vendor came out up to 1e-5 off its 1-thread value
+#: (oneDNN picks its kernels by thread count), which would make the cache, and every number after it,
+#: depend on the machine's cores. One thread costs little here: end to end the extraction is bound by
+#: PNG decoding (the whole default cache: 290 s on 1 thread, 253 s on 2, alone on 2 cores), and
+#: ``make workbook`` builds it beside the notebooks, one worker's share of the cores.
+EXTRACTION_THREADS = 1
+
+
 def compute_kinds(imageset: ImageSet, backbone: Backbone, image_size: int = 128, kinds: Sequence[str] = ("pooled",),
                   batch_size: int = 64, device: torch.device | str | None = None,
                   num_workers: int = 0, channels_last: bool = True) -> dict[str, np.ndarray]:
@@ -187,7 +201,9 @@ def compute_kinds(imageset: ImageSet, backbone: Backbone, image_size: int = 128,
     ``pooled``: float32 ``(N, C)``; ``map`` and ``cut<n>``: float16 ``(N, C, h, w)``. The
     backbone is moved to ``device`` (default: where it is) and, with ``channels_last`` (faster
     on the CPU, see bench/bench_backbone.py), to that memory format; it runs in eval mode
-    under ``inference_mode`` and gets its train/eval mode back afterwards.
+    under ``inference_mode`` and gets its train/eval mode back afterwards. On the CPU it runs on
+    :data:`EXTRACTION_THREADS` threads whatever the caller's setting, so the cache is the same on
+    every machine (tests/test_features.py).
     """
     kinds = list(dict.fromkeys(kinds))
     if not kinds:
@@ -210,7 +226,7 @@ def compute_kinds(imageset: ImageSet, backbone: Backbone, image_size: int = 128,
     start = 0
     batches = iter(loader)
     try:
-        with torch.inference_mode():
+        with limited(EXTRACTION_THREADS), torch.inference_mode():
             for xb in runtime.progress(batches, total=len(loader), desc=f"{backbone.name} {image_size}px {imageset.name}"):
                 xb = xb.to(device).contiguous(memory_format=memory_format)
                 with runtime.autocast(device):

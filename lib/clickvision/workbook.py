@@ -143,10 +143,10 @@ def feature_task(name: str) -> str:
 
 FEATURE_TASKS = tuple(feature_task(name) for name in FEATURE_ORDER)
 #: Seconds each feature task takes on a fresh clone, used when results/timings.csv records none for it:
-#: measured in a fresh-clone ``make workbook`` of 2026-12-03 (2 cores, one notebook beside the task, one
-#: thread each: 13-19 images/s; the ``seconds`` fields of the cache's ``*.json`` agree within 10 s). The
-#: earlier values (110, 263, 90) came from a quieter run and made the makespan estimate 5.6 min too short.
-FEATURE_COST = {"features:openclipart": 340.0, "features:emoji": 280.0, "features:vendors": 435.0}
+#: measured 2026-12-03 on 2 cores, one thread (the extraction's own, features.EXTRACTION_THREADS), the
+#: machine otherwise idle (Open Clip Art 116 s, emoji 72 s, the seven Iconify vendors 102 s in all).
+#: Beside a one-thread notebook they take about as long: the extraction is bound by PNG decoding.
+FEATURE_COST = {"features:openclipart": 116.0, "features:emoji": 72.0, "features:vendors": 102.0}
 #: The parts of the feature cache (:data:`FEATURE_ORDER`) each notebook reads; with ``run --features``
 #: it starts once those are built, in a process that may read no other part
 #: (``features.FEATURE_SETS_ENV``). A notebook neither listed here nor in :data:`FEATURE_FREE` waits
@@ -234,15 +234,17 @@ def priorities(deps: dict, cost: dict[str, float]) -> dict:
     return {t: level(t) for t in deps}
 
 
-def _build_features(only: str | None = None) -> RunInfo:
+def _build_features(only: str | None = None, threads: dict[str, str] | None = None) -> RunInfo:
     """``python -m clickvision.features build [--only ONLY]`` in a child process with this process's
-    environment (the thread count ``make features`` uses, so the cache is the same) less the
-    variables that forbid reading features."""
+    environment less the variables that forbid reading features; ``threads`` (:func:`~.threads.thread_env`)
+    sets its thread count, the share of one worker when it runs beside notebooks. The cache does not
+    depend on it: the features are the same bit for bit on 1 and 2 threads (tests/test_features.py)."""
     import subprocess
 
     from .features import FEATURE_SETS_ENV, NO_FEATURES_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in (NO_FEATURES_ENV, FEATURE_SETS_ENV)}
+    env.update(threads or {})
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "clickvision.features", "build", *(["--only", only] if only else [])],
                           capture_output=True, text=True, env=env)
@@ -286,10 +288,12 @@ def _schedule(deps: dict, prio: dict, order: dict, workers: int, run) -> tuple[l
     """Run every task of ``deps`` on ``workers`` threads: a free worker starts the ready task (all it
     waits for finished) with the highest ``prio``, then the earliest in ``order``. ``run(task)``
     returns ``(ok, result)``; after a failure nothing new starts. Returns the results and whether
-    every task succeeded."""
+    every task succeeded. An exception ``run`` raises counts as a failure (the other workers finish
+    what they run, then stop) and is raised here once they have: a dead worker must not leave the
+    others waiting for a task that never ends."""
     cond = threading.Condition()
     pending, done, results = list(deps), set(), []
-    state = {"failed": False}
+    state: dict = {"failed": False, "error": None}
 
     def worker() -> None:
         while True:
@@ -303,7 +307,13 @@ def _schedule(deps: dict, prio: dict, order: dict, workers: int, run) -> tuple[l
                     cond.wait()
                 task = _pick(ready, prio, order)
                 pending.remove(task)
-            ok, result = run(task)
+            try:
+                ok, result = run(task)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
+                with cond:
+                    state["failed"], state["error"] = True, state["error"] or exc
+                    cond.notify_all()
+                return
             with cond:
                 results.append(result)
                 if ok:
@@ -317,6 +327,8 @@ def _schedule(deps: dict, prio: dict, order: dict, workers: int, run) -> tuple[l
         t.start()
     for t in threads:
         t.join()
+    if state["error"] is not None:
+        raise state["error"]
     return results, not state["failed"]
 
 
@@ -329,8 +341,8 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
     oversubscribing them. A notebook starts once what it reads has finished (:func:`dependencies`:
     its folder's order, :data:`READS`); among the ready ones the one with the longest remaining
     path (:func:`priorities`, recorded CPU seconds) goes first. ``features``: the feature cache is
-    built part by part (:data:`FEATURE_TASKS`, ``clickvision.features build --only NAME``, its usual
-    threads), one part at a time on one worker, while the others run the notebooks that read no
+    built part by part (:data:`FEATURE_TASKS`, ``clickvision.features build --only NAME``, with one
+    worker's share of the threads), one part at a time on one worker, while the others run the notebooks that read no
     features (:data:`FEATURE_FREE`, with reading features forbidden) and then each notebook once the
     parts it reads (:data:`FEATURE_READS`) are built (with reading any other part forbidden). The
     summaries (``run_last``) run after everything, alone. A failure stops every running notebook
@@ -368,8 +380,8 @@ def run_all(profile: str = "default", only: str | None = None, timeout_s: int = 
               flush=True)
 
         def run(task) -> tuple[bool, RunInfo]:
-            if isinstance(task, str):
-                info = _build_features(task.removeprefix(FEATURE_PREFIX))
+            if isinstance(task, str):  # one worker's share of the cores, as a notebook: no oversubscription
+                info = _build_features(task.removeprefix(FEATURE_PREFIX), env)
             else:
                 nb_env = env
                 if features:
