@@ -110,6 +110,106 @@ def test_alpha_is_chosen_per_cell_and_ratio_on_validation(swept):
         assert mtl.loc[mtl["seed"] == 0, "val_mAP"].item() == pytest.approx(s.loc[s["chosen"], "val_mAP"].item())
 
 
+def test_tables_shapes_and_columns(swept):
+    items, out, _, _ = swept
+    n_test = len(items.rows("test"))
+    assert list(out.items.columns) == S.ITEM_COLUMNS
+    assert len(out.items) == 4 * 2 * 2 * 2 * n_test  # cells x ratios x methods x seeds x test images
+    assert not out.items.duplicated(["density", "alignment", "label_ratio", "method", "seed", "item"]).any()
+    assert set(out.items["item"]) == set(items.keys[items.rows("test")])  # image keys, not row numbers
+    assert out.items["value"].between(0, 1).all()
+    cells = out.cells
+    assert len(cells) == 4 and list(cells[["density", "alignment"]].itertuples(index=False, name=None)) == list(GATES)
+    for col in ("events", "events_per_user", "events_per_item", "paper_events_per_user", "paper_events_per_item",
+                "cf_items", "cf_events", "gate_map", "gate_lo", "gate_hi", "prior", "gate_ratio", "gate_open",
+                "information", "true_factor_map", "true_factor_lo", "true_factor_hi", "alpha_0.5", "alpha_1"):
+        assert col in cells.columns, col
+    np.testing.assert_allclose(cells["gate_map"], list(GATES.values()))
+    np.testing.assert_allclose(cells["information"], cells["gate_map"] - cells["prior"])
+    toys = D.paper_density("Toys")
+    assert cells.loc[cells["density"] == "Toys", "paper_events_per_user"].iloc[0] == pytest.approx(toys["events_per_user"])
+    g = out.gains
+    assert len(g) == 4 * 2 and {"alpha", "image_only_map", "mtl_map", "gain_%", "ap_diff", "ap_lo", "ap_hi", "mde",
+                                "n_seeds", "n_items", "information"} <= set(g.columns)
+    judged = g["ap_diff"].notna()
+    assert ((g["ap_lo"] <= g["ap_diff"]) & (g["ap_diff"] <= g["ap_hi"]))[judged].all()
+    for row in g[~judged].itertuples():  # the engine leaves a contrast of two identical arms unjudged (NaN)
+        cell = out.items.query("density == @row.density and alignment == @row.alignment "
+                               "and label_ratio == @row.label_ratio")
+        w = cell.pivot_table(index=["seed", "item"], columns="method", values="value")
+        np.testing.assert_array_equal(w[S.MTL], w[S.IMAGE_ONLY])
+    assert (g["n_seeds"] == 2).all() and (g["n_items"] == n_test).all()
+    np.testing.assert_allclose(g["gain_%"], 100 * (g["mtl_map"] - g["image_only_map"]) / g["image_only_map"])
+    # the gain row is the engine's measured contrast on that cell's and ratio's per-image rows
+    first = g.iloc[0]
+    sub = out.items.query("density == @first.density and alignment == @first.alignment "
+                          "and label_ratio == @first.label_ratio")
+    j = claims.judge(claims.Claim("D", "measured", "", "direction", arms=(S.MTL, S.IMAGE_ONLY)), sub, n_resamples=200)
+    assert (first["ap_diff"], first["ap_lo"], first["ap_hi"]) == pytest.approx((j.estimate, j.ci_low, j.ci_high))
+    w = sub.pivot_table(index=["seed", "item"], columns="method", values="value")
+    assert first["ap_diff"] == pytest.approx((w[S.MTL] - w[S.IMAGE_ONLY]).mean())
+    # the test mAP of the fits table is the seed-averaged mAP of the gain table
+    f = out.fits.query("density == @first.density and alignment == @first.alignment "
+                       "and label_ratio == @first.label_ratio and method == @S.MTL")
+    assert f["test_mAP"].mean() == pytest.approx(first["mtl_map"])
+
+
+def test_gain_relation_matches_the_engines_trend(swept):
+    _, out, _, _ = swept
+    rel = S.gain_relation(out.items, out.cells, n_boot=300)
+    assert list(rel["label_ratio"]) == [0.5, 1.0, "all"] and (rel["n_cells"] == 4).all()
+    x = out.cells["information"].to_numpy()
+    arms = tuple(S.cell_name(d, a) for d, a in zip(out.cells["density"], out.cells["alignment"]))
+    for _, row in rel.iterrows():
+        ratio = None if row["label_ratio"] == "all" else row["label_ratio"]
+        diff = S.gain_difference_items(out.items, ratio)
+        j = claims.judge(claims.Claim("D", "measured", "", "trend", arms=arms, settings=tuple(x)), diff, n_resamples=300)
+        span = x.max() - x.min()
+        assert row["slope"] * span == pytest.approx(j.estimate)
+        assert row["slope_lo"] * span == pytest.approx(j.ci_low) and row["slope_hi"] * span == pytest.approx(j.ci_high)
+        assert -1 <= row["spearman_lo"] <= row["spearman"] <= row["spearman_hi"] <= 1 or np.isnan(row["spearman"])
+    one = S.gain_relation(out.items[out.items["label_ratio"] == 0.5], out.cells, n_boot=50)
+    assert list(one["label_ratio"]) == [0.5]  # one ratio: no "all" row
+    # the point Spearman is scipy's over the cells' mean gains
+    from scipy.stats import spearmanr
+    d = S.gain_difference_items(out.items, 0.5)
+    means = d.groupby("method")["value"].mean().reindex(list(arms)).to_numpy()
+    assert rel.loc[0, "spearman"] == pytest.approx(spearmanr(x, means).statistic)
+    # 'all' averages each (seed, image)'s gain over the ratios
+    both = S.gain_difference_items(out.items, None)
+    per_ratio = pd.concat([S.gain_difference_items(out.items, r) for r in (0.5, 1.0)])
+    assert both["value"].mean() == pytest.approx(per_ratio["value"].mean())
+    with pytest.raises(ValueError, match="x must be a column"):
+        S.gain_relation(out.items, out.cells, x="nope")
+    with pytest.raises(ValueError, match="at least 3 cells"):
+        S.gain_relation(out.items, out.cells.iloc[:2])
+    with pytest.raises(ValueError, match="label ratio 0.25"):
+        S.gain_difference_items(out.items, 0.25)
+
+
+BASE = dict(densities=("Toys",), alignments=(0.0,), ratios=(1.0,), alphas=(1.0,), seeds=(0,))
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(densities=()), "densities"),
+    (dict(densities=("Books",)), "densities"),
+    (dict(densities=("Toys", "Toys")), "densities"),
+    (dict(alignments=(1.5,)), "alignments"),
+    (dict(alignments="0.5"), "alignments"),
+    (dict(ratios=(0.0, 1.0)), "ratios"),
+    (dict(alphas=()), "alphas"),
+    (dict(alphas=(0.5, -1.0)), "alphas"),
+    (dict(seeds=()), "seeds"),
+    (dict(seeds=(0.5,)), "seeds"),
+    (dict(unit="pixels"), "unit"),
+    (dict(n_boot=1), "n_boot"),
+    (dict(density="Toys"), "density"),
+])
+def test_information_sweep_rejects_bad_input(change, match):
+    with pytest.raises(ValueError, match=match):
+        S.information_sweep(**{**BASE, **change}, make_run=lambda a, d: None)
+
+
 def test_a_run_on_other_items_is_rejected():
     items = toy_items()
     other = toy_items(seed=1)
