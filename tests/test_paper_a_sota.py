@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from clickvision.experiments.paper_a import claims as AC
 from clickvision.experiments.paper_a import sota as S
 from clickvision.experiments.paper_a.data import DomainData, PaperAData, with_label_sets
 from clickvision.experiments.paper_a.methods import MethodSettings
@@ -225,3 +226,41 @@ def test_ours_best_is_judged_against_the_rival_chosen_on_validation():
     assert claims["VIII-OURS-best-Acc-T"].arms == ("OURS", "DAN")
     with pytest.raises(ValueError, match="val_acc_t"):
         S.claims_table_viii(rows[~(val & (rows["method"] == "DAN"))])
+
+
+def test_table_viii_on_several_targets_pools_them_as_distinct_items(paper_a_synth):
+    one, two = paper_a_synth(3, 20), paper_a_synth(3, 20, seed=1)
+    curves: list = []
+    rows = S.table_viii_targets({"twitter": (one, None), "fluent-hc": (two, None)}, CFG, [0],
+                                methods=["VGGimg", "MTMDD-VM"], sota=SOTA, curves=curves)
+    assert set(rows["target"]) == {"twitter", "fluent-hc"}
+    alone = S.table_viii(two, None, CFG, [0], methods=["VGGimg", "MTMDD-VM"], sota=SOTA)
+    mine = rows[rows["target"] == "fluent-hc"].reset_index(drop=True)
+    assert np.allclose(mine["value"], alone["value"])  # each target's run is table_viii's
+    per_item = rows[rows["metric"] == "correct_t"]
+    assert per_item["item"].str.startswith(("twitter/", "fluent-hc/")).all()
+    assert per_item.groupby(["method", "seed"])["item"].nunique().eq(len(one.target.rows("test"))
+                                                                       + len(two.target.rows("test"))).all()
+    assert curves and all("target" in c.columns for c in curves)
+    pooled = AC.acc_scores(rows, "t", {"OURS": {"method": "MTMDD-VM"}, "VGGimg": {"method": "VGGimg"}})
+    assert "item" in pooled.columns and pooled.groupby("method")["item"].nunique().nunique() == 1
+    with pytest.raises(ValueError, match="at least one target"):
+        S.table_viii_targets({}, CFG, [0])
+
+
+def test_over_targets_labels_each_part_and_keeps_per_seed_rows_unprefixed():
+    from clickvision.experiments.paper_a.core import over_targets
+
+    def run(n):
+        return pd.DataFrame({"method": ["m"] * 3, "seed": [0, 0, 0], "metric": ["acc_t", "correct_t", "correct_t"],
+                             "value": [0.5, 1.0, 0.0], "item": [None, "a", f"b{n}"]})
+
+    rows = over_targets({"twitter": 1, "noto": 2}, run)
+    assert list(rows["target"]) == ["twitter"] * 3 + ["noto"] * 3
+    assert rows["item"].tolist()[1:3] == ["twitter/a", "twitter/b1"] and rows["item"].tolist()[4:] == ["noto/a",
+                                                                                                     "noto/b2"]
+    assert rows.loc[rows["metric"] == "acc_t", "item"].isna().all()
+    with pytest.raises(ValueError, match="at least one target"):
+        over_targets({}, run)
+    with pytest.raises(ValueError, match="target 'noto' returned no rows"):
+        over_targets({"noto": 0}, lambda n: pd.DataFrame())

@@ -366,7 +366,7 @@ DEFAULT_SETS = {  # data set -> feature kinds the notebooks read (paper A's CONV
     "emoji": ("pooled", "map", "cut1"),
     "openclipart": ("pooled", "cut1"),
 }
-VENDOR_KINDS = ("pooled", "cut1")  # each Iconify emoji vendor's subset
+VENDOR_KINDS = ("pooled", "map", "cut1")  # each Iconify emoji vendor's subset (map: SCDA on a distant target, A.10)
 #: The parts of the default cache, in the order a plain ``build`` fills them; each can be built alone
 #: (``build --only NAME``; the workbook builds them as separate tasks, clickvision.workbook.FEATURE_ORDER):
 #: the two :data:`DEFAULT_SETS` and ``vendors``, the Iconify emoji vendors' subsets (``emoji[<vendor>]``).
@@ -417,8 +417,8 @@ def _cache_jobs(only: Sequence[str] | None = None) -> list[tuple[str, object, tu
         raise ValueError(f"unknown feature set(s) {unknown}; choose from {CACHE_SETS}")
     loaders = {"emoji": data.load_emoji, "openclipart": data.load_openclipart}
     # the default sets, then the Iconify emoji vendors, one cache subset each (so the default emoji
-    # entry keeps its key): pooled for 00.02's vendor-gap table, cut1 (the same pass) for paper A's
-    # trunk on the target chosen from that table (A.14)
+    # entry keeps its key): pooled for 00.02's vendor-gap table, the map and cut1 (the same pass) for
+    # paper A on the target chosen from that table (A.10-A.13's SCDA and CONV read the map, A.14 cut1)
     jobs = [(name, loaders[name], kinds) for name, kinds in DEFAULT_SETS.items()]
     jobs += [("vendors", lambda v=vendor: data.load_emoji(vendors=[v]), VENDOR_KINDS) for vendor in ICONIFY_VENDORS]
     return [job for part in CACHE_SETS if part in parts for job in jobs if job[0] == part]

@@ -13,7 +13,7 @@ on the validation split and test is reported; several seeds give the spread.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -23,13 +23,15 @@ from ... import runtime
 from ...selection import Selection, select_near
 from ...losses import click as click_losses
 from ...models.mtmdd import MTMDDNet, embedding_parameter_count
-from .data import DomainData, PaperAData, load_paper_a_data, reduce_map_channels
+from .data import (SOURCE_VENDOR, TARGET_VENDOR, DomainChoice, DomainData, PaperAData, check_vendors, choose_domains,
+                   load_paper_a_data, reduce_map_channels, with_target_vendor)
 from .train import (
     ITEM_METRICS,
     ClickLossSpec,
     HeadConfig,
     click_item_values,
     click_metrics,
+    history_labels,
     make_embedding,
     predict_clicks,
     recognition_accuracy,
@@ -73,15 +75,57 @@ def head_config(profile: str, **changes) -> HeadConfig:
     return PROFILES[profile].scaled(**changes)
 
 
-def load_data(profile: str, with_map: bool = True, map_channels: int | None = None, seed: int = 0) -> PaperAData:
-    """Paper A's data for a profile: conv maps reduced to ``MAP_CHANNELS`` (smoke: a subsample)."""
-    data = load_paper_a_data(with_map=with_map)
+def load_data(profile: str, with_map: bool = True, map_channels: int | None = None, seed: int = 0,
+              target_vendor: str = TARGET_VENDOR) -> PaperAData:
+    """Paper A's data for a profile: conv maps reduced to ``MAP_CHANNELS`` (smoke: a subsample).
+
+    ``target_vendor``: the target domain's emoji vendor (default Twitter; A.10-A.13 take the one
+    :func:`~.data.choose_domains` picks from 00.02's measured gaps, :func:`resolve_target`)."""
+    check_vendors(SOURCE_VENDOR, target_vendor)
+    data = with_target_vendor(load_paper_a_data(with_map=with_map), target_vendor, with_map)
     if profile == "smoke":
         data = data.subsample(SMOKE_ROWS, seed)
     if with_map:
         data = reduce_map_channels(data, MAP_CHANNELS[profile] if map_channels is None else map_channels)
     return data
 
+
+
+def resolve_target(target_vendor: str, source_vendor: str = SOURCE_VENDOR) -> tuple[str, DomainChoice | None]:
+    """A notebook's ``target_vendor`` parameter as a vendor: ``"auto"`` -> the vendor farthest from the
+    source by the gaps 00.02 measured (:func:`~.data.choose_domains`, returned with its reasons), any
+    other value itself (checked: an emoji vendor other than the source; ValueError naming the parameter)."""
+    if target_vendor == "auto":
+        choice = choose_domains(source_vendor)
+        return choice.targets[0], choice
+    check_vendors(source_vendor, target_vendor)
+    return target_vendor, None
+
+
+def over_targets(datasets: Mapping[str, object], run: Callable[[object], pd.DataFrame]) -> pd.DataFrame:
+    """``run(datasets[vendor])`` for every target vendor, pooled into one tidy frame for the claims.
+
+    Each part gets a ``target`` column (the vendor) and its ``item`` keys (where present) are prefixed
+    ``<vendor>/``, so per-image claims pool the targets' test images as distinct items (issue #18 item 2:
+    pooled over targets where a claim is about the method, not the domain) while a per-seed metric pools
+    as the mean over the targets. Histories recorded inside (:func:`~.train.record_histories`) carry the
+    target as a label. ValueError when ``datasets`` is empty or a part returns no rows.
+    """
+    if not datasets:
+        raise ValueError("over_targets: need at least one target domain")
+    frames = []
+    for vendor, value in datasets.items():
+        with history_labels(target=vendor):
+            frame = pd.DataFrame(run(value)).copy()
+        if frame.empty:
+            raise ValueError(f"over_targets: the run on target {vendor!r} returned no rows")
+        frame["target"] = vendor
+        if "item" in frame.columns:
+            has = frame["item"].notna()
+            frame["item"] = frame["item"].astype(object)
+            frame.loc[has, "item"] = vendor + "/" + frame.loc[has, "item"].astype(str)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 # --- TDL runs (Tables III-VI) --------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,7 +239,8 @@ def load_paper_a_data(k: int = 1000, tfidf_variant: str = "paper", with_map: boo
 
     source = make("source", s_rows, s_items, tfidf.dense(), tfidf.valid, noisy)
     target = make("target", t_rows, t_items)
-    meta = {"log": LOG_NAME, "k": wc.k, "tfidf_variant": tfidf_variant, "image_size": image_size,
+    meta = {"log": LOG_NAME, "target_vendor": TARGET_VENDOR, "k": wc.k, "tfidf_variant": tfidf_variant,
+            "image_size": image_size,
             "zero_rows": tfidf.n_zero_rows, "zero_train_rows": tfidf.n_zero_train_rows, **wc.stats}
     return PaperAData(source, target, classes, list(wc.vocabulary), wc, tfidf, meta)
 
@@ -488,3 +489,63 @@ def over_folds(data: PaperAData, k: int, seed: int, run) -> pd.DataFrame:
     return pd.concat([pd.DataFrame(run(view)).assign(fold=f)
                       for f, view in runtime.progress(kfold_views(data, k, seed), total=k,
                                                       desc=f"{k}-fold views")], ignore_index=True)
+
+
+# --- the target domain: any emoji vendor (chosen from 00.02's measured gaps, choose_domains) ------------
+
+def emoji_set_of(vendor: str):
+    """The emoji image set that holds ``vendor``'s rows: the default set (cached features) for its vendors."""
+    from ...data import load_emoji
+    from ...data.emoji import VENDORS
+
+    if vendor in VENDORS:
+        return load_emoji()
+    try:
+        return load_emoji(vendors=[vendor])
+    except TypeError as exc:  # an emoji module without the vendors= argument
+        raise ValueError(f"target_vendor {vendor!r} is not a base emoji vendor {tuple(VENDORS)} and this "
+                         "load_emoji has no vendors= argument") from exc
+
+
+def _rows_by_key(items: pd.DataFrame, keys: Sequence[str], where: str) -> np.ndarray:
+    index = pd.Index(items["key"].astype(str))
+    pos = index.get_indexer([str(k) for k in keys])
+    if (pos < 0).any():
+        missing = [k for k, p in zip(keys, pos) if p < 0][:5]
+        raise ValueError(f"{where}: images {missing} are not in the emoji set")
+    return pos
+
+
+def with_target_vendor(data: PaperAData, vendor: str, with_map: bool, image_size: int = IMAGE_SIZE) -> PaperAData:
+    """``data`` with the target domain replaced by ``vendor``'s emoji (labels indexed as ``data.classes``);
+    ``data`` itself when ``vendor`` is already its target (the default load's :data:`TARGET_VENDOR`)."""
+    if data.meta.get("target_vendor", TARGET_VENDOR) == vendor:
+        return data
+    from ...features import extract_features
+
+    emoji = emoji_set_of(vendor)
+    items = emoji.items
+    rows = np.flatnonzero((items["domain"] == vendor).to_numpy())
+    if not len(rows):
+        raise ValueError(f"target_vendor: the emoji set has no rows of vendor {vendor!r}")
+    frame = items.iloc[rows].reset_index(drop=True)
+    label_id = {c: i for i, c in enumerate(data.classes)}
+    unknown = sorted(set(frame["label"]) - set(label_id))
+    if unknown:
+        raise ValueError(f"target_vendor {vendor!r}: classes {unknown[:5]} are not among the source's")
+    phi = extract_features(emoji, image_size=image_size, kind="pooled")[rows]
+    omega = extract_features(emoji, image_size=image_size, kind="map")[rows] if with_map else None
+    target = DomainData("target", frame, frame["label"].map(label_id).to_numpy(np.int64),
+                        frame["split"].astype(str).to_numpy(), phi, omega)
+    return PaperAData(data.source, target, data.classes, data.vocabulary, data.word_clicks, data.tfidf,
+                      {**data.meta, "target_vendor": vendor})
+
+
+def check_vendors(source_vendor: str, target_vendor: str) -> None:
+    """ValueError naming the parameter when the pair cannot run (the source needs a SIMULATED click log)."""
+    if source_vendor != SOURCE_VENDOR:
+        raise ValueError(f"source_vendor {source_vendor!r}: paper A's source needs a SIMULATED click log, and only "
+                         f"{SOURCE_VENDOR!r}'s (emoji-{SOURCE_VENDOR}) is built; the parameter is the hook for more")
+    if not isinstance(target_vendor, str) or not target_vendor or target_vendor == source_vendor:
+        raise ValueError(f"target_vendor must be an emoji vendor other than the source {source_vendor!r}, "
+                         f"got {target_vendor!r}")

@@ -33,7 +33,7 @@ the registry's tidy rows ``method, seed, metric, value`` (``acc_s``, ``acc_t`` o
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -366,6 +366,32 @@ def table_viii(data: PaperAData, data_map: PaperAData | None, cfg: HeadConfig, s
     return frame
 
 
+def table_viii_targets(datasets: Mapping[str, tuple[PaperAData, PaperAData | None]], cfg: HeadConfig,
+                       seeds: Sequence[int], settings: MethodSettings = MethodSettings(),
+                       methods: Sequence[str] = METHODS, sota: SotaSettings = SotaSettings(),
+                       curves: list | None = None) -> pd.DataFrame:
+    """:func:`table_viii` on each target domain: ``datasets[vendor] = (data, data_map)`` (the same source).
+
+    Rows carry a ``target`` column (the vendor) and each ``item`` key is prefixed ``<vendor>/``, so the
+    claims pool the targets' test images as distinct items (issue #18 item 2: pooled over targets where
+    a claim is about the method, not the domain); a per-seed metric pools as the mean over the targets.
+    The recorded histories (:func:`~.train.record_histories`) and ``curves`` are labelled with the target.
+    """
+    from .core import over_targets
+
+    def one(job: tuple[str, PaperAData, PaperAData | None]) -> pd.DataFrame:
+        vendor, data, data_map = job
+        part: list = []
+        frame = table_viii(data, data_map, cfg, seeds, settings, methods, sota, curves=part)
+        if curves is not None:
+            curves.extend(c.assign(target=vendor) for c in part)
+        return frame
+
+    if not datasets:
+        raise ValueError("table_viii_targets: need at least one target domain")
+    return over_targets({v: (v, *pair) for v, pair in datasets.items()}, one)
+
+
 def settings_table(settings: MethodSettings, sota: SotaSettings, methods: Sequence[str] = METHODS) -> pd.DataFrame:
     """Every Table VIII method's settings: ``method, setting, value, source`` (where the value was selected).
 
@@ -403,11 +429,14 @@ def best_combined(rows: pd.DataFrame, metric: str = "val_acc_t") -> str:
 
 def claims_table_viii(rows: pd.DataFrame) -> list:
     """IV-C's orderings on Acc-T as ``(Claim, data)`` pairs: per target test image over the seeds
-    where both methods give per-image scores (SF only per seed: then per-seed Acc-T)."""
+    where both methods give per-image scores (SF only per seed: then per-seed Acc-T). Rows of several
+    targets (:func:`table_viii_targets`) are pooled: every target's test images, the per-seed mean."""
     from .claims import A, acc_scores
 
     paper = PAPER_TABLE_VIII.loc["Acc-T (%)"]
     ran = set(rows["method"])
+    targets = list(dict.fromkeys(rows["target"])) if "target" in rows.columns else []
+    pooled = f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
 
     def name(m):
         return DISPLAY.get(m, m)
@@ -416,7 +445,7 @@ def claims_table_viii(rows: pd.DataFrame) -> list:
         if not {a, b} <= ran:
             return []
         arms = {name(a): {"method": a}, name(b): {"method": b}}
-        return [(A(claim_id, text + f" (Acc-T; paper {paper[a]:.1f} vs {paper[b]:.1f} %)", "direction",
+        return [(A(claim_id, text + f" (Acc-T{pooled}; paper {paper[a]:.1f} vs {paper[b]:.1f} %)", "direction",
                    arms=tuple(arms), paper_effect=(paper[a] - paper[b]) / 100), acc_scores(rows, "t", arms))]
 
     out = []
@@ -448,7 +477,7 @@ def claims_table_viii(rows: pd.DataFrame) -> list:
         arms = {name(top): {"method": top}, name(rival): {"method": rival}}
         out.append((A("VIII-OURS-best-Acc-T", f"OURS or OURS* has the best Acc-T of all methods: the better of them on "
                       f"validation ({name(top)}) against the best other method on validation ({name(rival)}) (paper: "
-                      "only OURS* 76.0 tops Acc-T; OURS 74.7 trails DAN 74.9 and SCDA 74.8)", "direction",
+                      f"only OURS* 76.0 tops Acc-T; OURS 74.7 trails DAN 74.9 and SCDA 74.8){pooled}", "direction",
                       arms=tuple(arms),
                       paper_effect=(paper.get(top, np.nan) - paper.get(rival, np.nan)) / 100),
                     acc_scores(rows, "t", arms)))

@@ -58,9 +58,13 @@ from .data import (
     TARGET_VENDOR,
     DomainData,
     PaperAData,
+    _rows_by_key,
+    check_vendors,
+    emoji_set_of,
     load_paper_a_data,
     reduce_map_channels,
     torch_threads,
+    with_target_vendor,
 )
 from .methods import MethodSettings
 from .train import (
@@ -115,61 +119,6 @@ class TrunkData:
         return TrunkData(self.data, 0, {}, self.vendors)
 
 
-def _emoji_set(vendor: str):
-    """The emoji image set that holds ``vendor``'s rows: the default set (cached features) for its vendors."""
-    from ...data import load_emoji
-    from ...data.emoji import VENDORS
-
-    if vendor in VENDORS:
-        return load_emoji()
-    try:
-        return load_emoji(vendors=[vendor])
-    except TypeError as exc:  # an emoji module without the vendors= argument
-        raise ValueError(f"target_vendor {vendor!r} is not a base emoji vendor {tuple(VENDORS)} and this "
-                         "load_emoji has no vendors= argument") from exc
-
-
-def _rows_by_key(items: pd.DataFrame, keys: Sequence[str], where: str) -> np.ndarray:
-    index = pd.Index(items["key"].astype(str))
-    pos = index.get_indexer([str(k) for k in keys])
-    if (pos < 0).any():
-        missing = [k for k, p in zip(keys, pos) if p < 0][:5]
-        raise ValueError(f"{where}: images {missing} are not in the emoji set")
-    return pos
-
-
-def _with_target(data: PaperAData, vendor: str, with_map: bool, image_size: int) -> PaperAData:
-    """``data`` with the target domain replaced by ``vendor``'s emoji (labels indexed as ``data.classes``)."""
-    from ...features import extract_features
-
-    emoji = _emoji_set(vendor)
-    items = emoji.items
-    rows = np.flatnonzero((items["domain"] == vendor).to_numpy())
-    if not len(rows):
-        raise ValueError(f"target_vendor: the emoji set has no rows of vendor {vendor!r}")
-    frame = items.iloc[rows].reset_index(drop=True)
-    label_id = {c: i for i, c in enumerate(data.classes)}
-    unknown = sorted(set(frame["label"]) - set(label_id))
-    if unknown:
-        raise ValueError(f"target_vendor {vendor!r}: classes {unknown[:5]} are not among the source's")
-    phi = extract_features(emoji, image_size=image_size, kind="pooled")[rows]
-    omega = extract_features(emoji, image_size=image_size, kind="map")[rows] if with_map else None
-    target = DomainData("target", frame, frame["label"].map(label_id).to_numpy(np.int64),
-                        frame["split"].astype(str).to_numpy(), phi, omega)
-    return PaperAData(data.source, target, data.classes, data.vocabulary, data.word_clicks, data.tfidf,
-                      {**data.meta, "target_vendor": vendor})
-
-
-def check_vendors(source_vendor: str, target_vendor: str) -> None:
-    """ValueError naming the parameter when the pair cannot run (the source needs a SIMULATED click log)."""
-    if source_vendor != SOURCE_VENDOR:
-        raise ValueError(f"source_vendor {source_vendor!r}: paper A's source needs a SIMULATED click log, and only "
-                         f"{SOURCE_VENDOR!r}'s (emoji-{SOURCE_VENDOR}) is built; the parameter is the hook for more")
-    if not isinstance(target_vendor, str) or not target_vendor or target_vendor == source_vendor:
-        raise ValueError(f"target_vendor must be an emoji vendor other than the source {source_vendor!r}, "
-                         f"got {target_vendor!r}")
-
-
 def load_trunk_data(profile: str, n_blocks: int, source_vendor: str = SOURCE_VENDOR,
                     target_vendor: str = TARGET_VENDOR, with_map: bool = False, map_channels: int | None = None,
                     seed: int = 0, image_size: int = 128) -> TrunkData:
@@ -189,8 +138,7 @@ def load_trunk_data(profile: str, n_blocks: int, source_vendor: str = SOURCE_VEN
     if profile not in MAP_CHANNELS:
         raise ValueError(f"profile must be one of {tuple(MAP_CHANNELS)}, got {profile!r}")
     data = load_paper_a_data(with_map=with_map, image_size=image_size)
-    if target_vendor != TARGET_VENDOR:
-        data = _with_target(data, target_vendor, with_map, image_size)
+    data = with_target_vendor(data, target_vendor, with_map, image_size)
     if profile == "smoke":
         data = data.subsample(SMOKE_ROWS, seed)
     if with_map:
@@ -202,7 +150,7 @@ def load_trunk_data(profile: str, n_blocks: int, source_vendor: str = SOURCE_VEN
         for name, vendor in (("source", source_vendor), ("target", target_vendor)):
             which = "base" if vendor in VENDORS else vendor
             if which not in sets:
-                emoji = _emoji_set(vendor)
+                emoji = emoji_set_of(vendor)
                 sets[which] = (emoji, extract_features(emoji, image_size=image_size, kind=kind))
             emoji, feats = sets[which]
             d = getattr(data, name)
