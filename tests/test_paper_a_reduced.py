@@ -187,3 +187,56 @@ def test_drop_table_shows_the_paired_drops():
     acc = {(p, x, "TDL"): v for p in ("a", "b") for x, v in ((1.0, [0.7, 0.8]), (0.5, [0.6, 0.6]))}
     table = R.drop_table(_fake_rows(acc), ["TDL"], lo=0.5)
     assert table.loc["(a) source reduced", "TDL"] == "+15.0 +- 7.1"  # drops 10 and 20 points
+
+
+def test_runs_on_several_targets_keep_them_apart_in_tables_and_pool_them_in_claims(paper_a_synth):
+    import matplotlib
+
+    from clickvision.experiments.paper_a import claims as AC
+
+    matplotlib.use("Agg")
+    one, two = paper_a_synth(3, 28), paper_a_synth(3, 28, seed=1)
+    kw = dict(ks=[1], methods=["VGGsrc", "MTMDD-VM"])
+    rows, sizes = R.reduced_data_runs_targets({"twitter": one, "fluent-hc": two}, CFG, [0, 1], [1.0, 0.5], **kw)
+    assert R.targets_of(rows) == ["twitter", "fluent-hc"] and set(sizes["target"]) == {"twitter", "fluent-hc"}
+    alone, alone_sizes = R.reduced_data_runs(two, CFG, [0, 1], [1.0, 0.5], **kw)
+    mine = rows[rows["target"] == "fluent-hc"].reset_index(drop=True)
+    np.testing.assert_allclose(mine["value"], alone["value"])  # each target's run is reduced_data_runs'
+    pd.testing.assert_frame_equal(sizes[sizes["target"] == "fluent-hc"].drop(columns="target").reset_index(drop=True),
+                                  alone_sizes)
+    items = rows.loc[rows["metric"] == "correct_t", "item"]
+    assert len(items) and items.str.startswith(("twitter/", "fluent-hc/")).all()
+    # tables: one block per target, each that target's own numbers (not the mean over targets)
+    table = R.acc_t_table(rows, ["VGGsrc", "MTMDD-VM"])
+    assert table.index.names == ["target", "panel", "training data"] and len(table) == 2 * 5
+    pd.testing.assert_frame_equal(table.loc["fluent-hc"], R.acc_t_table(alone, ["VGGsrc", "MTMDD-VM"]))
+    drops = R.drop_table(rows, ["VGGsrc"], lo=0.5)
+    pd.testing.assert_frame_equal(drops.loc["fluent-hc"], R.drop_table(alone, ["VGGsrc"], lo=0.5),
+                                  check_names=False)
+    fig = R.plot_fig14(rows, ["VGGsrc", "MTMDD-VM"])
+    assert len(fig.axes) == 2 * 3 and "fluent-hc" in fig.axes[3].get_title()
+    # claims: both targets' test images as distinct items, paired over seeds (the k-shot draws
+    # change the training images per seed, not the test images)
+    n_test = len(one.target.rows("test")) + len(two.target.rows("test"))
+    for claim, data in R.claims_fig14(rows, others=["VGGsrc"]):
+        assert "pooled over the targets twitter, fluent-hc" in claim.claim
+        assert "item" in data.columns and data.groupby(["method", "seed"])["item"].nunique().eq(n_test).all()
+    # a per-seed Acc-T pools as the mean over the targets
+    per_seed = AC.acc_scores(rows.drop(columns="item")[rows["metric"] == "acc_t"], "t",
+                             {"OURS": {"method": "MTMDD-VM", "panel": "k"}})
+    want = rows[(rows["metric"] == "acc_t") & (rows["panel"] == "k") & (rows["method"] == "MTMDD-VM")]
+    np.testing.assert_allclose(per_seed["value"], want.groupby("seed")["value"].mean())
+    with pytest.raises(ValueError, match="at least one target"):
+        R.reduced_data_runs_targets({}, CFG, [0], [1.0])
+
+
+def test_one_target_needs_no_target_column():
+    acc = {(p, x, "TDL"): v for p in ("a", "b") for x, v in ((1.0, [0.7, 0.8]), (0.5, [0.6, 0.6]))}
+    rows = _fake_rows(acc)
+    assert R.targets_of(rows) == [] and R.pooled_note(rows) == ""
+    assert R.pooled_note(rows.assign(target="twitter")) == ""  # one target: nothing pooled
+    both = pd.concat([rows.assign(target="twitter"), rows.assign(target="noto", value=rows["value"] - 0.1)])
+    assert R.pooled_note(both) == "; pooled over the targets twitter, noto"
+    table = R.drop_table(both, ["TDL"], lo=0.5)
+    assert table.loc[("noto", "(a) source reduced"), "TDL"] == "+15.0 +- 7.1"
+    assert list(R.acc_t_table(both, ["TDL"]).loc["noto"]["TDL"])[0] == "65.0 +- 7.1"

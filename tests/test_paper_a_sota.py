@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+import clickvision.selection as SEL
 from clickvision.experiments.paper_a import claims as AC
 from clickvision.experiments.paper_a import sota as S
 from clickvision.experiments.paper_a.data import DomainData, PaperAData, with_label_sets
@@ -159,9 +160,11 @@ def test_dann_follows_ganins_schedule_and_dan_uses_its_mmd(paper_a_synth, monkey
     net1 = S.train_adapted(data, CFG, "DAN", 0, S.SotaSettings(mmd_weight=50.0))["net"]
     assert not torch.equal(net0.psi[0].weight, net1.psi[0].weight)  # the MMD term reaches psi
     rows = pd.DataFrame(S.adapted_rows("DAN", data, CFG, 0, SOTA))
-    assert set(rows["metric"]) == {"acc_s", "val_acc_s", "acc_t", "val_acc_t", "correct_s", "correct_t"}
-    per_image = rows[rows["metric"] == "correct_t"]["value"].mean()  # per test image: its mean is Acc-T
-    assert per_image == pytest.approx(rows.loc[rows["metric"] == "acc_t", "value"].iloc[0])
+    assert set(rows["metric"]) == {"acc_s", "val_acc_s", "acc_t", "val_acc_t", "correct_s", "correct_t",
+                                   "val_correct_s", "val_correct_t"}
+    for split in ("", "val_"):  # per test / validation image: its mean is Acc-T
+        per_image = rows[rows["metric"] == f"{split}correct_t"]["value"].mean()
+        assert per_image == pytest.approx(rows.loc[rows["metric"] == f"{split}acc_t", "value"].iloc[0])
     with pytest.raises(ValueError, match="visual_hidden"):
         S.train_adapted(data, CFG.scaled(visual_hidden=0), "DAN", 0)
 
@@ -264,3 +267,40 @@ def test_over_targets_labels_each_part_and_keeps_per_seed_rows_unprefixed():
         over_targets({}, run)
     with pytest.raises(ValueError, match="target 'noto' returned no rows"):
         over_targets({"noto": 0}, lambda n: pd.DataFrame())
+
+
+def test_baseline_search_chooses_on_validation_and_reuses_the_chosen_runs(paper_a_synth, monkeypatch):
+    from clickvision.experiments.paper_a import train as TR
+
+    data = {"twitter": (_with_maps(paper_a_synth(3, 20)), None)}
+    grids = {"SCDA": ("svm_c", (0.01, 100.0)), "DAN": ("mmd_weight", (0.0,))}
+    picked = {}
+    orig = SEL.select_robust
+
+    def spy(rows, column, reference, metric, **kw):
+        assert metric == "val_correct_t"  # chosen on validation images, never on test
+        sel = orig(rows, column, reference, metric, **kw)
+        picked[rows["method"].iloc[0]] = (sel, rows)
+        return sel
+
+    monkeypatch.setattr(SEL, "select_robust", spy)
+    with TR.record_histories() as fits:
+        res = S.search_baselines(data, CFG, [0], SOTA, methods=["SCDA", "DAN", "VGGimg"], grids=grids)
+    assert set(res.settings) == {"SCDA", "DAN"}
+    for m, field in (("SCDA", "svm_c"), ("DAN", "mmd_weight")):
+        sel, rows = picked[m]
+        assert sel.reference == getattr(SOTA, field) and sorted(rows["grid_value"].unique()) == sorted(
+            {getattr(SOTA, field), *grids[m][1]})
+        assert getattr(res.settings[m], field) == sel.value  # the rule's choice, nothing else
+        again = S.table_viii_targets(data, CFG, [0], methods=[m], sota=res.settings[m])
+        mine = res.rows[res.rows["method"] == m].reset_index(drop=True)
+        assert np.allclose(mine["value"], again["value"])  # the chosen runs are Table VIII's rows
+    assert set(res.table["method"]) == {"SCDA", "DAN"} and res.table.groupby("method")["chosen"].sum().eq(1).all()
+    dan = [r for r in fits if r[0].get("method") == "DAN"]
+    assert len(dan) == 2 and len(res.keep_chosen(dan)) == 1  # one DAN fit per grid value; the chosen one kept
+    table = S.settings_table(MethodSettings(), SOTA, ["SCDA", "DAN"], res).set_index(["method", "setting"])
+    assert table.loc[("SCDA", "svm_c"), "value"] == res.settings["SCDA"].svm_c
+    assert table.loc[("SCDA", "svm_c"), "source"].startswith("validation, A.10")
+    assert "not searched" in table.loc[("DAN", "target_weight"), "source"]
+    with pytest.raises(ValueError, match="SotaSettings field"):
+        S.search_baselines(data, CFG, [0], SOTA, methods=["DAN"], grids={"DAN": ("lr", (0.1,))})

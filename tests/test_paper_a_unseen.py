@@ -191,3 +191,93 @@ def test_run_methods_labels_pass_through(paper_a_synth):
     # the registry call the notebooks rely on: labels become columns
     rows = run_methods(["VGGsrc"], paper_a_synth(3, 20), CFG, [0], target="t", scenario="Single")
     assert set(rows["target"]) == {"t"} and set(rows["scenario"]) == {"Single"}
+
+
+# --- several target domains (issue #18 item 2): per-target tables, pooled claims --------------------
+
+def _fig13_item_rows(acc: dict, n_items: int = 4) -> pd.DataFrame:
+    """acc[(method, point, n)] = per-draw Acc-T; per-image rows (the first round(acc * n_items) right) too."""
+    rows = _fig13_rows(acc).to_dict("records")
+    for (method, point, n), values in acc.items():
+        for d, v in enumerate(values):
+            right = round(v * n_items)
+            rows += [{"method": method, "seed": d, "metric": "correct_t", "value": float(i < right), "item": f"k{i}",
+                      "draw": d, "n_source": n, "point": point} for i in range(n_items)]
+    return pd.DataFrame(rows)
+
+
+def test_fig13_tables_keep_targets_apart_and_claims_pool_them():
+    from clickvision.experiments.paper_a.core import over_targets
+
+    def acc(level):
+        out = {}
+        for m, b in {"VGGimg": 0.5, "VGGsrc": 0.5, "TDL": 0.5, "MTMDD-VM": 0.75, "MTMDD-VM*": 0.75}.items():
+            for n in (2, 5):
+                out[(m, "shared", n)] = [level * b] * 2
+            if m != "MTMDD-VM*":
+                out[(m, "all", 8)] = [level * b] * 2
+        return out
+
+    parts = {"x": _fig13_item_rows(acc(1.0)), "y": _fig13_item_rows(acc(0.0))}
+    rows = over_targets(parts, lambda r: r)
+    s = U.fig13_summary(rows)
+    assert set(s["target"]) == {"x", "y"} and (s["draws"] == 2).all()  # never averaged over the targets
+    got = s.set_index(["target", "method", "point", "n_source"])["mean"]
+    assert got[("x", "MTMDD-VM", "shared", 5)] == pytest.approx(75.0) and got[("y", "MTMDD-VM", "shared", 5)] == 0
+    t = U.fig13_table(rows)
+    assert t.index.names == ["target", "method"] and t.loc[("x", "MTMDD-VM"), "5"] == "75.0 +- 0.0"
+    assert t.loc[("y", "MTMDD-VM*"), "8 (all)"] == ""
+    with pytest.raises(ValueError, match="one target"):
+        U.plot_fig13(rows, None)
+    pairs = {c.claim_id: (c, d) for c, d in U.claims_fig13(rows)}
+    c, d = pairs["Fig13-ours-leads-every-size-5"]
+    assert c.claim.endswith("; pooled over the targets x, y")
+    ours = d[d["method"] == "MTMDD-VM"]
+    assert set(ours["item"]) == {f"{v}/k{i}" for v in "xy" for i in range(4)}  # the targets' images, distinct
+    assert ours["value"].mean() == pytest.approx(0.375)  # x: 3 of 4 right, y: none
+    single = {c.claim_id: c.claim for c, _ in U.claims_fig13(parts["x"])}  # one target: the text as before
+    assert not any("pooled" in text for text in single.values())
+
+
+def test_table_ix_keeps_targets_apart_and_claims_pool_them():
+    acc = {}
+    for target in ("A", "B"):
+        for m, b in (("VGGsrc", 0.60), ("TDL", 0.58), ("MTMDD-VM", 0.66)):
+            acc[(target, m, "Single")] = [b, b + 0.01, b - 0.01]
+            acc[(target, m, "Cross")] = [b - 0.01, b, b - 0.02]
+    one = _ix_rows(acc)
+    two = dict(acc)
+    two[("A", "VGGsrc", "Cross")] = [0.40, 0.40, 0.40]  # on vendor w only: 20 points below single
+    rows = U.families_over_targets({"v": one, "w": _ix_rows(two)}, lambda r: r)
+    assert {"family", "target"} <= set(rows.columns) and set(rows["target"]) == {"v", "w"}
+    t = U.table_ix(rows)
+    assert t.index.names == ["target", "family"]
+    assert t.loc[("v", "A"), ("VGGsrc", "Cross", "mean")] == pytest.approx(59.0)
+    assert t.loc[("w", "A"), ("VGGsrc", "Cross", "mean")] == pytest.approx(40.0)
+    assert list(U.table_ix_with_paper(rows).index[-2:]) == [("paper", "Dog"), ("paper", "Bird")]
+    gaps = U.cross_single_gaps(rows).set_index(["target", "family", "method"])
+    assert gaps.loc[("w", "A", "VGGsrc"), "Cross - Single"] == pytest.approx(-20.0)
+    assert gaps.loc[("v", "A", "VGGsrc"), "Cross - Single"] == pytest.approx(-1.0)
+    claims = {c.claim_id: (c, d) for c, d in U.claims_table_ix(rows)}
+    c, d = claims["TableIX-cross-close-to-single"]
+    assert "VGGsrc on A" in c.claim and c.claim.endswith("(pooled over the targets v, w)")
+    assert c.comparisons == 6  # 2 families x 3 methods, not x 2 targets
+    pooled = d.groupby("method")["value"].mean()  # per-seed rows: the mean over the targets
+    assert pooled["A VGGsrc Cross"] == pytest.approx((0.59 + 0.40) / 2)
+    assert not any("pooled" in c.claim for c, _ in U.claims_table_ix(one))  # one target: the texts as before
+    tagged = U.claims_table_ix(rows, tag="extension")[0][0].claim
+    assert tagged.endswith("(extension: A vs B; pooled over the targets v, w)")
+
+
+def test_families_need_both_domains_and_fig13_draws_from_classes_every_target_has(paper_a_synth):
+    data = _with_groups(paper_a_synth(4, 20, noise_every=0))
+    assert U.common_target_classes([data]) == data.classes  # every class: the single-target draw unchanged
+    lacking = _with_groups(paper_a_synth(4, 20, noise_every=0))
+    keep = np.flatnonzero(lacking.target.y != 3)  # this target has no images of class "3"
+    lacking = type(lacking)(lacking.source, lacking.target.subset(keep), lacking.classes, lacking.vocabulary,
+                            lacking.word_clicks, lacking.tfidf, lacking.meta)
+    assert U.common_target_classes([data, lacking]) == ["0", "1", "2"]
+    assert U.family_classes(lacking, "food") == ["2"]  # the subgroup only the source has is left out
+    assert U.family_classes(data, "food") == ["2", "3"]
+    with pytest.raises(ValueError, match="already"):
+        U.families_over_targets({"v": pd.DataFrame({"family": ["a"], "target": ["b"]})}, lambda r: r)

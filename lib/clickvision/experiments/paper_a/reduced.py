@@ -8,6 +8,11 @@ target: the paper's VGG learns from the source); ``VGGimg`` (never sees the sour
 ride along as a reference. An extension that is **not in the paper**: a true k-shot target
 (k training images per class, source whole).
 
+Several target domains (issue #18 item 2): :func:`reduced_data_runs_targets` runs the grid on
+each (rows with a ``target`` column, ``item`` keys prefixed ``<vendor>/``); the tables and the
+figure then show each target apart, and :func:`claims_fig14` pools them (every target's test
+images as distinct items, a per-seed value as the mean over the targets).
+
 Choices (each a parameter):
 
 * **draws** -- :func:`clickvision.data.samplers.fraction_mask` / ``k_shot_mask`` on the
@@ -27,7 +32,7 @@ Choices (each a parameter):
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -144,26 +149,82 @@ def reduced_data_runs(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], a
     return pd.concat(rows, ignore_index=True), pd.DataFrame(sizes)
 
 
+def reduced_data_runs_targets(datasets: Mapping[str, PaperAData], cfg: HeadConfig, seeds: Sequence[int],
+                              alphas: Sequence[float], ks: Sequence[int] = (), methods: Sequence[str] = FIG14_METHODS,
+                              settings: MethodSettings = MethodSettings(), vocabulary: str = "rebuild",
+                              schedule: str = "steps") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`reduced_data_runs` on each target domain, ``datasets[vendor]`` (the same source).
+
+    Both frames get a ``target`` column (the vendor); the rows' ``item`` keys are prefixed
+    ``<vendor>/`` (:func:`~.core.over_targets`), so the claims pool the targets' test images as
+    distinct items and a per-seed value as the mean over the targets. One
+    :func:`~.train.reuse_identical_fits` block spans the targets: a fit whose inputs another target's
+    run already trained (the source-only models, where the source is the same) is copied, not
+    trained again (the same results).
+    """
+    from .core import over_targets
+
+    if not datasets:
+        raise ValueError("reduced_data_runs_targets: need at least one target domain")
+    sizes = {}
+
+    def one(vendor: str) -> pd.DataFrame:
+        rows, sizes[vendor] = reduced_data_runs(datasets[vendor], cfg, seeds, alphas, ks, methods, settings,
+                                                vocabulary, schedule)
+        return rows
+
+    with reuse_identical_fits():
+        rows = over_targets({v: v for v in datasets}, one)
+    return rows, pd.concat([s.assign(target=v) for v, s in sizes.items()], ignore_index=True)
+
+
+def targets_of(rows: pd.DataFrame) -> list[str]:
+    """The target vendors of ``rows`` in their order (empty without a ``target`` column)."""
+    return list(dict.fromkeys(rows["target"])) if "target" in rows.columns else []
+
+
+def pooled_note(rows: pd.DataFrame) -> str:
+    """``"; pooled over the targets X, Y"`` for rows of several targets, else ``""`` (claim texts)."""
+    targets = targets_of(rows)
+    return f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
+
+
 def acc_t_table(rows: pd.DataFrame, methods: Sequence[str], metric: str = "acc_t") -> pd.DataFrame:
-    """``metric`` (%) as ``mean +- sd`` over seeds: one row per panel and x, one column per method."""
+    """``metric`` (%) as ``mean +- sd`` over seeds: one row per panel and x, one column per method.
+
+    Rows with a ``target`` column: one block per target (index level ``target`` first), never a
+    mean over targets."""
+    targets = targets_of(rows)
+    by = ["target"] if targets else []
     sub = rows[rows["metric"] == metric]
-    g = sub.groupby(["panel", "x", "method"])["value"].agg(["mean", "std", "count"]).reset_index()
+    g = sub.groupby([*by, "panel", "x", "method"])["value"].agg(["mean", "std", "count"]).reset_index()
     g["cell"] = [f"{100 * m:.1f} +- {100 * s:.1f}" if n > 1 else f"{100 * m:.1f}"
                  for m, s, n in zip(g["mean"], g["std"], g["count"])]
-    table = g.pivot(index=["panel", "x"], columns="method", values="cell")
+    table = g.pivot(index=[*by, "panel", "x"], columns="method", values="cell")
     table = table[[m for m in methods if m in table.columns]].rename(columns=LABELS)
-    order = sorted(table.index, key=lambda px: ("abk".index(px[0]), -px[1] if px[0] != "k" else px[1]))
+
+    def key(idx):
+        *t, p, x = idx
+        return (*(targets.index(v) for v in t), "abk".index(p), -x if p != "k" else x)
+
+    order = sorted(table.index, key=key)
     table = table.loc[order]
-    table.index = pd.MultiIndex.from_tuples([(SHORT_PANELS[p], f"{'k' if p == 'k' else 'alpha'} {x:g}")
-                                             for p, x in order], names=["panel", "training data"])
+    table.index = pd.MultiIndex.from_tuples(
+        [(*t, SHORT_PANELS[p], f"{'k' if p == 'k' else 'alpha'} {x:g}") for *t, p, x in order],
+        names=[*by, "panel", "training data"])
     table.columns.name = None
     return table
 
 
 def drop_per_seed(rows: pd.DataFrame, panel: str, method: str, hi: float, lo: float,
-                  metric: str = "acc_t") -> pd.Series:
-    """Per seed, ``metric`` at ``x = hi`` minus at ``x = lo`` (a positive drop: less data, lower accuracy)."""
+                  metric: str = "acc_t", target: str | None = None) -> pd.Series:
+    """Per seed, ``metric`` at ``x = hi`` minus at ``x = lo`` (a positive drop: less data, lower accuracy).
+
+    ``target``: that target's rows only; rows of several targets without it pool them (per seed, the
+    mean over the targets)."""
     sub = rows[(rows["panel"] == panel) & (rows["method"] == method) & (rows["metric"] == metric)]
+    if target is not None:
+        sub = sub[sub["target"] == target]
     piv = sub.pivot_table(index="seed", columns="x", values="value", aggfunc="mean")
     if hi not in piv or lo not in piv:
         return pd.Series(dtype=float)
@@ -171,25 +232,38 @@ def drop_per_seed(rows: pd.DataFrame, panel: str, method: str, hi: float, lo: fl
 
 
 def drop_table(rows: pd.DataFrame, methods: Sequence[str], lo: float, hi: float = 1.0) -> pd.DataFrame:
-    """Per panel (a, b) and method: the paired per-seed Acc-T drop from ``hi`` to ``lo``, ``mean +- sd`` points."""
+    """Per panel (a, b) and method: the paired per-seed Acc-T drop from ``hi`` to ``lo``, ``mean +- sd`` points.
+
+    Rows with a ``target`` column: one row per target and panel (index ``target, panel``)."""
+    targets = targets_of(rows)
     out = {}
-    for panel in ("a", "b"):
-        cells = {}
-        for m in methods:
-            mean, sd, n = gap_stats(drop_per_seed(rows, panel, m, hi, lo))
-            cells[LABELS.get(m, m)] = f"{100 * mean:+.1f} +- {100 * sd:.1f}" if n > 1 else f"{100 * mean:+.1f}"
-        out[SHORT_PANELS[panel]] = cells
-    return pd.DataFrame(out).T
+    for t in targets or [None]:
+        for panel in ("a", "b"):
+            cells = {}
+            for m in methods:
+                mean, sd, n = gap_stats(drop_per_seed(rows, panel, m, hi, lo, target=t))
+                cells[LABELS.get(m, m)] = f"{100 * mean:+.1f} +- {100 * sd:.1f}" if n > 1 else f"{100 * mean:+.1f}"
+            out[(t, SHORT_PANELS[panel]) if targets else SHORT_PANELS[panel]] = cells
+    table = pd.DataFrame(out).T
+    if targets:
+        table.index.names = ["target", "panel"]
+    return table
 
 
 def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[str] = ("VGGsrc", "TDL"),
                  k_lead: float = 1.0) -> list:
     """IV-D2 / Fig. 14 as ``(Claim, data)`` pairs, Acc-T per target test image over the seeds (each
     seed its own draw): less data lowers Acc-T (judged on the method with the smallest mean drop),
-    ours degrades least (against the other with the smallest mean drop); the k-shot lead."""
+    ours degrades least (against the other with the smallest mean drop); the k-shot lead.
+
+    Rows of several targets (:func:`reduced_data_runs_targets`) are pooled: every target's test
+    images as distinct items (a per-seed value, where the rows have no per-image scores: the mean
+    over the targets); the methods the claims are judged on are chosen on the pooled means, and
+    the texts say "pooled over the targets ..."."""
     from .claims import A, acc_scores, drop_scores
 
     out = []
+    pooled = pooled_note(rows)
     names = {"a": "source", "b": "target"}
     for panel in ("a", "b"):
         xs = sorted(rows.loc[rows["panel"] == panel, "x"].unique())
@@ -204,7 +278,7 @@ def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[st
         arms = {f"{LABELS.get(m, m)} alpha=1": where[m][0], f"{LABELS.get(m, m)} alpha={lo:g}": where[m][1]}
         out.append((A(f"Fig14{panel}-less-{names[panel]}-lowers-AccT",
                       f"Acc-T decreases when the {names[panel]} training data are reduced (alpha = 1 above alpha = "
-                      f"{lo:g}) for every method: judged on the smallest mean drop, here {LABELS.get(m, m)}",
+                      f"{lo:g}) for every method: judged on the smallest mean drop, here {LABELS.get(m, m)}{pooled}",
                       "direction", arms=tuple(arms), comparisons=len(mean)), acc_scores(rows, "t", arms)))
         o = str(mean.drop(ours).idxmin())
         d = drops[drops["method"].isin([o, ours])].replace({"method": {o: f"{LABELS.get(o, o)} drop",
@@ -212,53 +286,62 @@ def claims_fig14(rows: pd.DataFrame, ours: str = "MTMDD-VM", others: Sequence[st
         out.append((A(f"Fig14{panel}-ours-degrades-least",
                       f"With less {names[panel]} data (alpha 1 -> {lo:g}), OURS (MTMDD-VM) loses less Acc-T than "
                       + " and ".join(LABELS.get(x, x) for x in others)
-                      + f": judged against the other with the smallest mean drop, here {LABELS.get(o, o)}",
+                      + f": judged against the other with the smallest mean drop, here {LABELS.get(o, o)}{pooled}",
                       "direction", arms=(f"{LABELS.get(o, o)} drop", "OURS drop"), comparisons=len(mean) - 1), d))
     at = rows[(rows["panel"] == "k") & (rows["x"] == float(k_lead))]
     if len(at):
-        acc = at[at["metric"] == "acc_t"].groupby("method")["value"].mean()
+        acc_t = at[at["metric"] == "acc_t"]  # the mean over seeds of the per-seed mean over the targets
+        acc = acc_t.groupby(["method", "seed"])["value"].mean().groupby("method").mean()
         rival = str(acc.drop(ours).idxmax())
         arms = {"OURS": {"method": ours}, LABELS.get(rival, rival): {"method": rival}}
         out.append((A(f"ext-kshot-ours-leads-at-k{int(k_lead)}",
                       f"(Extension, not in the paper) with k = {int(k_lead)} target training image(s) per class, "
                       f"OURS (MTMDD-VM) has the highest Acc-T: judged against the best other by mean, here "
-                      f"{LABELS.get(rival, rival)}", "direction", arms=tuple(arms), comparisons=len(acc) - 1),
+                      f"{LABELS.get(rival, rival)}{pooled}", "direction", arms=tuple(arms), comparisons=len(acc) - 1),
                     acc_scores(at, "t", arms)))
     return out
 
 
 def plot_fig14(rows: pd.DataFrame, methods: Sequence[str], metric: str = "acc_t"):
-    """Fig. 14-like panels: ``metric`` (%) vs alpha (a, b) and vs k (k-shot), mean +- sd over seeds."""
+    """Fig. 14-like panels: ``metric`` (%) vs alpha (a, b) and vs k (k-shot), mean +- sd over seeds.
+
+    Rows with a ``target`` column: one row of panels per target (titled with it), never a mean over targets."""
     import matplotlib.pyplot as plt
 
+    targets = targets_of(rows)
     panels = [p for p in ("a", "b", "k") if (rows["panel"] == p).any()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.7), sharey=True, squeeze=False)
+    n_rows = max(1, len(targets))
+    fig, axes = plt.subplots(n_rows, len(panels), figsize=(4.3 * len(panels), 3.7 * n_rows), sharey=True,
+                             squeeze=False)
     sub = rows[rows["metric"] == metric]
-    stats = sub.groupby(["panel", "method", "x"])["value"].agg(["mean", "std"]).reset_index()
-    for ax, panel in zip(axes[0], panels):
-        for i, m in enumerate(methods):
-            s = stats[(stats["panel"] == panel) & (stats["method"] == m)].sort_values("x")
-            if not len(s):
-                continue
-            ls = ":" if m == "VGGimg" else "-"
-            line = ax.errorbar(s["x"], 100 * s["mean"], yerr=100 * s["std"].fillna(0), marker="os^dv"[i % 5],
-                               ls=ls, capsize=3, label=LABELS.get(m, m))
+    by = ["target"] if targets else []
+    all_stats = sub.groupby([*by, "panel", "method", "x"])["value"].agg(["mean", "std"]).reset_index()
+    for r, t in enumerate(targets or [None]):
+        stats = all_stats if t is None else all_stats[all_stats["target"] == t]
+        for ax, panel in zip(axes[r], panels):
+            for i, m in enumerate(methods):
+                s = stats[(stats["panel"] == panel) & (stats["method"] == m)].sort_values("x")
+                if not len(s):
+                    continue
+                ls = ":" if m == "VGGimg" else "-"
+                line = ax.errorbar(s["x"], 100 * s["mean"], yerr=100 * s["std"].fillna(0), marker="os^dv"[i % 5],
+                                   ls=ls, capsize=3, label=LABELS.get(m, m))
+                if panel == "k":
+                    full = stats[(stats["panel"] == "a") & (stats["method"] == m) & (stats["x"] == 1.0)]
+                    if len(full):
+                        ax.axhline(100 * full["mean"].iloc[0], color=line[0].get_color(), lw=0.8, ls="--")
             if panel == "k":
-                full = stats[(stats["panel"] == "a") & (stats["method"] == m) & (stats["x"] == 1.0)]
-                if len(full):
-                    ax.axhline(100 * full["mean"].iloc[0], color=line[0].get_color(), lw=0.8, ls="--")
-        if panel == "k":
-            from matplotlib.ticker import NullFormatter
+                from matplotlib.ticker import NullFormatter
 
-            ax.set(xlabel="k target training images per class (dashed: all)", xscale="log")
-            ks = sorted(stats.loc[stats["panel"] == "k", "x"].unique())
-            ax.set_xticks(ks, [f"{k:g}" for k in ks])
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        else:
-            ax.set(xlabel="alpha (share of training images per class)")
-            ax.invert_xaxis()
-        ax.set_title(PANELS[panel], fontsize=10)
-    axes[0][0].set_ylabel("Acc-T (%), test" if metric == "acc_t" else metric)
+                ax.set(xlabel="k target training images per class (dashed: all)", xscale="log")
+                ks = sorted(stats.loc[stats["panel"] == "k", "x"].unique())
+                ax.set_xticks(ks, [f"{k:g}" for k in ks])
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            else:
+                ax.set(xlabel="alpha (share of training images per class)")
+                ax.invert_xaxis()
+            ax.set_title(PANELS[panel] if t is None else f"target {t}\n{PANELS[panel]}", fontsize=10)
+        axes[r][0].set_ylabel("Acc-T (%), test" if metric == "acc_t" else metric)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig

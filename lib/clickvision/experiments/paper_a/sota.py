@@ -191,8 +191,7 @@ def adapted_rows(method: str, data: PaperAData, cfg: HeadConfig, seed: int,
             rows = d.rows(split)
             logits = adapted_logits(model, d, rows)
             out[f"{prefix}acc_{dom}"] = accuracy_in(d.y[rows], logits, cols)
-            if split == "test":
-                items += item_rows(correct_in(d.y[rows], logits, cols), d, dom, method=method, seed=seed)
+            items += item_rows(correct_in(d.y[rows], logits, cols), d, dom, split, method=method, seed=seed)
     return _rows(method, seed, out) + items
 
 
@@ -216,8 +215,7 @@ def scda_rows(data_map: PaperAData, seed: int, c: float = 1.0, features: dict | 
             rows = d.rows(split)
             hit = (svm.predict(x[dom][rows]) == d.y[rows]).astype(float)
             out[f"{prefix}acc_{dom}"] = float(np.mean(hit))
-            if split == "test":
-                items += item_rows(hit, d, dom, method="SCDA", seed=seed)
+            items += item_rows(hit, d, dom, split, method="SCDA", seed=seed)
     return _rows("SCDA", seed, out) + items
 
 
@@ -311,6 +309,7 @@ def vse_rows(data: PaperAData, cfg: HeadConfig, seed: int, sota: SotaSettings = 
         acc = recognition_accuracy(d, cfg, vse_clicks(net, d), True, seed, len(data.classes), cols)
         out.update({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]})
         items += item_rows(acc["test_correct"], d, dom, method="VSE++", seed=seed)
+        items += item_rows(acc["val_correct"], d, dom, "val", method="VSE++", seed=seed)
     return _rows("VSE++", seed, out) + items
 
 
@@ -392,20 +391,106 @@ def table_viii_targets(datasets: Mapping[str, tuple[PaperAData, PaperAData | Non
     return over_targets({v: (v, *pair) for v, pair in datasets.items()}, one)
 
 
-def settings_table(settings: MethodSettings, sota: SotaSettings, methods: Sequence[str] = METHODS) -> pd.DataFrame:
+# --- the baselines' own settings, searched on validation (issue #18 item 3) ------------------------------------
+
+#: Each Table VIII baseline's key setting searched on validation in A.10: method -> (SotaSettings field, grid).
+#: Three values each, the size of the grids A.07 (lambda) and A.08 (mu) searched for the click models; DANN's
+#: target weight gets OURS's mu grid (both weigh the target's cross-entropy). The reference, kept unless
+#: another value beats it (:func:`search_baselines`), is the value the notebook passes (the paper's or the
+#: method's authors'), added to the grid when missing.
+BASELINE_GRIDS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "DAN": ("mmd_weight", (0.1, 1.0, 10.0)),
+    "DANN": ("target_weight", (0.1, 0.5, 1.0)),
+    "SCDA": ("svm_c", (0.1, 1.0, 10.0)),
+    "VSE++": ("vse_margin", (0.05, 0.2, 0.5)),
+}
+SEARCH_LABEL = "search"  # the history label (:func:`~.train.history_labels`) of a search run: "<field>=<value>"
+
+
+@dataclass(frozen=True)
+class BaselineSearch:
+    """:func:`search_baselines`' result: per searched method its chosen settings, the selection table,
+    and the chosen runs' rows (in :func:`table_viii_targets`' format, so Table VIII reuses them)."""
+
+    settings: dict[str, SotaSettings]
+    table: pd.DataFrame  # method, setting, value, mean_diff, se, n_items, n_seeds, beats, chosen, reference
+    rows: pd.DataFrame
+    chosen_labels: dict[str, str]  # method -> the SEARCH_LABEL value of its chosen runs
+
+    def keep_chosen(self, records: list) -> list:
+        """The entries of :func:`~.train.record_histories` without the search runs that were not chosen."""
+        return [r for r in records if r[0].get(SEARCH_LABEL) is None
+                or self.chosen_labels.get(r[0].get("method")) == r[0].get(SEARCH_LABEL)]
+
+
+def search_baselines(datasets: Mapping[str, tuple[PaperAData, PaperAData | None]], cfg: HeadConfig,
+                     seeds: Sequence[int], sota: SotaSettings = SotaSettings(), methods: Sequence[str] = METHODS,
+                     grids: Mapping[str, tuple[str, Sequence[float]]] = BASELINE_GRIDS, z: float = 1.0
+                     ) -> BaselineSearch:
+    """Run every baseline of ``methods`` that has a grid at each of its values, on every target and seed
+    (:func:`table_viii_targets`), and choose per method by :func:`clickvision.selection.select_robust` on
+    per-image validation Acc-T pooled over the targets (``val_correct_t``): the reference (``sota``'s
+    value) is kept unless another value beats it by more than ``z`` standard errors, the rule the click
+    models' settings were selected by in A.04 / A.07 / A.08. Nothing here reads a test score.
+    ValueError naming the grid when a field is not a :class:`SotaSettings` field or a grid is empty."""
+    from dataclasses import fields, replace
+
+    from ...selection import select_robust
+
+    known = {f.name for f in fields(SotaSettings)}
+    chosen, tables, frames, labels = {}, [], [], {}
+    for m in [m for m in methods if m in grids]:
+        field, grid = grids[m]
+        if field not in known or not len(grid):
+            raise ValueError(f"search_baselines: grids[{m!r}] = {grids[m]!r}: need a SotaSettings field "
+                             f"({sorted(known)}) and a non-empty grid")
+        ref = float(getattr(sota, field))
+        runs = []
+        for v in sorted({float(x) for x in grid} | {ref}):
+            with history_labels(**{SEARCH_LABEL: f"{field}={v:g}"}):
+                part = table_viii_targets(datasets, cfg, seeds, methods=[m], sota=replace(sota, **{field: v}))
+            runs.append(part.assign(grid_value=v))
+        rows = pd.concat(runs, ignore_index=True)
+        sel = select_robust(rows, "grid_value", ref, "val_correct_t", z=z)
+        chosen[m] = replace(sota, **{field: float(sel.value)})
+        labels[m] = f"{field}={float(sel.value):g}"
+        tables.append(sel.table.reset_index().rename(columns={"grid_value": "value"})
+                      .assign(method=m, setting=field, reference=ref))
+        frames.append(rows[rows["grid_value"] == sel.value].drop(columns="grid_value"))
+    cols = ["method", "setting", "value", "reference", "mean_diff", "se", "n_items", "n_seeds", "beats", "chosen"]
+    table = pd.concat(tables, ignore_index=True)[cols] if tables else pd.DataFrame(columns=cols)
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return BaselineSearch(chosen, table, rows, labels)
+
+def settings_table(settings: MethodSettings, sota: SotaSettings, methods: Sequence[str] = METHODS,
+                   search: BaselineSearch | None = None) -> pd.DataFrame:
     """Every Table VIII method's settings: ``method, setting, value, source`` (where the value was selected).
 
     The registry's click settings come from ``settings.table`` (validation selections of A.04 / A.07 /
     A.08, or the paper's values where none was recorded); the baselines' own settings are the
-    notebook's parameters and were NOT searched on validation (SF's click weight is, per seed and domain).
+    notebook's parameters, except each one's key setting searched on validation by ``search``
+    (:func:`search_baselines`; SF's click weight is searched per seed and domain).
     """
     fixed = "notebook parameter (not searched on validation)"
-    own = {"DAN": [("mmd_weight", sota.mmd_weight, fixed), ("target_weight", sota.target_weight, fixed)],
-           "DANN": [("target_weight", sota.target_weight, fixed),
+    searched = {} if search is None else dict(zip(search.table["method"], search.table["setting"]))
+
+    def own_of(m: str, field: str, name: str, default_source: str) -> tuple[str, float, str]:
+        if searched.get(m) != field:
+            return name, getattr(sota, field), default_source
+        t = search.table[search.table["method"] == m]
+        grid = ", ".join(f"{v:g}" for v in t["value"])
+        return (name, getattr(search.settings[m], field),
+                f"validation, A.10 (val Acc-T per image, pooled over the targets; grid [{grid}], "
+                f"reference {t['reference'].iloc[0]:g})")
+
+    own = {"DAN": [own_of("DAN", "mmd_weight", "mmd_weight", fixed),
+                   own_of("DAN", "target_weight", "target_weight", fixed)],
+           "DANN": [own_of("DANN", "target_weight", "target_weight", fixed),
                     ("gamma", sota.dann_gamma, "Ganin's schedule (not searched on validation)")],
-           "SCDA": [("svm_c", sota.svm_c, "paper footnote 12 (not searched on validation)")],
+           "SCDA": [own_of("SCDA", "svm_c", "svm_c", "paper footnote 12 (not searched on validation)")],
            "SF": [("click_weight", float("nan"), f"validation, per seed and domain, from {list(sota.sf_weights)}")],
-           "VSE++": [("dim", sota.vse_dim, fixed), ("margin", sota.vse_margin, "Faghri et al. (not searched)")],
+           "VSE++": [own_of("VSE++", "vse_dim", "dim", fixed),
+                     own_of("VSE++", "vse_margin", "margin", "Faghri et al. (not searched)")],
            "VGGimg": [("-", float("nan"), "no setting beyond the shared heads")],
            "VGGsrc": [("-", float("nan"), "no setting beyond the shared heads")]}
     reg = settings.table([m for m in methods if m in REGISTRY_METHODS or m == "SF"])

@@ -17,10 +17,19 @@ images), and the methods come from :func:`~.methods.run_methods`.
   single-object; another: cross-object) in the source, with that family's SIMULATED clicks
   and vocabulary. :func:`cross_object` runs both scenarios for both families of a pair;
   :func:`cross_object_predictions` gives the per-image predictions behind Fig. 15.
+
+Several target domains (emoji vendors; :func:`~.core.over_targets`, issue #18 item 2): the rows
+carry the vendor in a ``target`` column and their ``item`` keys are prefixed ``<vendor>/``. The
+tables and figures show each target on its own (a ``target`` level, one panel per target), and
+the claims pool the targets: per-image scores over the union of the targets' test images,
+per-seed scores as the mean over the targets. Cross-object rows name the object family in
+``target`` when there is one target domain (:func:`cross_object`) and in ``family`` when rows of
+several are pooled (:func:`families_over_targets`, which moves it there before the vendor takes
+``target``); every Table IX function reads either form.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +37,7 @@ import pandas as pd
 from ...click.features import WordClickMatrix
 from ...data import samplers
 from ...models.mtmdd import TARGET
-from .core import summarize
+from .core import over_targets, summarize
 from .claims import paired_gap
 from .data import PaperAData, full_word_clicks, torch_threads, with_label_sets
 from .methods import MethodSettings, run_methods
@@ -49,6 +58,37 @@ PAPER_LARGEST_GAP = 3.1
 
 
 # --- Fig. 13: out-of-class ---------------------------------------------------------------------
+
+def _targets(rows: pd.DataFrame) -> list[str]:
+    """The target domains (vendors) of pooled rows, in order of appearance; [] for rows of one target."""
+    return list(dict.fromkeys(rows["target"])) if "target" in rows.columns else []
+
+
+def _pooled(targets: Sequence[str]) -> str:
+    """The claim texts' note on pooling: "; pooled over the targets X, Y" when there are several."""
+    return f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
+
+
+def common_target_classes(datasets: Sequence[PaperAData], splits: Sequence[str] | None = None) -> list[str]:
+    """The classes (in ``data.classes`` order) that every dataset's target has images of (in each of
+    ``splits`` when given; default: in any split, what :func:`~.data.with_label_sets` asks of a target class).
+
+    Fig. 13's target draw comes from these, so every target domain holds every drawn class (an
+    emoji vendor may lack a class: fluent-hc has no "family" images). A target with images of every
+    class gives ``data.classes`` itself, so a single-target draw is unchanged.
+    """
+    if not datasets:
+        raise ValueError("common_target_classes: need at least one dataset")
+    classes = list(datasets[0].classes)
+    keep = set(classes)
+    for data in datasets:
+        if list(data.classes) != classes:
+            raise ValueError("common_target_classes: the datasets index different classes")
+        names = np.array(data.classes, dtype=object)[data.target.y]
+        for split in ([None] if splits is None else splits):
+            keep &= set(names if split is None else names[data.target.split == split])
+    return [c for c in classes if c in keep]
+
 
 def out_of_class_design(classes: Sequence[str], n_target: int, n_draws: int = 3,
                         seed: int = 0) -> tuple[list[str], list[dict[int, list[str]]]]:
@@ -91,19 +131,27 @@ def out_of_class(data: PaperAData, cfg: HeadConfig, target_classes: Sequence[str
 
 
 def fig13_summary(rows: pd.DataFrame, metric: str = "acc_t") -> pd.DataFrame:
-    """Mean, sd and draws of ``metric`` per method, point and number of source classes (percent)."""
-    s = summarize(rows[rows["metric"] == metric], ["method", "point", "n_source"])
+    """Mean, sd and draws of ``metric`` per method, point and number of source classes (percent);
+    per target as well when the rows carry one (:func:`~.core.over_targets`: never averaged over targets)."""
+    by = ["method", "point", "n_source"]
+    s = summarize(rows[rows["metric"] == metric], (["target"] if "target" in rows.columns else []) + by)
     s[["mean", "std"]] *= 100
     return s.rename(columns={"seeds": "draws"}).drop(columns="metric")
 
 
 def fig13_table(rows: pd.DataFrame, methods: Sequence[str] = FIG13_METHODS) -> pd.DataFrame:
-    """Acc-T "mean +- sd" (percent over draws): rows = methods, columns = source classes (and "all")."""
+    """Acc-T "mean +- sd" (percent over draws): rows = methods (``target, method`` when the rows carry
+    targets), columns = source classes (and "all")."""
     s = fig13_summary(rows)
     s["cell"] = [f"{m:.1f} +- {sd:.1f}" if n > 1 else f"{m:.1f}" for m, sd, n in zip(s["mean"], s["std"], s["draws"])]
     s["column"] = [f"{n} (all)" if p == "all" else str(n) for n, p in zip(s["n_source"], s["point"])]
     order = [str(n) for n in sorted(s.loc[s["point"] == "shared", "n_source"].unique())] + \
         [c for c in s["column"].unique() if c.endswith("(all)")]
+    targets = _targets(rows)
+    if targets:
+        t = s.pivot(index=["target", "method"], columns="column", values="cell")
+        index = pd.MultiIndex.from_product([targets, list(methods)], names=["target", "method"])
+        return t.reindex(index=index, columns=order).fillna("")
     t = s.pivot(index="method", columns="column", values="cell").reindex(index=list(methods), columns=order)
     return t.fillna("")
 
@@ -116,19 +164,22 @@ def _at(rows: pd.DataFrame, method: str, point: str, n: int | None = None) -> pd
 def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence[str] = ("VGGimg", "VGGsrc", "TDL"),
                  ) -> list:
     """Fig. 13's four findings as ``(Claim, data)`` pairs: Acc-T per target test image over the draws
-    (each draw its own seed; per-draw Acc-T where the images do not pair up)."""
+    (each draw its own seed; per-draw Acc-T where the images do not pair up). Rows of several targets
+    (:func:`~.core.over_targets`) are pooled: every target's test images as distinct items, the
+    per-draw mean over the targets, the rival chosen by the mean over both; the texts say so."""
     from .claims import A, acc_scores, drop_scores, ranked
 
     shared = rows[rows["point"] == "shared"]
     sizes = sorted(shared["n_source"].unique())
     lo, hi = int(sizes[0]), int(sizes[-1])
     methods = [m for m in SOURCE_DEPENDENT if m in set(rows["method"])]
+    pooled = _pooled(_targets(rows))
     out = []
     for m in methods:
         arms = {f"{m} {hi} classes": {"method": m, "point": "shared", "n_source": hi},
                 f"{m} {lo} classes": {"method": m, "point": "shared", "n_source": lo}}
         out.append((A(f"Fig13-fewer-source-classes-lower-{m}", f"Acc-T falls with fewer source classes: {m} with {hi} "
-                      f"source classes beats {m} with {lo}", "direction", arms=tuple(arms)),
+                      f"source classes beats {m} with {lo}{pooled}", "direction", arms=tuple(arms)),
                     acc_scores(rows, "t", arms)))
     points = [("shared", int(n)) for n in sizes] + ([("all", int(rows.loc[rows["point"] == "all", "n_source"].iloc[0]))]
                                                     if (rows["point"] == "all").any() else [])
@@ -143,14 +194,15 @@ def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence
                 rival: {"method": rival, "point": point, "n_source": n}}
         out.append((A(f"Fig13-ours-leads-every-size-{label}", f"{ours} has the highest Acc-T of {ours}, "
                       f"{', '.join(baselines)} with {n} source classes{' (all)' if point == 'all' else ''}: judged "
-                      f"against the strongest of the others by mean, here {rival}", "direction", arms=tuple(arms),
-                      comparisons=len(present)),
+                      f"against the strongest of the others by mean, here {rival}{pooled}", "direction",
+                      arms=tuple(arms), comparisons=len(present)),
                     acc_scores(r, "t", arms)))
     if "MTMDD-VM*" in methods and ours in methods:
         arms = {f"{m} drop": ({"method": m, "point": "shared", "n_source": hi},
                               {"method": m, "point": "shared", "n_source": lo}) for m in ("MTMDD-VM*", ours)}
         out.append((A("Fig13-shared-FC-degrades-faster", f"MTMDD-VM* loses more Acc-T than {ours} from {hi} to {lo} "
-                      f"source classes (drop = Acc-T with {hi} minus with {lo})", "direction", arms=tuple(arms)),
+                      f"source classes (drop = Acc-T with {hi} minus with {lo}{pooled})", "direction",
+                      arms=tuple(arms)),
                     drop_scores(rows, arms)))
     if (rows["point"] == "all").any():
         n_all = int(rows.loc[rows["point"] == "all", "n_source"].iloc[0])
@@ -160,13 +212,16 @@ def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence
             arms = {f"{m} {hi} shared": {"method": m, "point": "shared", "n_source": hi},
                     f"{m} all {n_all}": {"method": m, "point": "all"}}
             out.append((A(f"Fig13-all-classes-slightly-worse-{m}", f"Adding the source-only classes ({n_all} source "
-                          f"classes) gives a lower Acc-T than the {hi} shared classes only, {m}", "direction",
+                          f"classes) gives a lower Acc-T than the {hi} shared classes only, {m}{pooled}", "direction",
                           arms=tuple(arms)), acc_scores(rows, "t", arms)))
     return out
 
 
 def plot_fig13(rows: pd.DataFrame, ax, methods: Sequence[str] = FIG13_METHODS) -> None:
-    """Acc-T (mean +- sd over draws) vs number of source classes, one curve per method; "all" as a marker."""
+    """Acc-T (mean +- sd over draws) vs number of source classes, one curve per method; "all" as a marker.
+    One target domain per axes: rows of several targets are refused (draw one panel per target)."""
+    if len(_targets(rows)) > 1:
+        raise ValueError(f"plot_fig13: rows of {len(_targets(rows))} targets; pass one target's rows per axes")
     s = fig13_summary(rows)
     for i, m in enumerate(methods):
         sm = s[s["method"] == m]
@@ -181,16 +236,47 @@ def plot_fig13(rows: pd.DataFrame, ax, methods: Sequence[str] = FIG13_METHODS) -
 
 # --- Table IX and Fig. 15: cross-object --------------------------------------------------------
 
+#: The column of pooled cross-object rows (:func:`families_over_targets`) that names the object family.
+FAMILY = "family"
+
+
 def family_classes(data: PaperAData, group: str) -> list[str]:
-    """The classes (Unicode subgroups) of one object family (Unicode group), from the source items."""
-    items = data.source.items
-    if "group" not in items:
-        raise ValueError("family_classes: the source items have no 'group' column")
-    names = np.array(data.classes, dtype=object)[data.source.y]
-    out = sorted(set(names[(items["group"] == group).to_numpy()]))
+    """The classes (Unicode subgroups) of one object family (Unicode group) that both domains hold.
+
+    A subgroup only one domain has images of is left out (an emoji vendor may lack one: fluent-hc
+    has no "family" images), so a family's label set is the same as a source and as a target; with
+    every subgroup in both (the Google / Twitter pair) it is every subgroup of the group.
+    """
+    names = np.array(data.classes, dtype=object)
+    found = []
+    for role, d in (("source", data.source), ("target", data.target)):
+        if "group" not in d.items:
+            raise ValueError(f"family_classes: the {role} items have no 'group' column")
+        found.append(set(names[d.y[(d.items["group"] == group).to_numpy()]]))
+    out = sorted(found[0] & found[1])
     if not out:
-        raise ValueError(f"family_classes: no class of group {group!r} (groups: {sorted(items['group'].unique())})")
+        groups = sorted(set(data.source.items["group"]) & set(data.target.items["group"]))
+        raise ValueError(f"family_classes: no class of group {group!r} in both domains (groups: {groups})")
     return out
+
+
+def families_over_targets(datasets: Mapping[str, object], run: Callable[[object], pd.DataFrame]) -> pd.DataFrame:
+    """:func:`~.core.over_targets` for cross-object frames (:func:`cross_object`,
+    :func:`cross_object_predictions`), whose ``target`` column names the object family: it becomes
+    :data:`FAMILY` before the vendor takes ``target`` (and ``item`` its ``<vendor>/`` prefix)."""
+    def one(value):
+        frame = pd.DataFrame(run(value))
+        if FAMILY in frame.columns:
+            raise ValueError(f"families_over_targets: the frame already has a {FAMILY!r} column")
+        return frame.rename(columns={"target": FAMILY})
+
+    return over_targets(datasets, one)
+
+
+def _ix_keys(rows: pd.DataFrame) -> tuple[str, list[str]]:
+    """(the family column, the target-domain columns) of cross-object rows: ``("target", [])`` for one
+    target domain (:func:`cross_object`), ``("family", ["target"])`` for pooled ones."""
+    return (FAMILY, ["target"]) if FAMILY in rows.columns else ("target", [])
 
 
 def object_data(data: PaperAData, source_group: str, target_group: str,
@@ -226,10 +312,13 @@ def cross_object(data: PaperAData, cfg: HeadConfig, pair: Sequence[str], methods
 
 
 def table_ix(rows: pd.DataFrame, metric: str = "acc_t") -> pd.DataFrame:
-    """Acc-T mean and sd (percent): rows = target family, columns = (method, Single / Cross, mean / sd)."""
-    s = summarize(rows[rows["metric"] == metric], ["target", "method", "scenario"])
+    """Acc-T mean and sd (percent): rows = target family (``target, family`` for pooled rows of several
+    target domains, each on its own), columns = (method, Single / Cross, mean / sd)."""
+    fam, vendor = _ix_keys(rows)
+    s = summarize(rows[rows["metric"] == metric], [*vendor, fam, "method", "scenario"])
     s[["mean", "std"]] *= 100
-    t = s.pivot_table(index="target", columns=["method", "scenario"], values=["mean", "std"], sort=False)
+    t = s.pivot_table(index=[*vendor, fam] if vendor else fam, columns=["method", "scenario"],
+                      values=["mean", "std"], sort=False)
     t = t.reorder_levels([1, 2, 0], axis=1)
     methods = [m for m in TABLE_IX_METHODS if m in set(s["method"])] + \
         [m for m in s["method"].unique() if m not in TABLE_IX_METHODS]
@@ -238,7 +327,8 @@ def table_ix(rows: pd.DataFrame, metric: str = "acc_t") -> pd.DataFrame:
 
 
 def family_table(data: PaperAData, groups: Sequence[str], full: WordClickMatrix | None = None) -> pd.DataFrame:
-    """Per family: classes, source (SIMULATED clicks) and target images per split, rebuilt vocabulary size."""
+    """Per family: classes (those both domains hold, :func:`family_classes`), source (SIMULATED clicks) and
+    target images per split, rebuilt vocabulary size."""
     full = full_word_clicks(data) if full is None else full
     out = {}
     for g in groups:
@@ -257,17 +347,23 @@ def table_ix_with_paper(rows: pd.DataFrame) -> pd.DataFrame:
     mean, sd = t.xs("mean", axis=1, level=2), t.xs("std", axis=1, level=2)
     ours = mean.map(lambda v: f"{v:.1f}") + " +- " + sd.map(lambda v: f"{v:.1f}")
     paper = PAPER_TABLE_IX.map(lambda v: f"{v:.1f}")
-    paper.index = [f"paper: {i}" for i in paper.index]
+    if isinstance(ours.index, pd.MultiIndex):  # target, family: the paper's rows under "paper"
+        paper.index = pd.MultiIndex.from_tuples([("paper", i) for i in paper.index], names=ours.index.names)
+    else:
+        paper.index = [f"paper: {i}" for i in paper.index]
     return pd.concat([ours, paper.reindex(columns=ours.columns)])
 
 
 def cross_single_gaps(rows: pd.DataFrame) -> pd.DataFrame:
-    """Cross - Single Acc-T per target family and method (points, paired per seed): mean, sd, seeds."""
+    """Cross - Single Acc-T per target family and method (points, paired per seed): mean, sd, seeds;
+    per target domain as well for pooled rows (columns ``target, family, ...``)."""
+    fam, vendor = _ix_keys(rows)
     acc = rows[rows["metric"] == "acc_t"]
     out = []
-    for (target, m), r in acc.groupby(["target", "method"], sort=False):
+    for key, r in acc.groupby([*vendor, fam, "method"], sort=False):
         g, sd, n = paired_gap(r, "scenario", "Cross", "Single", "acc_t")
-        out.append({"target": target, "method": m, "Cross - Single": 100 * g, "sd": 100 * sd, "seeds": n})
+        out.append({**dict(zip([*vendor, fam, "method"], key)), "Cross - Single": 100 * g, "sd": 100 * sd,
+                    "seeds": n})
     return pd.DataFrame(out)
 
 
@@ -308,18 +404,24 @@ def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: 
     "extension", a second family pair) is appended to the ids, and the families to the sentences.
     ``paper_effect``: the same rule applied to the paper's Table IX (:data:`PAPER_TABLE_IX`): Cross - Single
     at its largest |gap|, ours - baseline at its smallest gap (our families are not dog / bird).
+    Rows of several target domains (:func:`families_over_targets`) are pooled: a family's mean is the
+    mean over the targets, its scores every target's test images; the texts name the targets.
     """
     from .claims import A, acc_scores
 
+    fam, vendor = _ix_keys(rows)
+    pooled = _pooled(_targets(rows)) if vendor else ""
     acc = rows[rows["metric"] == "acc_t"]
-    means = acc.groupby(["target", "method", "scenario"])["value"].mean()
-    suffix = f" ({tag}: {' vs '.join(acc['target'].unique())})" if tag else ""
+    # per target domain first, then the mean over them (equal weights whatever the seeds per target)
+    keys = [fam, "method", "scenario"]
+    means = acc.groupby([*vendor, *keys])["value"].mean().groupby(keys).mean()
+    suffix = f" ({tag}: {' vs '.join(acc[fam].unique())}{pooled})" if tag else (f" ({pooled[2:]})" if pooled else "")
     sfx = f"-{tag}" if tag else ""
-    worst = max(((t, m) for t in acc["target"].unique() for m in acc["method"].unique()),
+    worst = max(((t, m) for t in acc[fam].unique() for m in acc["method"].unique()),
                 key=lambda k: abs(means[(*k, "Cross")] - means[(*k, "Single")]))
     t, m = worst
-    arms = {f"{t} {m} Cross": {"target": t, "method": m, "scenario": "Cross"},
-            f"{t} {m} Single": {"target": t, "method": m, "scenario": "Single"}}
+    arms = {f"{t} {m} Cross": {fam: t, "method": m, "scenario": "Cross"},
+            f"{t} {m} Single": {fam: t, "method": m, "scenario": "Single"}}
     gaps = PAPER_TABLE_IX.xs("Cross", axis=1, level=1) - PAPER_TABLE_IX.xs("Single", axis=1, level=1)
     paper_gap = float(gaps.stack().loc[gaps.abs().stack().idxmax()]) / 100
     base = [b for b in baselines if b in PAPER_TABLE_IX.columns.get_level_values(0)]
@@ -328,35 +430,40 @@ def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: 
     out = [(A("TableIX-cross-close-to-single" + sfx, f"Cross-object Acc-T is close to single-object Acc-T, within "
               f"+/-{close:g} points (the paper's largest gap) for every method and target family: judged on the "
               f"largest mean gap, here {m} on {t}{suffix}", "equivalence", arms=tuple(arms), margin=close / 100,
-              paper_effect=paper_gap, comparisons=acc["target"].nunique() * acc["method"].nunique()),
-            acc_scores(rows[rows["target"] == t], "t", arms))]
-    cand = [(t, sc, b) for t in acc["target"].unique() for sc in ("Single", "Cross") for b in baselines
+              paper_effect=paper_gap, comparisons=acc[fam].nunique() * acc["method"].nunique()),
+            acc_scores(rows[rows[fam] == t], "t", arms))]
+    cand = [(t, sc, b) for t in acc[fam].unique() for sc in ("Single", "Cross") for b in baselines
             if (t, b, sc) in means.index and (t, ours, sc) in means.index]
     if cand:
         t, sc, b = min(cand, key=lambda k: means[(k[0], ours, k[1])] - means[(k[0], k[2], k[1])])
-        arms = {f"{ours} {t} {sc}": {"target": t, "method": ours, "scenario": sc},
-                f"{b} {t} {sc}": {"target": t, "method": b, "scenario": sc}}
+        arms = {f"{ours} {t} {sc}": {fam: t, "method": ours, "scenario": sc},
+                f"{b} {t} {sc}": {fam: t, "method": b, "scenario": sc}}
         out.append((A("TableIX-ours-beats-baselines" + sfx, f"{ours} beats {' and '.join(baselines)} in Acc-T in both "
                       f"scenarios, for both target families: judged on the smallest mean gap, here {b} on {t} "
                       f"{sc}{suffix}", "direction", arms=tuple(arms), paper_effect=paper_lead, comparisons=len(cand)),
-                    acc_scores(rows[rows["target"] == t], "t", arms)))
+                    acc_scores(rows[rows[fam] == t], "t", arms)))
     return out
 
 
 def fig15_cases(pred: pd.DataFrame) -> pd.DataFrame:
-    """The rows of :func:`cross_object_predictions` that cross-object gets wrong and single-object right."""
+    """The rows of :func:`cross_object_predictions` (or of several targets', :func:`families_over_targets`)
+    that cross-object gets wrong and single-object right."""
     return pred[(pred["Single"] == pred["label"]) & (pred["Cross"] != pred["label"])]
 
 
 def plot_fig15(pred: pd.DataFrame, per_target: int = 6, size: float = 1.7, title: str | None = None):
-    """Fig. 15: per target family (one row each), up to ``per_target`` images that cross-object gets
-    wrong and single-object right, titled with the true class and the cross-object prediction.
+    """Fig. 15: per target family (one row each; per target domain and family for pooled predictions,
+    :func:`families_over_targets`), up to ``per_target`` images that cross-object gets wrong and
+    single-object right, titled with the true class and the cross-object prediction.
     Returns ``None`` when there is no such image."""
     import matplotlib.pyplot as plt
     from PIL import Image
 
     cases = fig15_cases(pred)
-    groups = [(t, g.head(per_target)) for t, g in cases.groupby("target", sort=False)]
+    fam, vendor = _ix_keys(pred)
+    keys = [*vendor, fam]
+    groups = [("\n".join(map(str, k if isinstance(k, tuple) else (k,))), g.head(per_target))
+              for k, g in cases.groupby(keys if vendor else fam, sort=False)]
     if not groups:
         return None
     fig, axes = plt.subplots(len(groups), per_target, figsize=(per_target * size, len(groups) * (size + 0.6)),
