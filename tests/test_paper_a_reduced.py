@@ -240,3 +240,52 @@ def test_one_target_needs_no_target_column():
     table = R.drop_table(both, ["TDL"], lo=0.5)
     assert table.loc[("noto", "(a) source reduced"), "TDL"] == "+15.0 +- 7.1"
     assert list(R.acc_t_table(both, ["TDL"]).loc["noto"]["TDL"])[0] == "65.0 +- 7.1"
+
+
+def _steps_per_epoch(history: pd.DataFrame) -> int:
+    v = history[history["split"] == "val"].drop_duplicates("epoch")
+    return int(v["step"].iloc[0] // v["epoch"].iloc[0])
+
+
+@pytest.mark.filterwarnings("ignore:validation .* never got better:RuntimeWarning")  # tiny data, 3 epochs
+def test_stop_rule_counts_the_schedules_epochs_and_labels_every_fit_by_setting(paper_a_synth):
+    from clickvision.experiments.paper_a import joint as J
+    from clickvision.experiments.paper_a import train as TR
+
+    cfg = CFG.scaled(epochs=3, recognizer_epochs=3, recognizer_batch_size=8, patience=1)
+    from dataclasses import replace
+
+    one = paper_a_synth(3, 28)
+    datasets = {"twitter": one, "fluent-hc": replace(one, target=paper_a_synth(3, 28, seed=1).target)}  # one source
+    kw = dict(ks=[1], methods=["VGGsrc", "TDL", "MTMDD-VM"])
+    per = {}
+    for schedule in ("steps", "epochs"):
+        with TR.record_histories() as fits:
+            R.reduced_data_runs_targets(datasets, cfg, [0], [1.0, 0.5], schedule=schedule, **kw)
+        per[schedule] = fits
+        assert fits and all({"target", "panel", "x", "method", "seed"} <= set(lab) for lab, _, _ in fits)
+        assert not J.stop_summary(fits).empty  # every recorded fit was checked on validation
+        seen = {(lab["target"], lab["panel"], lab["method"], fam) for lab, fam, _ in fits}
+        # the source-only fits are trained once (the alpha = 1 run and the reduced source, first target only):
+        # the settings and the target that leave the source whole reuse them and record nothing
+        src = [(t, p) for t, p, m, f in seen if m == "VGGimg / VGGsrc (source)" or f == "click predictor"]
+        assert set(src) == {("twitter", "full"), ("twitter", "a")}
+        assert ("fluent-hc", "b", "VGGsrc", "recognizer") in seen and ("fluent-hc", "full", "MTMDD-VM", "joint") in seen
+
+    def target_fit(fits, panel, x):  # VGGsrc's target recognizer of one setting
+        (h,) = [h for lab, fam, h in fits if (lab["target"], lab["panel"], lab["x"], lab["method"], fam)
+                == ("twitter", panel, x, "VGGsrc", "recognizer")]
+        return h
+
+    full = _steps_per_epoch(target_fit(per["steps"], "full", 1.0))
+    assert full == 6  # 42 training images in batches of 8
+    # "steps": a reduced target's epoch is as many steps as one pass over all the data (the same grid of checks)
+    assert _steps_per_epoch(target_fit(per["steps"], "b", 0.5)) == full
+    assert _steps_per_epoch(target_fit(per["steps"], "k", 1.0)) == full
+    # "epochs": one pass over the distinct reduced images (21 at alpha 0.5, 3 at k = 1)
+    assert _steps_per_epoch(target_fit(per["epochs"], "b", 0.5)) == 3
+    assert _steps_per_epoch(target_fit(per["epochs"], "k", 1.0)) == 1
+    # patience 0: the fixed-epoch runs evaluate nothing, so nothing is stopped or summarised
+    with TR.record_histories() as fits:
+        R.reduced_data_runs(datasets["twitter"], cfg.scaled(patience=0), [0], [1.0, 0.5], ks=[1], methods=["VGGsrc"])
+    assert fits and J.stop_summary(fits).empty

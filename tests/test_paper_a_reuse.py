@@ -70,3 +70,27 @@ def test_nonfinite_fast_path_names_the_same_tensors():
     inf = torch.ones(2)
     inf[0] = float("inf")
     assert _nonfinite([("a", torch.ones(3)), ("bad", bad), ("inf", inf), ("big", big)]) == ["bad", "inf"]
+
+
+def test_with_a_stop_rule_other_validation_rows_are_another_fit(paper_a_synth):
+    from dataclasses import replace as dc_replace
+
+    data = paper_a_synth(3, 20)
+    d = data.source
+    cfg = CFG.scaled(patience=1, epochs=2, recognizer_epochs=2)
+    n = int(d.y.max()) + 1
+    va = d.rows("val")
+    other = dc_replace(d, phi=d.phi.copy())
+    other.phi[va] += 1.0  # the same training rows, other validation inputs
+    with T.record_histories() as fits, T.reuse_identical_fits():
+        T.train_recognizer(d, cfg, None, True, 0, n)
+        T.train_recognizer(other, cfg, None, True, 0, n)  # trained: its stop rule reads other rows
+        T.train_recognizer(d, cfg, None, True, 0, n)  # the first one again: a copy
+        T.train_click_predictor(data, cfg, T.ClickLossSpec(tau=0.0), 0)
+        moved = dc_replace(data, source=other)
+        T.train_click_predictor(moved, cfg, T.ClickLossSpec(tau=0.0), 0)
+    assert [family for _, family, _ in fits] == ["recognizer", "recognizer", "click predictor", "click predictor"]
+    with T.record_histories() as fixed, T.reuse_identical_fits():  # no stop rule: validation rows do not matter
+        T.train_recognizer(d, CFG, None, True, 0, n)
+        T.train_recognizer(other, CFG, None, True, 0, n)
+    assert len(fixed) == 1

@@ -304,3 +304,20 @@ def test_baseline_search_chooses_on_validation_and_reuses_the_chosen_runs(paper_
     assert "not searched" in table.loc[("DAN", "target_weight"), "source"]
     with pytest.raises(ValueError, match="SotaSettings field"):
         S.search_baselines(data, CFG, [0], SOTA, methods=["DAN"], grids={"DAN": ("lr", (0.1,))})
+
+
+def test_targets_train_the_source_only_fits_once(paper_a_synth):
+    from clickvision.experiments.paper_a import train as TR
+
+    data, other = paper_a_synth(3, 20), paper_a_synth(3, 20, seed=1)
+    near = PaperAData(data.source, other.target, data.classes, data.vocabulary, data.word_clicks, data.tfidf,
+                      data.meta)  # the same source, another target
+    with TR.record_histories() as one:
+        alone = S.table_viii_targets({"noto": (near, None)}, CFG, [0], methods=["TDL", "VGGsrc"], sota=SOTA)
+    with TR.record_histories() as two:
+        rows = S.table_viii_targets({"twitter": (data, None), "noto": (near, None)}, CFG, [0],
+                                    methods=["TDL", "VGGsrc"], sota=SOTA)
+    # the second target reads the same source: its click predictor and source recognisers are copies
+    assert len(one) < len(two) < 2 * len(one)
+    mine = rows[rows["target"] == "noto"].reset_index(drop=True)
+    assert np.array_equal(mine["value"].to_numpy(), alone["value"].to_numpy())  # the same numbers as alone

@@ -281,3 +281,54 @@ def test_families_need_both_domains_and_fig13_draws_from_classes_every_target_ha
     assert U.family_classes(data, "food") == ["2", "3"]
     with pytest.raises(ValueError, match="already"):
         U.families_over_targets({"v": pd.DataFrame({"family": ["a"], "target": ["b"]})}, lambda r: r)
+
+
+# --- one stop rule (issue #18: A.11 and A.12 train every model to convergence on validation) ----------
+
+def _monitored_checks(fits, cap: int) -> None:
+    """Every recorded fit was scored on its monitored validation score, stayed within ``cap`` epochs, and kept
+    its best epoch (the loss's minimum for a click predictor, the accuracy's maximum otherwise)."""
+    from clickvision.experiments.paper_a import joint as J
+
+    assert fits
+    for labels, family, history in fits:
+        v = history[(history["split"] == "val") & history["name"].isin(J.MONITORED)]
+        assert len(v), (labels, family)
+        assert v["epoch"].max() <= cap
+        best = v["value"].min() if family == "click predictor" else v["value"].max()
+        assert history.attrs["best_value"] == pytest.approx(best)
+
+
+@pytest.mark.filterwarnings("ignore:validation val_.* never got better:RuntimeWarning")  # tiny heads, tiny data
+def test_unseen_runs_honour_the_stop_rule_and_fig15_repeats_the_table_fit(paper_a_synth):
+    from clickvision.experiments.paper_a import joint as J
+    from clickvision.experiments.paper_a import train as TR
+
+    data = _with_groups(paper_a_synth(4, 20))
+    cfg = CFG.scaled(epochs=8, recognizer_epochs=8, patience=1)
+    target, draws = U.out_of_class_design(data.classes, 3, n_draws=1, seed=0)
+    with TR.record_histories() as fits, TR.reuse_identical_fits():  # A.11's cell: every family, every point
+        U.out_of_class(data, cfg, target, draws, seed=0, full=data.word_clicks)
+    _monitored_checks(fits, 8)
+    summary = J.stop_summary(fits)
+    assert set(summary["family"]) == {"click predictor", "recognizer", "joint"}
+    assert set(summary["method"]) == {"VGGimg / VGGsrc (source)", "VGGimg", "VGGsrc", "TDL", "MTMDD-VM", "MTMDD-VM*"}
+    assert summary["fits"].sum() == len(fits)
+    assert (summary["stopped_early"] + summary["hit_cap"] == summary["fits"]).all()
+
+    pair = ["animals", "food"]
+    with TR.record_histories() as fits:  # A.12's cell
+        rows = U.cross_object(data, cfg, pair, seeds=[0], full=data.word_clicks)
+    _monitored_checks(fits, 8)
+    assert {"VGGsrc", "TDL", "MTMDD-VM"} <= set(J.stop_summary(fits)["method"])
+    # Fig. 15 trains MTMDD-VM again at the first seed: under the stop rule it is still the table's fit
+    pred = U.cross_object_predictions(data, cfg, pair, seed=0, full=data.word_clicks)
+    for target, g in pred.groupby("target"):
+        for scenario in ("Single", "Cross"):
+            acc = rows[(rows["target"] == target) & (rows["scenario"] == scenario) & (rows["method"] == "MTMDD-VM")
+                       & (rows["metric"] == "acc_t")]["value"].iloc[0]
+            assert (g[scenario] == g["label"]).mean() == pytest.approx(acc)
+
+    with TR.record_histories() as fits:  # patience 0: the fixed epochs, nothing scored on validation
+        U.cross_object(data, CFG, pair, seeds=[0], full=data.word_clicks)
+    assert fits and J.stop_summary(fits).empty

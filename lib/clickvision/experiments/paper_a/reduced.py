@@ -26,9 +26,27 @@ Choices (each a parameter):
 * **schedule** -- ``"steps"`` (default): the reduced domain's training rows are repeated
   (seeded, each at most once more than any other) up to the full domain's count, so every
   model makes as many optimisation steps as at alpha = 1 (the paper trains a fixed number of
-  iterations); ``"epochs"``: the registry's fixed epochs, i.e. fewer steps on less data for
+  iterations); ``"epochs"``: the registry's epochs, i.e. fewer steps per epoch on less data for
   the per-domain models but not for the joint one (it cycles the smaller domain), which
   would favour MTMDD-VM for a reason that is not the method.
+
+The stop rule (``cfg.patience`` > 0, :func:`~.train.train_config`) counts epochs as each schedule
+makes them, and every model is checked on its domain's whole validation split (never reduced):
+
+* ``"steps"`` -- an epoch is a pass over the repeated training rows, i.e. as many optimisation
+  steps as one pass over all the data, at every alpha and k: validation is checked after the same
+  number of steps in every setting (on a reduced domain after about ``1 / alpha`` passes over its
+  distinct images), and ``patience`` and the epoch cap mean the same number of steps as at
+  alpha = 1;
+* ``"epochs"`` -- a per-domain model's epoch is one pass over the distinct reduced rows (checked
+  after every pass; patience and cap count passes, so fewer steps on less data); the joint
+  network's epoch stays the larger domain's batches.
+
+Every fit is trained inside :func:`~.train.history_labels` ``panel`` (``"full"`` for the alpha = 1
+run, a / b / k), ``x`` and, in :func:`reduced_data_runs_targets`, ``target``, so the histories
+:func:`~.train.record_histories` collects can be split by setting; a fit that
+:func:`~.train.reuse_identical_fits` serves from an earlier setting or target is not trained again
+and so not recorded (each distinct fit is counted once, under the setting that trained it).
 """
 from __future__ import annotations
 
@@ -44,7 +62,7 @@ from ...data.samplers import fraction_mask, k_shot_mask
 from .claims import gap_stats
 from .data import DomainData, PaperAData, full_word_clicks, rebuild_source_vocabulary
 from .methods import MethodSettings, run_methods
-from .train import HeadConfig, reuse_identical_fits
+from .train import HeadConfig, history_labels, reuse_identical_fits
 
 FIG14_METHODS = ("VGGsrc", "TDL", "MTMDD-VM")
 PAPER_ALPHAS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
@@ -141,7 +159,8 @@ def reduced_data_runs(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], a
                 else:
                     sub = reduce_training(data, domain, seed, alpha=x, vocabulary=vocabulary, schedule=schedule,
                                           full=full)
-                frame = run_methods(methods, sub, cfg, [seed], settings)
+                with history_labels(panel=panel, x=x):
+                    frame = run_methods(methods, sub, cfg, [seed], settings)
                 for p in (("a", "b") if panel == "full" else (panel,)):
                     rows.append(frame.assign(panel=p, x=x))
                 sizes.append({"panel": panel, "x": x, "seed": seed, "n_train_s": sub.meta.get("n_train_s", n_s),
@@ -169,8 +188,9 @@ def reduced_data_runs_targets(datasets: Mapping[str, PaperAData], cfg: HeadConfi
     sizes = {}
 
     def one(vendor: str) -> pd.DataFrame:
-        rows, sizes[vendor] = reduced_data_runs(datasets[vendor], cfg, seeds, alphas, ks, methods, settings,
-                                                vocabulary, schedule)
+        with history_labels(target=vendor):
+            rows, sizes[vendor] = reduced_data_runs(datasets[vendor], cfg, seeds, alphas, ks, methods, settings,
+                                                    vocabulary, schedule)
         return rows
 
     with reuse_identical_fits():

@@ -56,7 +56,7 @@ from .methods import METHODS as REGISTRY_METHODS
 from .methods import MethodSettings, run_methods
 from .core import item_rows
 from .train import (Batches, HeadConfig, _record, history_labels, train_config, accuracy_in, correct_in, domain_tensors, head_scores,
-                            predict_clicks, recognition_accuracy, seeded, train_click_predictor)
+                            predict_clicks, recognition_accuracy, reuse_identical_fits, seeded, train_click_predictor)
 
 SOTA_METHODS = ("DAN", "DANN", "SCDA", "SF", "VSE++")
 #: Table VIII's columns in the paper's order (RACNN left out).
@@ -375,6 +375,9 @@ def table_viii_targets(datasets: Mapping[str, tuple[PaperAData, PaperAData | Non
     claims pool the targets' test images as distinct items (issue #18 item 2: pooled over targets where
     a claim is about the method, not the domain); a per-seed metric pools as the mean over the targets.
     The recorded histories (:func:`~.train.record_histories`) and ``curves`` are labelled with the target.
+    Inside one :func:`~.train.reuse_identical_fits` block: a click predictor or recogniser whose inputs an
+    earlier target's run already trained (the source-only ones) is copied, not trained again (the same
+    numbers; the copy is not recorded as a second fit).
     """
     from .core import over_targets
 
@@ -388,7 +391,8 @@ def table_viii_targets(datasets: Mapping[str, tuple[PaperAData, PaperAData | Non
 
     if not datasets:
         raise ValueError("table_viii_targets: need at least one target domain")
-    return over_targets({v: (v, *pair) for v, pair in datasets.items()}, one)
+    with reuse_identical_fits():  # the source-only fits (click predictors, source recognisers) train once
+        return over_targets({v: (v, *pair) for v, pair in datasets.items()}, one)
 
 
 # --- the baselines' own settings, searched on validation (issue #18 item 3) ------------------------------------
@@ -433,34 +437,44 @@ def search_baselines(datasets: Mapping[str, tuple[PaperAData, PaperAData | None]
     value) is kept unless another value beats it by more than ``z`` standard errors, the rule the click
     models' settings were selected by in A.04 / A.07 / A.08. Nothing here reads a test score.
     ValueError naming the grid when a field is not a :class:`SotaSettings` field or a grid is empty."""
-    from dataclasses import fields, replace
-
-    from ...selection import select_robust
+    from dataclasses import fields
 
     known = {f.name for f in fields(SotaSettings)}
     chosen, tables, frames, labels = {}, [], [], {}
-    for m in [m for m in methods if m in grids]:
-        field, grid = grids[m]
-        if field not in known or not len(grid):
-            raise ValueError(f"search_baselines: grids[{m!r}] = {grids[m]!r}: need a SotaSettings field "
-                             f"({sorted(known)}) and a non-empty grid")
-        ref = float(getattr(sota, field))
-        runs = []
-        for v in sorted({float(x) for x in grid} | {ref}):
-            with history_labels(**{SEARCH_LABEL: f"{field}={v:g}"}):
-                part = table_viii_targets(datasets, cfg, seeds, methods=[m], sota=replace(sota, **{field: v}))
-            runs.append(part.assign(grid_value=v))
-        rows = pd.concat(runs, ignore_index=True)
-        sel = select_robust(rows, "grid_value", ref, "val_correct_t", z=z)
-        chosen[m] = replace(sota, **{field: float(sel.value)})
-        labels[m] = f"{field}={float(sel.value):g}"
-        tables.append(sel.table.reset_index().rename(columns={"grid_value": "value"})
-                      .assign(method=m, setting=field, reference=ref))
-        frames.append(rows[rows["grid_value"] == sel.value].drop(columns="grid_value"))
+    with reuse_identical_fits():  # a fit the grid does not change (a source recogniser) trains once
+        for m in [m for m in methods if m in grids]:
+            _search_one(m, datasets, cfg, seeds, sota, grids, known, z, chosen, tables, frames, labels)
     cols = ["method", "setting", "value", "reference", "mean_diff", "se", "n_items", "n_seeds", "beats", "chosen"]
     table = pd.concat(tables, ignore_index=True)[cols] if tables else pd.DataFrame(columns=cols)
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return BaselineSearch(chosen, table, rows, labels)
+
+
+def _search_one(m: str, datasets, cfg: HeadConfig, seeds: Sequence[int], sota: SotaSettings, grids, known: set,
+                z: float, chosen: dict, tables: list, frames: list, labels: dict) -> None:
+    """One baseline's grid for :func:`search_baselines` (appends to its accumulators)."""
+    from dataclasses import replace
+
+    from ...selection import select_robust
+
+    field, grid = grids[m]
+    if field not in known or not len(grid):
+        raise ValueError(f"search_baselines: grids[{m!r}] = {grids[m]!r}: need a SotaSettings field "
+                         f"({sorted(known)}) and a non-empty grid")
+    ref = float(getattr(sota, field))
+    runs = []
+    for v in sorted({float(x) for x in grid} | {ref}):
+        with history_labels(**{SEARCH_LABEL: f"{field}={v:g}"}):
+            part = table_viii_targets(datasets, cfg, seeds, methods=[m], sota=replace(sota, **{field: v}))
+        runs.append(part.assign(grid_value=v))
+    rows = pd.concat(runs, ignore_index=True)
+    sel = select_robust(rows, "grid_value", ref, "val_correct_t", z=z)
+    chosen[m] = replace(sota, **{field: float(sel.value)})
+    labels[m] = f"{field}={float(sel.value):g}"
+    tables.append(sel.table.reset_index().rename(columns={"grid_value": "value"})
+                  .assign(method=m, setting=field, reference=ref))
+    frames.append(rows[rows["grid_value"] == sel.value].drop(columns="grid_value"))
+
 
 def settings_table(settings: MethodSettings, sota: SotaSettings, methods: Sequence[str] = METHODS,
                    search: BaselineSearch | None = None) -> pd.DataFrame:

@@ -290,8 +290,12 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
     reads_map = (kind or cfg.embedding).startswith("conv")  # = WordEmbedding.reads_map
     tensors = domain_tensors(src, src.rows("train"), reads_map, SOURCE)
     read = [tensors[k] for k in ("phi", "omega", "v", "valid") if k in tensors]  # what loss_fn reads
-    key = lambda: _fingerprint("click_predictor", *read, data.feature_dim, data.k, data.map_channels,  # noqa: E731
-                               cfg, loss, seed, kind, sorted(gd_steps or ()), torch.get_num_threads())
+    val = domain_tensors(src, src.rows("val"), reads_map, SOURCE) if cfg.patience else None
+    # with a stop rule the fit also depends on what val_fn reads
+    val_read = [val[k] for k in ("phi", "omega", "v", "valid") if k in val] if val is not None else []
+    key = lambda: _fingerprint("click_predictor", *read, *val_read, data.feature_dim, data.k,  # noqa: E731
+                               data.map_channels, cfg, loss, seed, kind, sorted(gd_steps or ()),
+                               torch.get_num_threads())
 
     def train() -> FitResult:
         seeded(seed)
@@ -304,7 +308,6 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
             return out.total, out.terms
 
         grads = TermGradNorms(gd_steps or set())
-        val = domain_tensors(src, src.rows("val"), reads_map, SOURCE) if cfg.patience else None
 
         @torch.no_grad()
         def val_fn(model) -> dict[str, float]:  # the click loss on the source validation rows
@@ -356,10 +359,13 @@ def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, u
     tensors = domain_tensors(d, d.rows("train"), False, SOURCE, v_hat)
     # only what loss_fn reads: the click truth v / valid would be reshuffled every epoch for nothing
     tensors = {k: t for k, t in tensors.items() if k in ("phi", "y", "v_hat")}
+    va = d.rows("val")
+    # with a stop rule the fit also depends on what val_fn reads (the validation rows' inputs and labels)
+    val_read = ((d.phi[va], d.y[va], *((v_hat[va],) if use_click else ())) if cfg.patience else ())
     key = lambda: _fingerprint(  # noqa: E731
-        "recognizer", *tensors.values(), d.phi.shape[1], v_hat.shape[1] if use_click else 1, n_classes, use_visual,
-        cfg, seed, columns, *(x for kv in (init.state_dict() if init is not None else {}).items() for x in kv),
-        torch.get_num_threads())
+        "recognizer", *tensors.values(), *val_read, d.phi.shape[1], v_hat.shape[1] if use_click else 1, n_classes,
+        use_visual, cfg, seed, columns, *(x for kv in (init.state_dict() if init is not None else {}).items()
+                                          for x in kv), torch.get_num_threads())
 
     def train() -> RecognitionHead:
         seeded(seed)
@@ -372,7 +378,6 @@ def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, u
         def loss_fn(model, b):
             return nn.functional.cross_entropy(*restrict_logits(model(b["phi"], b.get("v_hat")), b["y"], columns))
 
-        va = d.rows("val")
         validating = bool(cfg.patience) and len(va) > 0
 
         def val_fn(model) -> dict[str, float]:  # its own accuracy on the domain's validation rows
