@@ -91,6 +91,16 @@ def load_data(profile: str, with_map: bool = True, map_channels: int | None = No
 
 
 
+def targets_of(rows: pd.DataFrame) -> list[str]:
+    """The target vendors of rows from :func:`over_targets`, in their order (empty without a ``target`` column)."""
+    return list(dict.fromkeys(rows["target"])) if "target" in rows.columns else []
+
+
+def pooled_note(rows: pd.DataFrame) -> str:
+    """The claim texts' note ``"; pooled over the targets X, Y"`` for rows of several targets, else ``""``."""
+    targets = targets_of(rows)
+    return f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
+
 def resolve_target(target_vendor: str, source_vendor: str = SOURCE_VENDOR) -> tuple[str, DomainChoice | None]:
     """A notebook's ``target_vendor`` parameter as a vendor: ``"auto"`` -> the vendor farthest from the
     source by the gaps 00.02 measured (:func:`~.data.choose_domains`, returned with its reasons), any

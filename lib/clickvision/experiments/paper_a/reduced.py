@@ -60,6 +60,7 @@ from ... import runtime
 from ...click.features import WordClickMatrix
 from ...data.samplers import fraction_mask, k_shot_mask
 from .claims import gap_stats
+from .core import pooled_note, targets_of
 from .data import DomainData, PaperAData, full_word_clicks, rebuild_source_vocabulary
 from .methods import MethodSettings, run_methods
 from .train import HeadConfig, history_labels, reuse_identical_fits
@@ -196,17 +197,6 @@ def reduced_data_runs_targets(datasets: Mapping[str, PaperAData], cfg: HeadConfi
     with reuse_identical_fits():
         rows = over_targets({v: v for v in datasets}, one)
     return rows, pd.concat([s.assign(target=v) for v, s in sizes.items()], ignore_index=True)
-
-
-def targets_of(rows: pd.DataFrame) -> list[str]:
-    """The target vendors of ``rows`` in their order (empty without a ``target`` column)."""
-    return list(dict.fromkeys(rows["target"])) if "target" in rows.columns else []
-
-
-def pooled_note(rows: pd.DataFrame) -> str:
-    """``"; pooled over the targets X, Y"`` for rows of several targets, else ``""`` (claim texts)."""
-    targets = targets_of(rows)
-    return f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
 
 
 def acc_t_table(rows: pd.DataFrame, methods: Sequence[str], metric: str = "acc_t") -> pd.DataFrame:

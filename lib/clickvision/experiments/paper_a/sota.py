@@ -54,7 +54,7 @@ from ...train import Trainer
 from .data import DomainData, PaperAData, torch_threads
 from .methods import METHODS as REGISTRY_METHODS
 from .methods import MethodSettings, run_methods
-from .core import item_rows
+from .core import item_rows, pooled_note
 from .train import (Batches, HeadConfig, _record, history_labels, train_config, accuracy_in, correct_in, domain_tensors, head_scores,
                             predict_clicks, recognition_accuracy, reuse_identical_fits, seeded, train_click_predictor)
 
@@ -534,8 +534,7 @@ def claims_table_viii(rows: pd.DataFrame) -> list:
 
     paper = PAPER_TABLE_VIII.loc["Acc-T (%)"]
     ran = set(rows["method"])
-    targets = list(dict.fromkeys(rows["target"])) if "target" in rows.columns else []
-    pooled = f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
+    pooled = pooled_note(rows)
 
     def name(m):
         return DISPLAY.get(m, m)

@@ -37,7 +37,7 @@ import pandas as pd
 from ...click.features import WordClickMatrix
 from ...data import samplers
 from ...models.mtmdd import TARGET
-from .core import over_targets, summarize
+from .core import over_targets, pooled_note, summarize, targets_of
 from .claims import paired_gap
 from .data import PaperAData, full_word_clicks, torch_threads, with_label_sets
 from .methods import MethodSettings, run_methods
@@ -58,16 +58,6 @@ PAPER_LARGEST_GAP = 3.1
 
 
 # --- Fig. 13: out-of-class ---------------------------------------------------------------------
-
-def _targets(rows: pd.DataFrame) -> list[str]:
-    """The target domains (vendors) of pooled rows, in order of appearance; [] for rows of one target."""
-    return list(dict.fromkeys(rows["target"])) if "target" in rows.columns else []
-
-
-def _pooled(targets: Sequence[str]) -> str:
-    """The claim texts' note on pooling: "; pooled over the targets X, Y" when there are several."""
-    return f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
-
 
 def common_target_classes(datasets: Sequence[PaperAData], splits: Sequence[str] | None = None) -> list[str]:
     """The classes (in ``data.classes`` order) that every dataset's target has images of (in each of
@@ -147,7 +137,7 @@ def fig13_table(rows: pd.DataFrame, methods: Sequence[str] = FIG13_METHODS) -> p
     s["column"] = [f"{n} (all)" if p == "all" else str(n) for n, p in zip(s["n_source"], s["point"])]
     order = [str(n) for n in sorted(s.loc[s["point"] == "shared", "n_source"].unique())] + \
         [c for c in s["column"].unique() if c.endswith("(all)")]
-    targets = _targets(rows)
+    targets = targets_of(rows)
     if targets:
         t = s.pivot(index=["target", "method"], columns="column", values="cell")
         index = pd.MultiIndex.from_product([targets, list(methods)], names=["target", "method"])
@@ -173,7 +163,7 @@ def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence
     sizes = sorted(shared["n_source"].unique())
     lo, hi = int(sizes[0]), int(sizes[-1])
     methods = [m for m in SOURCE_DEPENDENT if m in set(rows["method"])]
-    pooled = _pooled(_targets(rows))
+    pooled = pooled_note(rows)
     out = []
     for m in methods:
         arms = {f"{m} {hi} classes": {"method": m, "point": "shared", "n_source": hi},
@@ -220,8 +210,8 @@ def claims_fig13(rows: pd.DataFrame, ours: str = "MTMDD-VM", baselines: Sequence
 def plot_fig13(rows: pd.DataFrame, ax, methods: Sequence[str] = FIG13_METHODS) -> None:
     """Acc-T (mean +- sd over draws) vs number of source classes, one curve per method; "all" as a marker.
     One target domain per axes: rows of several targets are refused (draw one panel per target)."""
-    if len(_targets(rows)) > 1:
-        raise ValueError(f"plot_fig13: rows of {len(_targets(rows))} targets; pass one target's rows per axes")
+    if len(targets_of(rows)) > 1:
+        raise ValueError(f"plot_fig13: rows of {len(targets_of(rows))} targets; pass one target's rows per axes")
     s = fig13_summary(rows)
     for i, m in enumerate(methods):
         sm = s[s["method"] == m]
@@ -410,7 +400,7 @@ def claims_table_ix(rows: pd.DataFrame, close: float = PAPER_LARGEST_GAP, ours: 
     from .claims import A, acc_scores
 
     fam, vendor = _ix_keys(rows)
-    pooled = _pooled(_targets(rows)) if vendor else ""
+    pooled = pooled_note(rows) if vendor else ""
     acc = rows[rows["metric"] == "acc_t"]
     # per target domain first, then the mean over them (equal weights whatever the seeds per target)
     keys = [fam, "method", "scenario"]
