@@ -80,3 +80,29 @@ def test_without_a_recorder_or_patience_nothing_is_evaluated(data):
     with TR.record_histories() as fits:
         TR.train_click_predictor(data, cfg, LOSS, seed=0)
     assert len(fits) == 1 and J.recorded_curves(fits).empty and J.stop_summary(fits).empty
+
+
+def test_selection_sweeps_label_every_fit_and_the_figure_has_a_panel_per_family(data):
+    """A.07 / A.08 select lambda and mu under the stop rule A.10-A.13 run with: every fit of their sweeps is
+    labelled by model and setting, MTTDL's two fits (source network, target recogniser) once per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    cfg = A.head_config("smoke", embedding="bifc", epochs=3, recognizer_epochs=3, patience=1, visual_hidden=16)
+    with TR.record_histories() as fits:
+        rows = J.multidomain_sweep(data, cfg, [0.1, 1.0], [0], lam=0.4, click=LOSS)
+    labels = [(lab["method"], fam) for lab, fam, _ in fits]
+    assert labels == [("MTTDL", "joint"), ("MTTDL", "recognizer"), ("MTMDD-VM, mu=0.1", "joint"),
+                      ("MTMDD-VM*, mu=0.1", "joint"), ("MTMDD-VM, mu=1", "joint"), ("MTMDD-VM*, mu=1", "joint")]
+    assert set(rows["model"]) == {"MTTDL", "MTMDD-VM", "MTMDD-VM*"}
+    stops = J.stop_summary(fits)
+    assert len(stops) == len(labels) and (stops["epochs_max"] <= 3).all()
+    fig = J.stop_curves_figure(fits, "seeds", {"MTTDL": "MTTDL (two stages)"})
+    assert [ax.get_title() for ax in fig.axes] == ["joint", "recognizer"]
+    assert "MTTDL (two stages)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert fig.axes[0].get_ylabel() == "validation accuracy (%)"
+    with TR.record_histories() as fits:
+        J.multitask_table(data, cfg, [0.4], [0], click=LOSS)
+    assert [lab["method"] for lab, _, _ in fits] == ["MDD-VM, lambda=1", "MTMDD-VM, lambda=0.4",
+                                                     "MDD-VM*, lambda=1", "MTMDD-VM*, lambda=0.4"]
+    assert J.stop_curves_figure([], "seeds") is None

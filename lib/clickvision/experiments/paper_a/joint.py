@@ -20,8 +20,8 @@ from ...models.mtmdd import SOURCE, TARGET
 from ...selection import Selection, select_near
 from .core import item_rows, summarize
 from .data import PaperAData, torch_threads
-from .train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, joint_outputs,
-                            predict_clicks, recognition_accuracy, train_joint)
+from .train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, history_labels, joint_outputs,
+                    predict_clicks, recognition_accuracy, train_joint)
 
 PAPER_TABLE_VII = pd.DataFrame(
     {("MTMDD-VM", 0.8): [77.0, 81.8, 73.1, 1.6], ("MTMDD-VM", 0.6): [77.2, 81.9, 73.1, 1.6],
@@ -114,6 +114,35 @@ def stop_summary(records: list) -> pd.DataFrame:
                           "stopped_early": r["early"], "hit_cap": r["cap"]} for (m, f), r in rows.items()])
 
 
+def stop_curves_figure(records: list, averaged_over: str, names: Mapping[str, str] | None = None):
+    """One panel per model family of the fits :func:`~.train.record_histories` collected: the validation
+    score each family's stop rule watches (:data:`MONITORED`: accuracy in %, or a click predictor's loss)
+    per epoch, one line per method, the mean over the fits of that method (``averaged_over`` names them in
+    the title, e.g. "seeds and targets"); ``names`` maps a method to its display name. ``None`` when no
+    fit was scored on validation (no stop rule)."""
+    import matplotlib.pyplot as plt
+
+    fam = recorded_curves(records)
+    fam = fam[fam["metric"].isin(MONITORED)]
+    if fam.empty:
+        return None
+    names = names or {}
+    families = list(dict.fromkeys(fam["family"]))
+    fig, axes = plt.subplots(1, len(families), figsize=(3.3 * len(families), 3.2), squeeze=False)
+    for ax, f in zip(axes[0], families):
+        g = fam[fam["family"] == f]
+        loss = g["metric"].iloc[0] == "val_loss"
+        for i, (m, gm) in enumerate(g.groupby("method", sort=False)):
+            st = gm.groupby("epoch")["value"].mean()
+            ax.plot(st.index, st if loss else 100 * st, marker="o", ms=2, color=f"C{i}", label=names.get(m, m))
+        ax.set(title=f, xlabel="epoch", ylabel="validation loss" if loss else "validation accuracy (%)")
+        ax.legend(fontsize=6)
+    fig.suptitle(f"the monitored validation score per epoch (mean over {averaged_over}); each fit stops on its own",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def joint_run(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int, val_items: bool = False,
               curves: list | None = None) -> list[dict]:
     """Train one joint model; Acc-S, RMSE-S (source rows with a non-zero truth; ``rmse_s`` reading 1 and
@@ -175,8 +204,9 @@ def multitask_table(data: PaperAData, cfg: HeadConfig, lambdas: Sequence[float],
             for shared in (False, True):
                 for lam in grid:
                     spec = JointSpec(lam=lam, mu=mu, click=click, shared=shared)
-                    rows += [{**r, "shared": shared, "lam": lam, "model": model_name(shared, lam)}
-                             for r in joint_run(data, cfg, spec, seed, val_items)]
+                    with history_labels(method=f"{model_name(shared, lam)}, lambda={lam:g}", seed=seed):
+                        fit = joint_run(data, cfg, spec, seed, val_items)
+                    rows += [{**r, "shared": shared, "lam": lam, "model": model_name(shared, lam)} for r in fit]
     df = pd.DataFrame(rows)
     base = df[(df["lam"] == 1.0) & (df["metric"] == "acc_t")].set_index(["seed", "shared"])["value"]
     acc_t = df[df["metric"] == "acc_t"].copy()
@@ -251,13 +281,15 @@ def multidomain_sweep(data: PaperAData, cfg: HeadConfig, mus: Sequence[float], s
             spec = JointSpec(lam=lam, mu=1.0, click=ClickLossSpec(tau=mttdl_tau, bandwidth=click.bandwidth,
                                                                   threshold=click.threshold, variant=click.variant),
                              shared=True, two_domain=False)
-            mttdl = joint_run(data, cfg, spec, seed, val_items)
+            with history_labels(method="MTTDL", seed=seed):
+                mttdl = joint_run(data, cfg, spec, seed, val_items)
             for mu in mus:
                 rows += [{**r, "model": "MTTDL", "mu": float(mu)} for r in mttdl]
                 for shared in (False, True):
                     spec = JointSpec(lam=lam, mu=float(mu), click=click, shared=shared)
-                    rows += [{**r, "model": model_name(shared, lam), "mu": float(mu)}
-                             for r in joint_run(data, cfg, spec, seed, val_items)]
+                    with history_labels(method=f"{model_name(shared, lam)}, mu={mu:g}", seed=seed):
+                        fit = joint_run(data, cfg, spec, seed, val_items)
+                    rows += [{**r, "model": model_name(shared, lam), "mu": float(mu)} for r in fit]
     return pd.DataFrame(rows)
 
 
