@@ -443,24 +443,28 @@ def search_baselines(datasets: Mapping[str, tuple[PaperAData, PaperAData | None]
     chosen, tables, frames, labels = {}, [], [], {}
     with reuse_identical_fits():  # a fit the grid does not change (a source recogniser) trains once
         for m in [m for m in methods if m in grids]:
-            _search_one(m, datasets, cfg, seeds, sota, grids, known, z, chosen, tables, frames, labels)
+            field, grid = grids[m]
+            if field not in known or not len(grid):
+                raise ValueError(f"search_baselines: grids[{m!r}] = {grids[m]!r}: need a SotaSettings field "
+                                 f"({sorted(known)}) and a non-empty grid")
+            chosen[m], table, rows = _search_one(m, field, grid, datasets, cfg, seeds, sota, z)
+            labels[m] = f"{field}={getattr(chosen[m], field):g}"
+            tables.append(table)
+            frames.append(rows)
     cols = ["method", "setting", "value", "reference", "mean_diff", "se", "n_items", "n_seeds", "beats", "chosen"]
     table = pd.concat(tables, ignore_index=True)[cols] if tables else pd.DataFrame(columns=cols)
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return BaselineSearch(chosen, table, rows, labels)
 
 
-def _search_one(m: str, datasets, cfg: HeadConfig, seeds: Sequence[int], sota: SotaSettings, grids, known: set,
-                z: float, chosen: dict, tables: list, frames: list, labels: dict) -> None:
-    """One baseline's grid for :func:`search_baselines` (appends to its accumulators)."""
+def _search_one(m: str, field: str, grid, datasets, cfg: HeadConfig, seeds: Sequence[int], sota: SotaSettings,
+                z: float) -> tuple[SotaSettings, pd.DataFrame, pd.DataFrame]:
+    """One baseline's grid for :func:`search_baselines`: its chosen settings, its rows of the selection
+    table and the chosen run's rows."""
     from dataclasses import replace
 
     from ...selection import select_robust
 
-    field, grid = grids[m]
-    if field not in known or not len(grid):
-        raise ValueError(f"search_baselines: grids[{m!r}] = {grids[m]!r}: need a SotaSettings field "
-                         f"({sorted(known)}) and a non-empty grid")
     ref = float(getattr(sota, field))
     runs = []
     for v in sorted({float(x) for x in grid} | {ref}):
@@ -469,11 +473,10 @@ def _search_one(m: str, datasets, cfg: HeadConfig, seeds: Sequence[int], sota: S
         runs.append(part.assign(grid_value=v))
     rows = pd.concat(runs, ignore_index=True)
     sel = select_robust(rows, "grid_value", ref, "val_correct_t", z=z)
-    chosen[m] = replace(sota, **{field: float(sel.value)})
-    labels[m] = f"{field}={float(sel.value):g}"
-    tables.append(sel.table.reset_index().rename(columns={"grid_value": "value"})
-                  .assign(method=m, setting=field, reference=ref))
-    frames.append(rows[rows["grid_value"] == sel.value].drop(columns="grid_value"))
+    table = (sel.table.reset_index().rename(columns={"grid_value": "value"})
+             .assign(method=m, setting=field, reference=ref))
+    return (replace(sota, **{field: float(sel.value)}), table,
+            rows[rows["grid_value"] == sel.value].drop(columns="grid_value"))
 
 
 def settings_table(settings: MethodSettings, sota: SotaSettings, methods: Sequence[str] = METHODS,
