@@ -44,3 +44,25 @@ def test_select_mu_per_model():
     assert sel["MTMDD-VM*"].reference == 1.0 and sel["MTMDD-VM*"].value == 1.0  # 0.9 not run: nearest is 1
     with pytest.raises(ValueError, match="model 'MTTDL'"):
         J.select_mu(rows, {"MTTDL": 1.0})
+
+
+def test_select_mu_pools_the_targets_validation_images_and_claims_name_the_targets():
+    """A.08 (and A.07) run on every target domain A.10 runs on (core.over_targets): mu is chosen on the
+    targets' validation images pooled, so a gain on one target alone does not decide it, and the claims'
+    texts name the targets they pool."""
+    from clickvision.experiments.paper_a.core import over_targets
+
+    def part(k_ref, k_alt):  # per target: the reference mu 0.1 right on k_ref of 40 images, mu 1 on k_alt
+        return pd.DataFrame([{"metric": m, "model": model, "mu": mu, "seed": 0, "item": f"i{i}", "value": float(i < k)}
+                             for model, mu, k in (("MTMDD-VM", 0.1, k_ref), ("MTMDD-VM", 1.0, k_alt),
+                                                  ("MTTDL", 0.1, 20), ("MTTDL", 1.0, 20))
+                             for m in ("val_correct_t", "correct_t") for i in range(40)])
+
+    one = part(10, 30)  # alone, this target would choose mu = 1 (20 images better)
+    rows = over_targets({"a": one, "b": part(30, 10)}, lambda r: r)  # the other target the opposite way
+    assert J.select_mu(one, {"MTMDD-VM": 0.1})["MTMDD-VM"].value == 1.0
+    sel = J.select_mu(rows, {"MTMDD-VM": 0.1})["MTMDD-VM"]
+    assert sel.value == 0.1 and sel.table.loc[1.0, "n_items"] == 80  # both targets' images, distinct items
+    texts = [c.claim for c, d in J.claims_fig12(rows) if d is not None]
+    assert texts and all(t.endswith("; pooled over the targets a, b") for t in texts)
+    assert not any("pooled" in c.claim for c, _ in J.claims_fig12(one))

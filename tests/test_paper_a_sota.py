@@ -251,18 +251,26 @@ def test_table_viii_on_several_targets_pools_them_as_distinct_items(paper_a_synt
         S.table_viii_targets({}, CFG, [0])
 
 
-def test_over_targets_labels_each_part_and_keeps_per_seed_rows_unprefixed():
+def test_over_targets_labels_each_part_and_keeps_per_seed_and_source_rows_unprefixed():
+    from clickvision.experiments.paper_a.claims import scores
     from clickvision.experiments.paper_a.core import over_targets
 
     def run(n):
-        return pd.DataFrame({"method": ["m"] * 3, "seed": [0, 0, 0], "metric": ["acc_t", "correct_t", "correct_t"],
-                             "value": [0.5, 1.0, 0.0], "item": [None, "a", f"b{n}"]})
+        return pd.DataFrame({"method": ["m"] * 5, "seed": [0] * 5,
+                             "metric": ["acc_t", "correct_t", "correct_t", "correct_s", "val_correct_t"],
+                             "value": [0.5, 1.0, 0.0, float(n == 1), 1.0], "item": [None, "a", f"b{n}", "s1", "v"]})
 
     rows = over_targets({"twitter": 1, "noto": 2}, run)
-    assert list(rows["target"]) == ["twitter"] * 3 + ["noto"] * 3
-    assert rows["item"].tolist()[1:3] == ["twitter/a", "twitter/b1"] and rows["item"].tolist()[4:] == ["noto/a",
+    assert list(rows["target"]) == ["twitter"] * 5 + ["noto"] * 5
+    assert rows["item"].tolist()[1:3] == ["twitter/a", "twitter/b1"] and rows["item"].tolist()[6:8] == ["noto/a",
                                                                                                      "noto/b2"]
     assert rows.loc[rows["metric"] == "acc_t", "item"].isna().all()
+    assert rows.loc[rows["metric"] == "val_correct_t", "item"].tolist() == ["twitter/v", "noto/v"]
+    # a source image is one item whichever target's run scored it: the claims average it over the targets
+    assert rows.loc[rows["metric"] == "correct_s", "item"].tolist() == ["s1", "s1"]
+    s = scores(rows, "correct_s", {"m": {"method": "m"}})
+    assert len(s) == 1 and s["value"].iloc[0] == pytest.approx(0.5)
+    assert len(scores(rows, "correct_t", {"m": {"method": "m"}})) == 4
     with pytest.raises(ValueError, match="at least one target"):
         over_targets({}, run)
     with pytest.raises(ValueError, match="target 'noto' returned no rows"):

@@ -101,6 +101,18 @@ def pooled_note(rows: pd.DataFrame) -> str:
     targets = targets_of(rows)
     return f"; pooled over the targets {', '.join(targets)}" if len(targets) > 1 else ""
 
+def note_pooled(pairs: list, rows: pd.DataFrame) -> list:
+    """``(Claim, data)`` pairs with :func:`pooled_note` appended to every testable claim's text (an
+    untestable or structural claim, with no data, says nothing about targets): for claim builders that
+    judge rows of :func:`over_targets` without naming the targets themselves."""
+    from dataclasses import replace
+
+    note = pooled_note(rows)
+    if not note:
+        return pairs
+    return [(replace(c, claim=c.claim + note) if d is not None else c, d) for c, d in pairs]
+
+
 def resolve_target(target_vendor: str, source_vendor: str = SOURCE_VENDOR) -> tuple[str, DomainChoice | None]:
     """A notebook's ``target_vendor`` parameter as a vendor: ``"auto"`` -> the vendor farthest from the
     source by the gaps 00.02 measured (:func:`~.data.choose_domains`, returned with its reasons), any
@@ -112,14 +124,25 @@ def resolve_target(target_vendor: str, source_vendor: str = SOURCE_VENDOR) -> tu
     return target_vendor, None
 
 
+def is_target_metric(metric: str) -> bool:
+    """Whether a per-item metric scores the target domain's images (``correct_t``, ``val_correct_t``: the
+    ``_t`` suffix of :func:`item_rows`), not the source's (``correct_s``, a click predictor's ``item_<m>``)."""
+    return str(metric).endswith("_t")
+
+
 def over_targets(datasets: Mapping[str, object], run: Callable[[object], pd.DataFrame]) -> pd.DataFrame:
     """``run(datasets[vendor])`` for every target vendor, pooled into one tidy frame for the claims.
 
-    Each part gets a ``target`` column (the vendor) and its ``item`` keys (where present) are prefixed
-    ``<vendor>/``, so per-image claims pool the targets' test images as distinct items (issue #18 item 2:
-    pooled over targets where a claim is about the method, not the domain) while a per-seed metric pools
-    as the mean over the targets. Histories recorded inside (:func:`~.train.record_histories`) carry the
-    target as a label. ValueError when ``datasets`` is empty or a part returns no rows.
+    Each part gets a ``target`` column (the vendor) and the ``item`` keys of its target-domain rows
+    (:func:`is_target_metric`: ``correct_t``, ``val_correct_t``) are prefixed ``<vendor>/``, so per-image
+    claims pool the targets' test images as distinct items (issue #18 item 2: pooled over targets where a
+    claim is about the method, not the domain) and settings are selected on the targets' validation images
+    pooled. Source-domain rows (``correct_s``, a click predictor's ``item_<m>``) keep their keys: every
+    target's run scores the same source images, so the claims average an image over the targets (one
+    item, its targets' runs correlated) rather than count it once per target (an interval too narrow by up
+    to sqrt of the number of targets). A per-seed metric pools as the mean over the targets. Histories
+    recorded inside (:func:`~.train.record_histories`) carry the target as a label. ValueError when
+    ``datasets`` is empty or a part returns no rows.
     """
     if not datasets:
         raise ValueError("over_targets: need at least one target domain")
@@ -131,7 +154,7 @@ def over_targets(datasets: Mapping[str, object], run: Callable[[object], pd.Data
             raise ValueError(f"over_targets: the run on target {vendor!r} returned no rows")
         frame["target"] = vendor
         if "item" in frame.columns:
-            has = frame["item"].notna()
+            has = frame["item"].notna() & frame["metric"].map(is_target_metric)
             frame["item"] = frame["item"].astype(object)
             frame.loc[has, "item"] = vendor + "/" + frame.loc[has, "item"].astype(str)
         frames.append(frame)

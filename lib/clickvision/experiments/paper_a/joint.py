@@ -18,7 +18,7 @@ import pandas as pd
 from ... import metrics, runtime
 from ...models.mtmdd import SOURCE, TARGET
 from ...selection import Selection, select_near
-from .core import item_rows, summarize
+from .core import item_rows, note_pooled, summarize
 from .data import PaperAData, torch_threads
 from .train import (ClickLossSpec, HeadConfig, JointSpec, accuracy_in, correct_in, history_labels, joint_outputs,
                     predict_clicks, recognition_accuracy, train_joint)
@@ -354,7 +354,8 @@ def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) ->
     ``rmse_s_caffe``, the reading the paper's values are in, :func:`~.train.click_metrics`).
 
     ``paper_effect``: the same contrast on Table VII's printed values (:data:`PAPER_TABLE_VII`) at the
-    lambdas this run has."""
+    lambdas this run has. Rows of several targets (:func:`~.core.over_targets`) are pooled: each target's
+    test images as distinct items, a source image averaged over the targets' runs, RMSE-S the per-seed mean."""
     from .claims import A, DOMAIN, ranked, scores
 
     lams = sorted(float(x) for x in rows["lam"].unique() if 0 < x < 1)
@@ -392,7 +393,7 @@ def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) ->
                          f"source classifier is used by no other term, so it keeps its random initial weights and its "
                          f"Acc-S is chance ({100 * chance:.1f} %) by construction (Table VII prints ours)"), None))
     if len(lams) < 2:  # one lambda in (0, 1): nothing to compare (the smoke profile)
-        return out
+        return note_pooled(out, rows)
     hi, lo = (lambda o: (o[0], o[-1]))(ranked(rows, "lam", lams, "correct_t", shared=False))
     arms = {f"lambda={hi:g}": {"shared": False, "lam": hi}, f"lambda={lo:g}": {"shared": False, "lam": lo}}
     out.append((A("VII-lambda-little-impact", f"lambda in (0, 1) has little impact on MTMDD-VM's Acc-T: the best and "
@@ -400,11 +401,12 @@ def claims_table_vii(rows: pd.DataFrame, chance: float, margin: float = 0.02) ->
                   "equivalence", arms=tuple(arms), margin=margin, comparisons=len(lams) * (len(lams) - 1) // 2,
                   paper_effect=paper_vii("Acc-T (%)", False, [hi]) - paper_vii("Acc-T (%)", False, [lo])),
                 scores(rows, "correct_t", arms)))
-    return out
+    return note_pooled(out, rows)
 
 
 def claims_fig12(rows: pd.DataFrame) -> list:
-    """Fig. 12's claims as ``(Claim, data)`` pairs, per target test image over the seeds."""
+    """Fig. 12's claims as ``(Claim, data)`` pairs, per target test image over the seeds; rows of several
+    targets (:func:`~.core.over_targets`) pooled, each target's test images as distinct items."""
     from .claims import A, ranked, scores
 
     mus = sorted(float(x) for x in rows["mu"].unique())
@@ -426,4 +428,4 @@ def claims_fig12(rows: pd.DataFrame) -> list:
         arms = {"MTMDD-VM*": {"model": "MTMDD-VM*", "mu": mus}, "MTMDD-VM": {"model": "MTMDD-VM", "mu": mus}}
         out.append((A("Fig12-shared-slightly-better", "MTMDD-VM* (shared classifier) is better than MTMDD-VM in Acc-T "
                       "(averaged over mu)", "direction", arms=tuple(arms)), scores(rows, "correct_t", arms)))
-    return out
+    return note_pooled(out, rows)

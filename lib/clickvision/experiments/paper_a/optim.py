@@ -18,7 +18,9 @@ while Adam divides each parameter's update by its own gradient scale and largely
   seeds itself, so the rows are the same; the sweep's MTTDL and MTMDD-VM* runs are not needed here).
 
 The rows are tidy, per test image where the metric allows (``correct_s`` / ``correct_t`` with
-``item``), with an ``optimizer`` column; the claims are :func:`.claims.claims_sgd_arm`'s.
+``item``), with an ``optimizer`` column; the claims are :func:`.claims.claims_sgd_arm`'s. Every fit is
+labelled by model, optimiser and setting (:func:`~.train.history_labels`), so under a stop rule
+(``HeadConfig.patience``) :func:`~.joint.stop_summary` shows where each optimiser's fits stopped.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from ... import runtime
 from .core import loss_sweep, select_setting
 from .data import PaperAData, torch_threads
 from .joint import joint_run, model_name
-from .train import ClickLossSpec, HeadConfig, JointSpec, reuse_identical_fits
+from .train import ClickLossSpec, HeadConfig, JointSpec, history_labels, reuse_identical_fits
 
 OPTIMIZERS = ("adam", "sgd")
 SGD_LRS = (0.001, 0.01, 0.1)  # the authors' base lr first
@@ -80,8 +82,9 @@ def select_sgd_lr(data: PaperAData, cfg: HeadConfig, seed: int, lrs: Sequence[fl
     click = click or paper_click()
     rows = []
     for lr in lrs:
-        r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, [seed], "B",
-                          val_items=True)
+        with history_labels(method=f"TDL, sgd lr={float(lr):g} (lr search)", seed=seed):
+            r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, [seed], "B",
+                              val_items=True)
         rows.append(r.assign(lr=float(lr), optimizer="sgd"))
     rows = pd.concat(rows, ignore_index=True)
     return rows, float(select_setting(rows, "lr", AUTHORS_SGD["lr"]).value)
@@ -93,7 +96,8 @@ def b_sweep(data: PaperAData, cfg: HeadConfig, bandwidths: Sequence[float], seed
     click = click or paper_click()
     specs = {float(b): ClickLossSpec(tau=click.tau, bandwidth=float(b), threshold=click.threshold,
                                      variant=click.variant) for b in bandwidths}
-    rows, _ = loss_sweep(data, cfg, specs, seeds, "B")
+    with history_labels(method=f"TDL, {cfg.optimizer} (B sweep)"):
+        rows, _ = loss_sweep(data, cfg, specs, seeds, "B")
     return rows
 
 
@@ -107,8 +111,9 @@ def mu_sweep(data: PaperAData, cfg: HeadConfig, mus: Sequence[float], seeds: Seq
         for seed in runtime.progress(seeds, desc="Fig. 12 mu sweep: seeds"):
             for mu in mus:
                 spec = JointSpec(lam=lam, mu=float(mu), click=click, shared=shared)
-                rows += [{**r, "model": model_name(shared, lam), "mu": float(mu)}
-                         for r in joint_run(data, cfg, spec, seed)]
+                with history_labels(method=f"{model_name(shared, lam)}, {cfg.optimizer}, mu={float(mu):g}", seed=seed):
+                    fit = joint_run(data, cfg, spec, seed)
+                rows += [{**r, "model": model_name(shared, lam), "mu": float(mu)} for r in fit]
     return pd.DataFrame(rows)
 
 
