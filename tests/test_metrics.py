@@ -160,6 +160,39 @@ def test_r_precision_matches_sklearn_precision_recall_curve(rng):
         assert got[i] == pytest.approx(prec[np.flatnonzero(thr == kth)[0]])
 
 
+def test_matched_recall_at_k_matches_sklearn_top_k_accuracy(rng):
+    """Without ties, recall@k of matched pairs is sklearn's top-k accuracy with row i's label i; R-sum adds
+    both directions over k = 1, 5, 10."""
+    from sklearn.metrics import top_k_accuracy_score
+
+    n = 30
+    sim = rng.normal(size=(n, n)) + 1.5 * np.eye(n)
+    labels = np.arange(n)
+    for k in (1, 5, 10):
+        assert M.matched_recall_at_k(sim, k) == pytest.approx(top_k_accuracy_score(labels, sim, k=k, labels=labels))
+        assert M.matched_recall_at_k(torch.tensor(sim.T), k) == pytest.approx(
+            top_k_accuracy_score(labels, sim.T, k=k, labels=labels))
+    want = sum(top_k_accuracy_score(labels, m, k=k, labels=labels) for m in (sim, sim.T) for k in (1, 5, 10))
+    assert M.matched_rsum(sim) == pytest.approx(want)
+    assert M.matched_rsum(np.eye(4)) == pytest.approx(6.0) and M.matched_recall_at_k(np.eye(4), 1) == 1.0
+
+
+def test_matched_recall_counts_ties_against_the_match_and_names_bad_input():
+    # a constant score: every candidate ties with the match, so it ranks last (n), not first
+    assert M.matched_recall_at_k(np.zeros((5, 5)), 4) == 0.0 and M.matched_recall_at_k(np.zeros((5, 5)), 5) == 1.0
+    sim = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 0.0], [0.0, 3.0, 1.0]])  # row 0 tied with one, row 2 beaten once
+    assert M.matched_recall_at_k(sim, 1) == pytest.approx(1 / 3)
+    assert M.matched_recall_at_k(sim, 2) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="square"):
+        M.matched_recall_at_k(np.zeros((2, 3)), 1)
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        M.matched_recall_at_k(np.eye(2), 0)
+    with pytest.raises(ValueError, match="similarity contains NaN"):
+        M.matched_rsum(np.array([[np.nan, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="ks must name"):
+        M.matched_rsum(np.eye(2), ks=())
+
+
 def test_precision_at_k_bad_input():
     with pytest.raises(ValueError, match="k must lie in"):
         M.precision_at_k_rows([[1, 0]], [[0.1, 0.2]], 3)

@@ -99,6 +99,31 @@ def test_vse_predicted_clicks_are_similarities_to_single_word_vectors():
     assert v_hat.shape == (4, 5) and np.allclose(v_hat, want, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:validation val_rsum never got better")  # tiny data: it may stall
+def test_vse_stop_rule_watches_the_validation_rsum(paper_a_synth):
+    """Under a stop rule VSE++ keeps the epoch of its best validation R-sum (recall@1, 5, 10 both ways,
+    Faghri et al.'s selection), not of its hinge loss, which rises while retrieval improves; the convergence
+    table and figure read the monitor from the history."""
+    from clickvision.experiments.paper_a import joint as J
+    from clickvision.experiments.paper_a.train import history_labels, record_histories
+
+    cfg = CFG.scaled(epochs=4, patience=2)
+    with record_histories() as fits, history_labels(method="VSE++", seed=0):
+        net = S.train_vse(paper_a_synth(3, 20), cfg, 0, SOTA)
+    (labels, family, history), = fits
+    assert family == "VSE++" and history.attrs["monitor"] == "val_rsum" and history.attrs["mode"] == "max"
+    val = history[history["split"] == "val"]
+    assert {"val_rsum", "val_loss"} <= set(val["name"]) and val.loc[val["name"] == "val_rsum", "value"].between(0, 6).all()
+    rsum = val[val["name"] == "val_rsum"].drop_duplicates("epoch")
+    assert history.attrs["best_value"] == pytest.approx(rsum["value"].max())
+    assert J.monitored(history) == "val_rsum"
+    curves = J.recorded_curves(fits)
+    assert set(curves.loc[curves["metric"] == curves["monitor"], "metric"]) == {"val_rsum"}
+    stops = J.stop_summary(fits)
+    assert stops["family"].tolist() == ["VSE++"] and stops["epochs_max"].iloc[0] == rsum["epoch"].max()
+    assert isinstance(net, S.VSEEmbedding)
+
+
 # --- the methods on tiny data --------------------------------------------------------------------------------
 
 def _with_maps(data: PaperAData, seed: int = 0) -> PaperAData:

@@ -106,3 +106,57 @@ def test_selection_sweeps_label_every_fit_and_the_figure_has_a_panel_per_family(
     assert [lab["method"] for lab, _, _ in fits] == ["MDD-VM, lambda=1", "MTMDD-VM, lambda=0.4",
                                                      "MDD-VM*, lambda=1", "MTMDD-VM*, lambda=0.4"]
     assert J.stop_curves_figure([], "seeds") is None
+
+
+def test_curves_score_every_family_each_epoch_and_train_the_same_weights(data):
+    """HeadConfig.curves: a fixed-epoch run (patience 0) is scored on validation at every epoch's end, so its
+    convergence can be read (joint.curve_plateau), and trains exactly the weights it trains without."""
+    base = A.head_config("smoke", embedding="bifc", epochs=3, recognizer_epochs=3, visual_hidden=16)
+    nets = {}
+    for curves in (False, True):
+        cfg = base.scaled(curves=curves)
+        with TR.reuse_identical_fits(), TR.record_histories() as fits, TR.history_labels(method="TDL", seed=0):
+            pred = TR.train_click_predictor(data, cfg, LOSS, seed=0).model
+            head = TR.train_recognizer(data.target, cfg, None, True, 0, len(data.classes), data.target_columns)
+            vse = S.train_vse(data, cfg, 0)
+        nets[curves] = (pred, head, vse, fits)
+    for a, b in zip(nets[False][:3], nets[True][:3]):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), name
+    assert all((h["split"] != "val").all() for _, _, h in nets[False][3])
+    curves = J.recorded_curves(nets[True][3])
+    watched = curves[curves["metric"] == curves["monitor"]]
+    assert watched.groupby("family")["metric"].first().to_dict() == {"click predictor": "val_loss",
+                                                                     "recognizer": "val_acc", "VSE++": "val_rsum"}
+    assert (watched.groupby("family")["epoch"].max() == 3).all()  # every epoch, no stop
+    plateau = J.curve_plateau(watched.assign(method=watched["family"]), last=2)
+    assert set(plateau["method"]) == {"click predictor", "recognizer", "VSE++"} and (plateau["epochs"] == 3).all()
+    assert not any(h.attrs.get("stopped_early") for _, _, h in nets[True][3])
+    summary = J.curve_summary(nets[True][3]).set_index("family")
+    assert summary.loc["recognizer", "method"] == "TDL, target" and summary.loc["click predictor", "method"] == "TDL"
+
+
+def test_bad_curves_flag_is_named():
+    with pytest.raises(ValueError, match="HeadConfig.curves"):
+        HeadConfig(curves=1)
+
+
+def test_curve_summary_reads_each_familys_own_direction():
+    """curve_summary: a loss curve still falling and an accuracy curve still rising are both 'still improving';
+    flat ones are not; the best epoch of a loss is its lowest."""
+    import pandas as pd
+
+    def hist(name, values):
+        return pd.DataFrame({"step": range(1, len(values) + 1), "epoch": range(1, len(values) + 1), "split": "val",
+                             "name": name, "value": values})
+
+    fits = [({"method": "m", "seed": s}, "click predictor", hist("val_loss", [1.0, 0.8, 0.6, 0.5 - 0.01 * s]))
+            for s in range(2)]
+    fits += [({"method": "m", "seed": s}, "recognizer", hist("val_acc", [0.2, 0.5, 0.5, 0.5])) for s in range(2)]
+    fits += [({"method": None, "seed": 0}, "recognizer", hist("val_acc", [0.1, 0.2, 0.3, 0.4]))]
+    t = J.curve_summary(fits, last=2).set_index(["family", "method"])
+    assert t.loc[("click predictor", "m"), "still_improving"] and t.loc[("click predictor", "m"), "best_epoch"] == 4
+    assert t.loc[("click predictor", "m"), "change_last_2"] == pytest.approx(-0.305)  # epoch 4 minus epoch 2
+    assert not t.loc[("recognizer", "m"), "still_improving"] and t.loc[("recognizer", "m"), "best_epoch"] == 2
+    assert t.loc[("recognizer", "(unlabelled)"), "still_improving"]  # one fit: any gain counts
+    assert J.curve_summary([]).empty

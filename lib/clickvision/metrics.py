@@ -6,6 +6,7 @@
 | RMSE-S of the predicted click feature, reading 1 (pinned in docs/READING-NOTES.md) | A, Table VII | :func:`rmse_normalized` |
 | RMSE-S, reading 2: Caffe's ``EuclideanLoss`` of l2-normalised vectors | A, Table VII | :func:`euclidean_loss_normalized` |
 | per image: word AP and precision at the number of clicked words (R-precision) of a predicted click feature | A, Fig. 10, Table III | :func:`word_average_precision`, :func:`r_precision`, :func:`precision_at_k_rows` |
+| recall@K of matched pairs and their R-sum (VSE++'s model selection, Faghri et al.) | A, Table VIII's VSE++ | :func:`matched_recall_at_k`, :func:`matched_rsum` |
 | DCG@25 with Z = 0.01757 | B, eq. (4) | :func:`dcg_at_k`, :func:`mean_dcg_at_k` |
 | MAP over the whole ranking (Img->Txt, Txt->Img) | C, eq. (8) | :func:`retrieval_map`, :func:`cross_modal_map` |
 | macro mAP over classes with a positive | D, section 4.1.4 | :func:`average_precision_macro` |
@@ -90,6 +91,32 @@ def accuracy(y_true: Any, y_pred_or_scores: Any) -> float:
         raise ValueError(f"y_pred_or_scores must be (n,) labels or (n, C) scores, got {pred.shape}")
     _same_shape(y_true, pred, "y_true", "y_pred_or_scores (as labels)")
     return float(np.mean(y_true == pred))
+
+
+def matched_recall_at_k(similarity: Any, k: int) -> float:
+    """Recall@k of matched pairs: the share of rows ``i`` of an ``(n, n)`` ``similarity`` (row: a query,
+    column: a candidate, ``similarity[i, i]`` the query's one match) whose match ranks among the ``k``
+    highest scores of the row. A tie with the match counts against it (rank = 1 + the number of candidates
+    scored at least as high), so a constant score never looks like retrieval. Text-to-image recall is
+    this function on ``similarity.T``."""
+    sim = _as_array(similarity, "similarity", 2, float)
+    if sim.shape[0] != sim.shape[1] or sim.shape[0] < 1:
+        raise ValueError(f"similarity must be a square (n, n) matrix with n >= 1, got {sim.shape}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    match = np.diagonal(sim)[:, None]
+    rank = (sim >= match).sum(axis=1)  # the match itself counts once: rank 1 when every other scores lower
+    return float(np.mean(rank <= k))
+
+
+def matched_rsum(similarity: Any, ks: Sequence[int] = (1, 5, 10)) -> float:
+    """R-sum: recall@k (:func:`matched_recall_at_k`) summed over ``ks`` in both directions (rows as queries,
+    then columns), in [0, 2 len(ks)] -- the validation score VSE++ (Faghri et al., 2018) selects its model
+    by."""
+    sim = _as_array(similarity, "similarity", 2, float)
+    if not len(ks):
+        raise ValueError("ks must name at least one k")
+    return float(sum(matched_recall_at_k(sim, k) + matched_recall_at_k(sim.T, k) for k in ks))
 
 
 def rmse(a: Any, b: Any) -> float:

@@ -433,7 +433,8 @@ class Trainer:
     @property
     def history(self) -> pd.DataFrame:
         """Tidy rows ``step, epoch, split, name, value``; ``attrs``: best_step, best_value, and
-        flags (with a monitor: the list of warnings about the run, see :meth:`fit`)."""
+        with a monitor its name and mode (``monitor``, ``mode``) and flags (the list of warnings about the
+        run, see :meth:`fit`)."""
         df = pd.DataFrame(self._rows, columns=list(HISTORY_COLUMNS))
         df = df.astype({"step": "int64", "epoch": "int64", "value": "float64"})
         if self._best is not None:
@@ -442,7 +443,7 @@ class Trainer:
         df.attrs.update(stopped_step=self.step, stopped_early=self._stopped_early,
                         hit_cap=self._at_cap())
         if self.config.monitor is not None:
-            df.attrs["flags"] = list(self.flags)
+            df.attrs.update(flags=list(self.flags), monitor=self.config.monitor, mode=self.config.mode)
         return df
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:

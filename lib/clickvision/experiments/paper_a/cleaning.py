@@ -45,7 +45,7 @@ from ... import cleaning, runtime
 from ...click import build as click_build
 from .data import LOG_NAME, PaperAData, torch_threads
 from .joint import joint_run
-from .train import HeadConfig, JointSpec
+from .train import HeadConfig, JointSpec, history_labels
 
 ARMS = ("none", "table2", "random", "oracle")
 SCORERS = ("click", "visual")
@@ -292,7 +292,7 @@ def cleaning_accuracy(data: PaperAData, keep: np.ndarray, cfg: HeadConfig, spec:
             sub = data.__class__(s.subset(np.flatnonzero(mask)), data.target, data.classes, data.vocabulary,
                                  data.word_clicks, data.tfidf, data.meta)
             train = sub.source.split == "train"
-            with torch_threads(1):
+            with torch_threads(1), history_labels(method=arm, seed=seed):
                 out = joint_run(sub, cfg, spec, seed)
             out += [{"metric": "n_train_s", "value": float(train.sum()), "seed": seed},
                     {"metric": "noise_train_s", "value": float(sub.source.noisy[train].mean()), "seed": seed},

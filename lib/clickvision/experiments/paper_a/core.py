@@ -376,12 +376,15 @@ def tdl_baseline(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int],
     n = len(data.classes)
     with torch_threads(1):
         for seed in runtime.progress(seeds, desc="TDL baseline: seeds"):
-            out, extras = tdl_run(data, cfg, ClickLossSpec(tau=0.0), seed, "fc", ("C", "V+C"), keep=history is None,
-                                   crossfit=crossfit)
+            with history_labels(method="TDL (C[7])", seed=seed):
+                out, extras = tdl_run(data, cfg, ClickLossSpec(tau=0.0), seed, "fc", ("C", "V+C"),
+                                      keep=history is None, crossfit=crossfit)
             history = extras["fit"].history if history is None else history
-            rows += out + visual_baseline(data, cfg, seed)
+            with history_labels(method="V", seed=seed):
+                rows += out + visual_baseline(data, cfg, seed)
             for rep, use_visual in (("C (ground truth)", False), ("V+C (ground truth)", True)):
-                acc = recognition_accuracy(data.source, cfg, data.source.clicks, use_visual, seed, n)
+                with history_labels(method=rep, seed=seed):
+                    acc = recognition_accuracy(data.source, cfg, data.source.clicks, use_visual, seed, n)
                 rows += _rows({"acc_s": acc["test"], "val_acc_s": acc["val"]}, representation=rep, seed=seed)
                 rows += item_rows(acc["test_correct"], data.source, "s", representation=rep, seed=seed)
     return pd.DataFrame(rows), history
@@ -421,7 +424,8 @@ def embedding_ablation(data: PaperAData, cfg: HeadConfig, kinds: Sequence[str], 
     with torch_threads(1):
         for seed in runtime.progress(seeds, desc="Table III: seeds"):
             for kind in kinds:
-                out, _ = tdl_run(data, cfg, loss or ClickLossSpec(tau=0.0), seed, kind)
+                with history_labels(method=EMBEDDING_NAMES[kind], seed=seed):
+                    out, _ = tdl_run(data, cfg, loss or ClickLossSpec(tau=0.0), seed, kind)
                 rows += [{**r, "embedding": EMBEDDING_NAMES[kind]} for r in out]
     return pd.DataFrame(rows)
 
@@ -530,7 +534,8 @@ def matched_ablation(data: PaperAData, cfg: HeadConfig, configs: Mapping[str, He
                 if c == cfg and prev is not None and len(prev):
                     out = prev.drop(columns="embedding").to_dict("records")
                 else:
-                    out, _ = tdl_run(data, c, loss or ClickLossSpec(tau=0.0), seed, kind)
+                    with history_labels(method=f"{name} (matched)", seed=seed):
+                        out, _ = tdl_run(data, c, loss or ClickLossSpec(tau=0.0), seed, kind)
                 n = embedding_parameters(c, data, kind)
                 rows += [{**r, "embedding": name, "parameters": n} for r in out]
     return pd.DataFrame(rows)
@@ -757,9 +762,11 @@ def visual_click_table(data: PaperAData, cfg: HeadConfig, seeds: Sequence[int], 
     rows = []
     with torch_threads(1):
         for seed in runtime.progress(seeds, desc="Table VI: seeds"):
-            rows += [{**r, "features": "V"} for r in visual_baseline(data, cfg, seed)]
+            with history_labels(method="V", seed=seed):
+                rows += [{**r, "features": "V"} for r in visual_baseline(data, cfg, seed)]
             for name, (k, spec) in names.items():
-                out, _ = tdl_run(data, cfg, spec, seed, k, representations=("C", "V+C"))
+                with history_labels(method=name, seed=seed):
+                    out, _ = tdl_run(data, cfg, spec, seed, k, representations=("C", "V+C"))
                 for r in out:
                     rep = r["representation"]
                     label = name if rep in ("C", "click") else f"V+{name}"

@@ -47,32 +47,50 @@ def validation_curve(history: pd.DataFrame, **labels) -> pd.DataFrame:
     return v.rename(columns={"name": "metric"})[["epoch", "metric", "value"]].assign(**labels).reset_index(drop=True)
 
 
-def curve_plateau(curves: pd.DataFrame, last: int = 3) -> pd.DataFrame:
+def curve_plateau(curves: pd.DataFrame, last: int = 3, maximize: bool = True) -> pd.DataFrame:
     """Per ``method`` and ``metric`` of tidy validation curves (:func:`validation_curve` with ``method`` and
-    ``seed`` columns): ``seeds``, ``epochs``, the epoch with the best mean (``best_epoch``, ``best_mean``), the
-    mean at the last epoch (``last_mean``), and ``change_last`` = the mean at the last epoch minus the mean
-    ``last`` epochs earlier with ``change_last_sd`` its sd over seeds: a curve still rising at its end
-    (change well above its sd) was stopped before its plateau."""
+    ``seed`` columns): ``seeds``, ``epochs``, the epoch with the best mean (``best_epoch``, ``best_mean``: the
+    highest, or with ``maximize=False`` the lowest, e.g. a loss), the mean at the last epoch (``last_mean``),
+    and ``change_last`` = the mean at the last epoch minus the mean ``last`` epochs earlier with
+    ``change_last_sd`` its sd over seeds: a curve still rising at its end (change well above its sd) was
+    stopped before its plateau."""
     out = []
     for (m, met), g in curves.groupby(["method", "metric"], sort=False):
         per = g.pivot_table(index="epoch", columns="seed", values="value").sort_index()
         mean = per.mean(axis=1)
         k = min(last, len(per) - 1)
         ch = per.iloc[-1] - per.iloc[-1 - k] if k > 0 else per.iloc[-1] * np.nan
+        best = mean.idxmax() if maximize else mean.idxmin()
         out.append({"method": m, "metric": met, "seeds": per.shape[1], "epochs": int(per.index.max()),
-                    "best_epoch": int(mean.idxmax()), "best_mean": float(mean.max()), "last_mean": float(mean.iloc[-1]),
+                    "best_epoch": int(best), "best_mean": float(mean[best]), "last_mean": float(mean.iloc[-1]),
                     f"change_last_{last}": float(ch.mean()),
                     f"change_last_{last}_sd": float(ch.std(ddof=1)) if per.shape[1] > 1 else float("nan")})
     return pd.DataFrame(out)
 
 
-MONITORED = ("val_acc", "val_loss")  # what train_config's stop rule watches: classifiers' accuracy, click losses
+# what train_config's stop rule watches: classifiers' accuracy, VSE++'s retrieval R-sum, click predictors' loss;
+# a history names its own (``attrs["monitor"]``), these are the fallback for one that does not
+MONITORED = ("val_acc", "val_rsum", "val_loss")
+MONITOR_LABELS = {"val_acc": ("validation accuracy (%)", 100.0), "val_rsum": ("validation R-sum (R@1, 5, 10 both ways)", 1.0),
+                  "val_loss": ("validation loss", 1.0)}
+
+
+def monitored(history: pd.DataFrame) -> str | None:
+    """The validation score a fit's stop rule watched: its History's ``monitor`` attribute (:class:`~clickvision.train.loop.Trainer`),
+    else the first of :data:`MONITORED` it has validation rows of; None when it was not scored on validation."""
+    names = set(history.loc[history["split"] == "val", "name"]) if "split" in history else set()
+    own = history.attrs.get("monitor")
+    if own in names:
+        return own
+    return next((m for m in MONITORED if m in names), None)
 
 
 def recorded_curves(records: list) -> pd.DataFrame:
     """The validation curves of the fits :func:`~.train.record_histories` collected, tidy: ``method, seed,
-    family, fit`` (the fit's number among that method, seed and family's), ``epoch, metric, value`` (the
-    monitored ``val_acc`` or ``val_loss``, and a joint network's ``val_acc_s`` / ``val_acc_t``). Fits that
+    family, fit`` (the fit's number among that method, seed and family's), ``epoch, metric, value`` (every
+    validation score, e.g. a joint network's ``val_acc_s`` / ``val_acc_t`` beside its ``val_acc``) and
+    ``monitor``, the score its stop rule watched (:func:`monitored`), and ``domain`` (a recogniser's, from its
+    :func:`~.train.history_labels`; None for the others). Fits that
     were not evaluated (no stop rule, no curve asked for) have none. The evaluation at the end of training
     (the restored best epoch's) is dropped."""
     frames, count = [], {}
@@ -83,8 +101,9 @@ def recorded_curves(records: list) -> pd.DataFrame:
         if v.empty:
             continue
         curve = validation_curve(history)
-        frames.append(curve.assign(method=key[0], seed=key[1], family=family, fit=count[key]))
-    cols = ["method", "seed", "family", "fit", "epoch", "metric", "value"]
+        frames.append(curve.assign(method=key[0], seed=key[1], family=family, fit=count[key],
+                                   monitor=monitored(history), domain=labels.get("domain")))
+    cols = ["method", "seed", "family", "fit", "epoch", "metric", "value", "monitor", "domain"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
@@ -95,9 +114,10 @@ def stop_summary(records: list) -> pd.DataFrame:
     improving within ``patience`` at the cap, so possibly before their plateau)."""
     rows = {}
     for labels, family, history in records:
-        v = history[(history["split"] == "val") & history["name"].isin(MONITORED)] if "split" in history else None
-        if v is None or v.empty:
+        watched = monitored(history)
+        if watched is None:
             continue
+        v = history[(history["split"] == "val") & (history["name"] == watched)]
         v = v.drop_duplicates(["epoch", "name"], keep="first")
         best = history.attrs.get("best_step")
         best_epoch = (int(v.loc[v["step"] == best, "epoch"].iloc[0]) if best is not None and (v["step"] == best).any()
@@ -114,16 +134,44 @@ def stop_summary(records: list) -> pd.DataFrame:
                           "stopped_early": r["early"], "hit_cap": r["cap"]} for (m, f), r in rows.items()])
 
 
+def curve_summary(records: list, last: int = 3) -> pd.DataFrame:
+    """Per model ``family`` and ``method`` of the fits :func:`~.train.record_histories` collected (scored on
+    validation each epoch: ``HeadConfig.curves`` or a stop rule), the monitored validation score's curve
+    (:func:`monitored`) summarised by :func:`curve_plateau` over the ``fits`` (seeds, folds; a recogniser's
+    method carries its domain, so source and target recognisers are separate curves): its ``epochs``, the epoch
+    of the best mean, the last epoch's mean and its change over the ``last`` epochs with that change's sd;
+    ``still_improving``: the change is in the score's good direction (up for an accuracy or R-sum, down for
+    a loss) by more than its sd over the fits (by more than 0 for one fit), i.e. a fixed-epoch run that
+    ended before its plateau. Empty without curves."""
+    cur = recorded_curves(records)
+    cur = cur[cur["metric"] == cur["monitor"]]
+    out = []
+    for family, g in cur.groupby("family", sort=False):
+        seeds = g["seed"].astype(str) + "/" + g["fit"].astype(str)  # a method's fits: its seeds (and repeats)
+        loss = g["metric"].iloc[0] == "val_loss"
+        method = g["method"].fillna("(unlabelled)").astype(str)
+        method = method.where(g["domain"].isna(), method + ", " + g["domain"].astype(str))  # a recogniser's domain
+        p = curve_plateau(g.assign(seed=seeds, method=method), last=last, maximize=not loss)
+        p = p.rename(columns={"seeds": "fits"})
+        sign = -1.0 if loss else 1.0
+        change, sd = p[f"change_last_{last}"], p[f"change_last_{last}_sd"]
+        p["still_improving"] = sign * change > sd.fillna(0.0)
+        out.append(p.assign(family=family))
+    cols = ["family", "method", "metric", "fits", "epochs", "best_epoch", "best_mean", "last_mean",
+            f"change_last_{last}", f"change_last_{last}_sd", "still_improving"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
 def stop_curves_figure(records: list, averaged_over: str, names: Mapping[str, str] | None = None):
     """One panel per model family of the fits :func:`~.train.record_histories` collected: the validation
-    score each family's stop rule watches (:data:`MONITORED`: accuracy in %, or a click predictor's loss)
+    score each family's stop rule watches (:func:`monitored`: accuracy in %, VSE++'s R-sum, a click predictor's loss)
     per epoch, one line per method, the mean over the fits of that method (``averaged_over`` names them in
     the title, e.g. "seeds and targets"); ``names`` maps a method to its display name. ``None`` when no
     fit was scored on validation (no stop rule)."""
     import matplotlib.pyplot as plt
 
     fam = recorded_curves(records)
-    fam = fam[fam["metric"].isin(MONITORED)]
+    fam = fam[fam["metric"] == fam["monitor"]]
     if fam.empty:
         return None
     names = names or {}
@@ -131,14 +179,15 @@ def stop_curves_figure(records: list, averaged_over: str, names: Mapping[str, st
     fig, axes = plt.subplots(1, len(families), figsize=(3.3 * len(families), 3.2), squeeze=False)
     for ax, f in zip(axes[0], families):
         g = fam[fam["family"] == f]
-        loss = g["metric"].iloc[0] == "val_loss"
+        ylabel, scale = MONITOR_LABELS.get(g["metric"].iloc[0], (g["metric"].iloc[0], 1.0))
         for i, (m, gm) in enumerate(g.groupby("method", sort=False)):
             st = gm.groupby("epoch")["value"].mean()
-            ax.plot(st.index, st if loss else 100 * st, marker="o", ms=2, color=f"C{i}", label=names.get(m, m))
-        ax.set(title=f, xlabel="epoch", ylabel="validation loss" if loss else "validation accuracy (%)")
+            ax.plot(st.index, scale * st, marker="o", ms=2, color=f"C{i}", label=names.get(m, m))
+        ax.set(title=f, xlabel="epoch", ylabel=ylabel)
         ax.legend(fontsize=6)
-    fig.suptitle(f"the monitored validation score per epoch (mean over {averaged_over}); each fit stops on its own",
-                 fontsize=9)
+    ruled = any(h.attrs.get("monitor") for _, _, h in records)  # a stop rule watched it, or fixed epochs scored
+    fig.suptitle(f"the monitored validation score per epoch (mean over {averaged_over}); "
+                 + ("each fit stops on its own" if ruled else "fixed epochs, no stop rule"), fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import fusion, runtime
+from ... import fusion, metrics, runtime
 from ...losses.domain import DomainAdversary, dan_mmd_loss, dann_lambda
 from ...losses.unseen import restrict_logits
 from ...losses.vse import cosine_similarities, vse_hinge_loss
@@ -50,12 +50,11 @@ from ...models.dropout import Dropout
 from ...models.mlp import MLP
 from ...models.mtmdd import SOURCE, TARGET
 from ...models.scda import scda_descriptors, scda_svm
-from ...train import Trainer
 from .data import DomainData, PaperAData, torch_threads
 from .methods import METHODS as REGISTRY_METHODS
 from .methods import MethodSettings, run_methods
 from .core import item_rows, pooled_note
-from .train import (Batches, HeadConfig, _record, history_labels, train_config, accuracy_in, correct_in, domain_tensors, head_scores,
+from .train import (Batches, HeadConfig, fit_head, history_labels, validates, accuracy_in, correct_in, domain_tensors, head_scores,
                             predict_clicks, recognition_accuracy, reuse_identical_fits, seeded, train_click_predictor)
 
 SOTA_METHODS = ("DAN", "DANN", "SCDA", "SF", "VSE++")
@@ -158,15 +157,13 @@ def train_adapted(data: PaperAData, cfg: HeadConfig, method: str, seed: int = 0,
         return ce_s + sota.target_weight * ce_t + extra, terms
 
     va_s, va_t = s.rows("val"), t.rows("val")
-    validating = bool(cfg.patience) and len(va_s) > 0 and len(va_t) > 0
 
     def val_fn(m) -> dict[str, float]:  # the mean of its two domains' validation accuracies, as the joint nets
         acc = [accuracy_in(d.y[r], adapted_logits(m, d, r), c) for d, r, c in ((s, va_s, cols[0]), (t, va_t, cols[1]))]
         return {"val_acc_s": acc[0], "val_acc_t": acc[1], "val_acc": float(np.mean(acc))}
 
-    history = Trainer(model, loss_fn, train_config(cfg, cfg.epochs, seed, "val_acc" if validating else None)).fit(
-        batches, val_fn=val_fn if validating else None)
-    _record(method, history)
+    fit_head(model, loss_fn, batches, cfg, cfg.epochs, seed, method, val_fn if len(va_s) and len(va_t) else None,
+             multi_tensor=False)
     return model
 
 
@@ -276,22 +273,25 @@ def train_vse(data: PaperAData, cfg: HeadConfig, seed: int = 0, sota: SotaSettin
         f, g = m(b["phi"], b["v"])
         return vse_hinge_loss(f, g, sota.vse_margin, b["valid"])
 
-    val = domain_tensors(s, s.rows("val"), False, SOURCE) if cfg.patience else None
-    validating = val is not None and len(val["y"]) > 0
+    val = domain_tensors(s, s.rows("val"), False, SOURCE) if validates(cfg) else None
+    ok = val["valid"].to(torch.bool) if val is not None else None
 
     @torch.no_grad()
-    def val_fn(m) -> dict[str, float]:  # the hinge loss on the source validation rows
+    def val_fn(m) -> dict[str, float]:  # retrieval on the source validation pairs (image, its click vector)
         was = m.training
         m.eval()
         try:
-            f, g = m(val["phi"], val["v"])
-            return {"val_loss": float(vse_hinge_loss(f, g, sota.vse_margin, val["valid"]))}
+            f, g = m(val["phi"][ok], val["v"][ok])
+            return {"val_rsum": metrics.matched_rsum(cosine_similarities(f, g)),
+                    "val_loss": float(vse_hinge_loss(f, g, sota.vse_margin))}
         finally:
             m.train(was)
 
-    history = Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed, "val_loss" if validating else None,
-                                                 "min")).fit(batches, val_fn=val_fn if validating else None)
-    _record("VSE++", history)
+    # the stop rule watches the validation R-sum (recall@1, 5, 10 both ways), the score Faghri et al. select
+    # VSE++ by: the hardest-negative hinge over the whole validation set rises while retrieval still improves
+    # (it stopped every fit by epoch 6 with its best at epoch 2, an untrained rival in Table VIII)
+    fit_head(net, loss_fn, batches, cfg, cfg.epochs, seed, "VSE++", val_fn if ok is not None and int(ok.sum()) > 1
+             else None, "val_rsum", multi_tensor=False)
     return net
 
 

@@ -59,6 +59,9 @@ class HeadConfig:
     # without a better validation score of its own (classifiers: accuracy; click predictors: the loss) and
     # keep the best epoch; the epochs are then caps (:func:`train_config`)
     patience: int = 0
+    # True: every head is also scored on validation at each epoch's end without a stop rule (patience 0), so
+    # a fixed-epoch run shows its validation curves (:func:`~.joint.curve_plateau`); what trains is unchanged
+    curves: bool = False
 
     def __post_init__(self) -> None:
         from ...models.mtmdd import EMBEDDINGS
@@ -72,6 +75,8 @@ class HeadConfig:
                 raise ValueError(f"HeadConfig.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
             raise ValueError(f"HeadConfig.patience must be an integer >= 0, got {self.patience!r}")
+        if not isinstance(self.curves, bool):
+            raise ValueError(f"HeadConfig.curves must be True or False, got {self.curves!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"HeadConfig.optimizer must be one of ('adam', 'sgd'), got {self.optimizer!r}")
         if not 0 <= self.momentum < 1:
@@ -184,6 +189,30 @@ def _record(family: str, history: pd.DataFrame) -> pd.DataFrame:
     return history
 
 
+def validates(cfg: HeadConfig) -> bool:
+    """Whether ``cfg``'s heads are scored on validation each epoch: under a stop rule or for their curves."""
+    return bool(cfg.patience) or cfg.curves
+
+
+def fit_head(model: nn.Module, loss_fn, train_data, cfg: HeadConfig, epochs: int, seed: int, family: str,
+             val_fn=None, monitor: str = "val_acc", mode: str = "max", callbacks=(), curve: bool = False,
+             multi_tensor: bool = True) -> pd.DataFrame:
+    """Train one paper-A head and record its History (:func:`record_histories`, as ``family``): the one place
+    that decides how every model family (click predictor, recogniser, joint network, DAN / DANN, VSE++) is
+    scored on validation. ``val_fn(model)`` -> its validation scores, None when the data have no validation
+    rows. With ``cfg.patience`` the stop rule watches ``val_fn``'s ``monitor`` (``mode`` 'max' or 'min') and
+    keeps the best epoch (:func:`train_config`); with ``cfg.curves`` or ``curve`` (and no stop rule) it is only
+    evaluated each epoch, for the curve, and the fixed epochs train as without it. ``multi_tensor``: one
+    foreach optimizer step (:func:`~clickvision.train.loop.multi_tensor_steps`; the same numbers)."""
+    stopping = bool(cfg.patience) and val_fn is not None
+    evaluate = val_fn is not None and (stopping or cfg.curves or curve)
+    trainer = Trainer(model, loss_fn, train_config(cfg, epochs, seed, monitor if stopping else None, mode),
+                      callbacks=list(callbacks))
+    if multi_tensor:
+        trainer = multi_tensor_steps(trainer)
+    return _record(family, trainer.fit(train_data, val_fn=val_fn if evaluate else None))
+
+
 class TermGradNorms(Callback):
     """Gradient l2 norm of each weighted loss term at given steps (Table V's gd-ratio, fn. 7)."""
 
@@ -290,7 +319,7 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
     reads_map = (kind or cfg.embedding).startswith("conv")  # = WordEmbedding.reads_map
     tensors = domain_tensors(src, src.rows("train"), reads_map, SOURCE)
     read = [tensors[k] for k in ("phi", "omega", "v", "valid") if k in tensors]  # what loss_fn reads
-    val = domain_tensors(src, src.rows("val"), reads_map, SOURCE) if cfg.patience else None
+    val = domain_tensors(src, src.rows("val"), reads_map, SOURCE) if validates(cfg) else None
     # with a stop rule the fit also depends on what val_fn reads
     val_read = [val[k] for k in ("phi", "omega", "v", "valid") if k in val] if val is not None else []
     key = lambda: _fingerprint("click_predictor", *read, *val_read, data.feature_dim, data.k,  # noqa: E731
@@ -319,11 +348,10 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
             finally:
                 model.train(was)
 
-        validating = val is not None and len(val["y"]) > 0
-        history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed, "val_loss" if validating
-                                                                        else None, "min"),
-                                             callbacks=[grads])).fit(batches, val_fn=val_fn if validating else None)
-        return FitResult(net, _record("click predictor", history), grads.to_frame())
+        has_val = val is not None and len(val["y"]) > 0
+        history = fit_head(net, loss_fn, batches, cfg, cfg.epochs, seed, "click predictor",
+                           val_fn if has_val else None, "val_loss", "min", callbacks=[grads])
+        return FitResult(net, history, grads.to_frame())
 
     return _memoized(key, train)
 
@@ -361,7 +389,7 @@ def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, u
     tensors = {k: t for k, t in tensors.items() if k in ("phi", "y", "v_hat")}
     va = d.rows("val")
     # with a stop rule the fit also depends on what val_fn reads (the validation rows' inputs and labels)
-    val_read = ((d.phi[va], d.y[va], *((v_hat[va],) if use_click else ())) if cfg.patience else ())
+    val_read = ((d.phi[va], d.y[va], *((v_hat[va],) if use_click else ())) if validates(cfg) else ())
     key = lambda: _fingerprint(  # noqa: E731
         "recognizer", *tensors.values(), *val_read, d.phi.shape[1], v_hat.shape[1] if use_click else 1, n_classes,
         use_visual, cfg, seed, columns, *(x for kv in (init.state_dict() if init is not None else {}).items()
@@ -378,15 +406,11 @@ def train_recognizer(d: DomainData, cfg: HeadConfig, v_hat: np.ndarray | None, u
         def loss_fn(model, b):
             return nn.functional.cross_entropy(*restrict_logits(model(b["phi"], b.get("v_hat")), b["y"], columns))
 
-        validating = bool(cfg.patience) and len(va) > 0
-
         def val_fn(model) -> dict[str, float]:  # its own accuracy on the domain's validation rows
             return {"val_acc": accuracy_in(d.y[va], head_scores(model, d, v_hat, va), columns)}
 
-        history = multi_tensor_steps(Trainer(head, loss_fn, train_config(
-            cfg, cfg.recognizer_epochs, seed, "val_acc" if validating else None))).fit(
-            batches, val_fn=val_fn if validating else None)
-        _record("recognizer", history)
+        with history_labels(domain=d.name):  # a method's source and target recognisers: two curves, told apart
+            fit_head(head, loss_fn, batches, cfg, cfg.recognizer_epochs, seed, "recognizer", val_fn if len(va) else None)
         return head
 
     return _memoized(key, train)
@@ -566,7 +590,7 @@ def joint_loss(model: MTMDDNet, batch: Mapping, spec: JointSpec, reads_map: bool
 def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 0, curve: bool = False) -> FitResult:
     """One network on source (+ target) by eq. (13)/(14)/(15); target rows get no click loss.
 
-    With ``curve`` (or ``cfg.patience``) the history also records, at each epoch's end, the validation
+    With ``curve`` (or ``cfg.curves``, or ``cfg.patience``) the history also records, at each epoch's end, the validation
     accuracy of the network's own classifier, ``val_acc_s``, (two-domain) ``val_acc_t`` and their mean
     ``val_acc`` (rows ``split == "val"``): the validation curve that shows whether the epochs reached a
     plateau. With ``cfg.patience`` training stops on ``val_acc`` (:func:`train_config`). Evaluating leaves the random
@@ -599,12 +623,10 @@ def train_joint(data: PaperAData, cfg: HeadConfig, spec: JointSpec, seed: int = 
         out["val_acc"] = float(np.mean(list(out.values())))  # what the stop rule watches: both domains alike
         return out
 
-    validating = bool(len(s_val)) and (not spec.two_domain or bool(len(t_val)))
-    stopping = bool(cfg.patience) and validating
-    history = multi_tensor_steps(Trainer(net, loss_fn, train_config(cfg, cfg.epochs, seed,
-                                                                    "val_acc" if stopping else None))).fit(
-        train_data, val_fn=val_fn if curve or stopping else None)  # an evaluation per epoch only when needed
-    return FitResult(net, _record("joint", history))
+    has_val = bool(len(s_val)) and (not spec.two_domain or bool(len(t_val)))
+    history = fit_head(net, loss_fn, train_data, cfg, cfg.epochs, seed, "joint", val_fn if has_val else None,
+                       curve=curve)  # an evaluation per epoch only when needed
+    return FitResult(net, history)
 
 
 @torch.no_grad()
