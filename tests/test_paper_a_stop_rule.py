@@ -160,3 +160,13 @@ def test_curve_summary_reads_each_familys_own_direction():
     assert not t.loc[("recognizer", "m"), "still_improving"] and t.loc[("recognizer", "m"), "best_epoch"] == 2
     assert t.loc[("recognizer", "(unlabelled)"), "still_improving"]  # one fit: any gain counts
     assert J.curve_summary([]).empty
+
+
+def test_curve_label_composes_method_setting_and_domain():
+    import pandas as pd
+
+    f = pd.DataFrame({"method": ["TDL", None, None, "V"], "setting": [None, "B=0.01", "B=0.01", None],
+                      "domain": ["target", "source", None, None]})
+    assert J.curve_label(f).tolist() == ["TDL, target", "B=0.01, source", "B=0.01", "V"]
+    assert J.curve_label(f, domain=False).tolist() == ["TDL", "B=0.01", "B=0.01", "V"]
+    assert J.curve_label(pd.DataFrame({"method": [None]})).tolist() == ["(unlabelled)"]

@@ -704,8 +704,9 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
     with torch_threads(1):
         for seed in runtime.progress(seeds, desc="click-loss settings: seeds"):
             for value, spec in specs.items():
-                out, extras = tdl_run(data, cfg, spec, seed, gd_steps={gd_step} if gd_step else None,
-                                      keep=seed == keep_seed, item_metrics=item_metrics, val_items=val_items)
+                with history_labels(setting=f"{column}={value:g}", seed=seed):  # each setting its own curves
+                    out, extras = tdl_run(data, cfg, spec, seed, gd_steps={gd_step} if gd_step else None,
+                                          keep=seed == keep_seed, item_metrics=item_metrics, val_items=val_items)
                 rows += [{**r, column: value} for r in out]
                 g = extras["grad_terms"]
                 if gd_step and {"count", "position"} <= set(g.get("term", [])):

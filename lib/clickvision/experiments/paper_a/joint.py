@@ -89,8 +89,9 @@ def recorded_curves(records: list) -> pd.DataFrame:
     """The validation curves of the fits :func:`~.train.record_histories` collected, tidy: ``method, seed,
     family, fit`` (the fit's number among that method, seed and family's), ``epoch, metric, value`` (every
     validation score, e.g. a joint network's ``val_acc_s`` / ``val_acc_t`` beside its ``val_acc``) and
-    ``monitor``, the score its stop rule watched (:func:`monitored`), and ``domain`` (a recogniser's, from its
-    :func:`~.train.history_labels`; None for the others). Fits that
+    ``monitor``, the score its stop rule watched (:func:`monitored`), ``domain`` (a recogniser's, from its
+    :func:`~.train.history_labels`) and ``setting`` (a sweep's, e.g. ``"B=0.01"`` from :func:`~.core.loss_sweep`;
+    None where not labelled). Fits that
     were not evaluated (no stop rule, no curve asked for) have none. The evaluation at the end of training
     (the restored best epoch's) is dropped."""
     frames, count = [], {}
@@ -102,8 +103,9 @@ def recorded_curves(records: list) -> pd.DataFrame:
             continue
         curve = validation_curve(history)
         frames.append(curve.assign(method=key[0], seed=key[1], family=family, fit=count[key],
-                                   monitor=monitored(history), domain=labels.get("domain")))
-    cols = ["method", "seed", "family", "fit", "epoch", "metric", "value", "monitor", "domain"]
+                                   monitor=monitored(history), domain=labels.get("domain"),
+                                   setting=labels.get("setting")))
+    cols = ["method", "seed", "family", "fit", "epoch", "metric", "value", "monitor", "domain", "setting"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
@@ -134,11 +136,23 @@ def stop_summary(records: list) -> pd.DataFrame:
                           "stopped_early": r["early"], "hit_cap": r["cap"]} for (m, f), r in rows.items()])
 
 
+def curve_label(curves: pd.DataFrame, domain: bool = True) -> pd.Series:
+    """The name of each row's curve in :func:`recorded_curves`' frame: its method, then a sweep's ``setting``
+    and (``domain``) a recogniser's domain, comma-separated ("TDL, B=0.01, target"); "(unlabelled)" when
+    none is known."""
+    parts = [curves[c] for c in ("method", "setting", *(("domain",) if domain else ())) if c in curves]
+    label = pd.Series("", index=curves.index, dtype=object)
+    for part in parts:
+        has = part.notna()
+        label[has] = label[has].where(label[has] == "", label[has] + ", ") + part[has].astype(str)
+    return label.where(label != "", "(unlabelled)")
+
+
 def curve_summary(records: list, last: int = 3) -> pd.DataFrame:
     """Per model ``family`` and ``method`` of the fits :func:`~.train.record_histories` collected (scored on
     validation each epoch: ``HeadConfig.curves`` or a stop rule), the monitored validation score's curve
-    (:func:`monitored`) summarised by :func:`curve_plateau` over the ``fits`` (seeds, folds; a recogniser's
-    method carries its domain, so source and target recognisers are separate curves): its ``epochs``, the epoch
+    (:func:`monitored`) summarised by :func:`curve_plateau` over the ``fits`` (seeds, folds; the method
+    carries a sweep's setting and a recogniser's domain, so each is a curve of its own): its ``epochs``, the epoch
     of the best mean, the last epoch's mean and its change over the ``last`` epochs with that change's sd;
     ``still_improving``: the change is in the score's good direction (up for an accuracy or R-sum, down for
     a loss) by more than its sd over the fits (by more than 0 for one fit), i.e. a fixed-epoch run that
@@ -149,9 +163,7 @@ def curve_summary(records: list, last: int = 3) -> pd.DataFrame:
     for family, g in cur.groupby("family", sort=False):
         seeds = g["seed"].astype(str) + "/" + g["fit"].astype(str)  # a method's fits: its seeds (and repeats)
         loss = g["metric"].iloc[0] == "val_loss"
-        method = g["method"].fillna("(unlabelled)").astype(str)
-        method = method.where(g["domain"].isna(), method + ", " + g["domain"].astype(str))  # a recogniser's domain
-        p = curve_plateau(g.assign(seed=seeds, method=method), last=last, maximize=not loss)
+        p = curve_plateau(g.assign(seed=seeds, method=curve_label(g)), last=last, maximize=not loss)
         p = p.rename(columns={"seeds": "fits"})
         sign = -1.0 if loss else 1.0
         change, sd = p[f"change_last_{last}"], p[f"change_last_{last}_sd"]
@@ -165,7 +177,7 @@ def curve_summary(records: list, last: int = 3) -> pd.DataFrame:
 def stop_curves_figure(records: list, averaged_over: str, names: Mapping[str, str] | None = None):
     """One panel per model family of the fits :func:`~.train.record_histories` collected: the validation
     score each family's stop rule watches (:func:`monitored`: accuracy in %, VSE++'s R-sum, a click predictor's loss)
-    per epoch, one line per method, the mean over the fits of that method (``averaged_over`` names them in
+    per epoch, one line per method (and sweep setting, :func:`curve_label`), the mean over its fits (``averaged_over`` names them in
     the title, e.g. "seeds and targets"); ``names`` maps a method to its display name. ``None`` when no
     fit was scored on validation (no stop rule)."""
     import matplotlib.pyplot as plt
@@ -180,7 +192,7 @@ def stop_curves_figure(records: list, averaged_over: str, names: Mapping[str, st
     for ax, f in zip(axes[0], families):
         g = fam[fam["family"] == f]
         ylabel, scale = MONITOR_LABELS.get(g["metric"].iloc[0], (g["metric"].iloc[0], 1.0))
-        for i, (m, gm) in enumerate(g.groupby("method", sort=False)):
+        for i, (m, gm) in enumerate(g.groupby(curve_label(g, domain=False), sort=False)):
             st = gm.groupby("epoch")["value"].mean()
             ax.plot(st.index, scale * st, marker="o", ms=2, color=f"C{i}", label=names.get(m, m))
         ax.set(title=f, xlabel="epoch", ylabel=ylabel)
