@@ -5,6 +5,7 @@ part a notebook did not wait for raises, and the schedule no longer leaves a cor
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 from types import SimpleNamespace
 
@@ -179,3 +180,17 @@ def test_reading_a_part_not_waited_for_raises(monkeypatch):
     monkeypatch.setenv(features.NO_FEATURES_ENV, "1")
     with pytest.raises(RuntimeError, match="runs without image features"):
         features.check_feature_access("emoji")
+
+
+def test_notebooks_that_choose_a_target_vendor_wait_for_the_vendor_features():
+    """A notebook with a target_vendor(s) parameter may load an Iconify vendor's features (emoji[<vendor>],
+    built by features:vendors): its FEATURE_READS entry must name 'vendors', or the workbook refuses the
+    read at run time (A.07 / A.08 did once they selected on both targets)."""
+    import json
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for nb in sorted(root.glob("*/*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        params = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+        if params is not None and "target_vendor" in "".join(params["source"]):
+            assert "vendors" in workbook.feature_reads(workbook.section(nb)), nb.name

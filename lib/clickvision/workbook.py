@@ -156,10 +156,10 @@ FEATURE_READS: dict[str, tuple[str, ...]] = {
     # emoji[<vendor>] entry per Iconify vendor (data_tour.vendor_features)
     "00.02": ("emoji", "vendors"),
     # paper A: the base emoji set's pooled vectors and conv maps (paper_a.data.load_paper_a_data);
-    # A.10-A.14 also the features of the target vendor 00.02's gaps choose, an Iconify one today
-    # (paper_a.core.resolve_target, data.emoji_set_of; A.14 its cut1 input, paper_a.trunk.load_trunk_data)
+    # A.07, A.08 and A.10-A.14 also the features of the target vendor 00.02's gaps choose, an Iconify one
+    # today (paper_a.core.resolve_target, data.emoji_set_of; A.14 its cut1 input, paper_a.trunk.load_trunk_data)
     **{f"A.{i:02d}": ("emoji",) for i in range(1, 10)},
-    **{f"A.{i:02d}": ("emoji", "vendors") for i in range(10, 14)},
+    **{f"A.{i:02d}": ("emoji", "vendors") for i in (7, 8, 10, 11, 12, 13)},
     "A.14": ("emoji", "vendors"),
     "A.15": ("emoji",),  # A.04 / A.08's data (core.load_data), at the paper's settings: no other notebook read
     # paper B: the simulated logs of emoji-google and openclipart, each joined to its full set's pooled
