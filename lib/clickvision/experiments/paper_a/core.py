@@ -75,6 +75,45 @@ def head_config(profile: str, **changes) -> HeadConfig:
     return PROFILES[profile].scaled(**changes)
 
 
+#: the one stop rule's patience and cap per profile (every trained model; the click predictors get twice the cap:
+#: their validation loss creeps down longer than a classifier's accuracy rises)
+STOP_PATIENCE = {"smoke": 1, "default": 3, "paper": 10}
+STOP_CAP = {"smoke": 2, "default": 30, "paper": 60}
+
+
+def stop_rule_config(profile: str, patience: int = -1, epochs: int = 0, sizes: str | None = None,
+                     **changes) -> HeadConfig:
+    """The heads of ``sizes``' profile (default ``profile``) trained under the one stop rule of
+    :class:`~.train.HeadConfig`: every model stops after ``patience`` epochs without a better validation score
+    of its own and keeps its best epoch (-1: :data:`STOP_PATIENCE` of ``profile``), at most ``epochs`` epochs
+    (0: :data:`STOP_CAP`; the click predictors twice it). ``patience`` 0: the profile's fixed epochs instead
+    (``epochs`` > 0 replaces them), every fit still scored on validation each epoch (``curves``) so that its
+    convergence can be shown. ``changes`` as in :func:`head_config`. A bad value is named."""
+    if profile not in STOP_PATIENCE:
+        raise ValueError(f"profile must be one of {tuple(STOP_PATIENCE)}, got {profile!r}")
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < -1:
+        raise ValueError(f"patience must be an integer >= -1 (-1: the profile's, 0: fixed epochs), got {patience!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0 (0: the profile's), got {epochs!r}")
+    n_patience = STOP_PATIENCE[profile] if patience < 0 else patience
+    if not n_patience:
+        fixed = {"epochs": epochs, "recognizer_epochs": epochs} if epochs else {}
+        return head_config(sizes or profile, **{"curves": True, **fixed, **changes})
+    cap = epochs or STOP_CAP[profile]
+    return head_config(sizes or profile, **{"patience": n_patience, "epochs": cap, "recognizer_epochs": cap,
+                                            "click_epochs": 2 * cap, **changes})
+
+
+def training_note(cfg: HeadConfig) -> str:
+    """How ``cfg``'s heads train, for a notebook's set-up line: the stop rule and its caps, or the fixed epochs."""
+    if cfg.patience:
+        return (f"every model stops after {cfg.patience} epoch(s) without a better validation score and keeps its best "
+                f"epoch (at most {cfg.epochs} epochs, recognisers {cfg.recognizer_epochs}, click predictors "
+                f"{cfg.click_epochs or cfg.epochs})")
+    return (f"fixed epochs: click predictors {cfg.click_epochs or cfg.epochs}, joint networks {cfg.epochs}, recognisers "
+            f"{cfg.recognizer_epochs}" + (" (scored on validation each epoch for the curves)" if cfg.curves else ""))
+
+
 def load_data(profile: str, with_map: bool = True, map_channels: int | None = None, seed: int = 0,
               target_vendor: str = TARGET_VENDOR) -> PaperAData:
     """Paper A's data for a profile: conv maps reduced to ``MAP_CHANNELS`` (smoke: a subsample).
@@ -314,7 +353,8 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
     for rep in representations:
         per_domain = {}
         for (dom, d, cols), vh in zip(data.domains(), (vs, vt)):
-            acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
+            with history_labels(features=rep):  # each input its own validation curve (C alone, V+C)
+                acc = recognition_accuracy(d, cfg, vh, rep == "V+C", seed, len(data.classes), cols)
             per_domain[dom] = (_rows({f"acc_{dom}": acc["test"], f"val_acc_{dom}": acc["val"]}, representation=rep,
                                      seed=seed) + item_rows(acc["test_correct"], d, dom, representation=rep, seed=seed))
             if val_items:
@@ -322,7 +362,9 @@ def predictor_rows(data: PaperAData, cfg: HeadConfig, net: MTMDDNet, loss: Click
             out += per_domain[dom]
         if v_crossfit is not None:
             label = rep + CROSSFIT
-            acc = recognition_accuracy(s, cfg, v_crossfit, rep == "V+C", seed, len(data.classes), data.source_columns)
+            with history_labels(features=label):
+                acc = recognition_accuracy(s, cfg, v_crossfit, rep == "V+C", seed, len(data.classes),
+                                           data.source_columns)
             out += _rows({"acc_s": acc["test"], "val_acc_s": acc["val"]}, representation=label, seed=seed)
             out += item_rows(acc["test_correct"], s, "s", representation=label, seed=seed)
             out += [{**r, "representation": label} for r in per_domain["t"]]
@@ -686,11 +728,14 @@ def binarizer_curves(settings: Sequence[tuple[float, float]], x: np.ndarray | No
 
 def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[int], column: str,
                gd_fraction: float | None = None, keep_seed: int | None = None,
-               item_metrics: Sequence[str] = (), val_items: bool = False) -> tuple[pd.DataFrame, dict]:
+               item_metrics: Sequence[str] = (), val_items: bool = False,
+               gd_epochs: int | None = None) -> tuple[pd.DataFrame, dict]:
     """TDL runs for each ``specs[value] = ClickLossSpec`` (Tables IV, V): tidy rows and extras.
 
     ``gd_fraction``: record each weighted term's gradient norm at that fraction of the run
-    (footnote 7: iteration 1,500 of 10,000). ``keep_seed``: keep that seed's predictions.
+    (footnote 7: iteration 1,500 of 10,000) of ``gd_epochs`` epochs (None: the click predictors' cap; under a
+    stop rule the run's length is not known in advance, so a notebook passes the fixed-epoch run's length
+    and the step stays where it was). ``keep_seed``: keep that seed's predictions.
     ``item_metrics``: click metrics also per source test image (``item_<m>`` rows with ``item``,
     :func:`click_item_rows`; Fig. 10's claims read them). ``val_items``: recognizer correctness per
     validation image too (``val_correct_<dom>``, what :func:`clickvision.selection.select_robust` reads).
@@ -698,7 +743,7 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
     if any(m not in ITEM_METRICS for m in item_metrics):  # fail before the first run, not after it
         raise ValueError(f"item_metrics must be among {ITEM_METRICS}, got {list(item_metrics)}")
     steps_per_epoch = -(-len(data.source.rows("train")) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
+    total = steps_per_epoch * (gd_epochs or cfg.click_epochs or cfg.epochs)
     gd_step = max(1, round(gd_fraction * total)) if gd_fraction else None
     rows, kept = [], {}
     with torch_threads(1):
@@ -716,6 +761,31 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
                 if seed == keep_seed:
                     kept[value] = extras
     return pd.DataFrame(rows), {"kept": kept, "gd_step": gd_step, "total_steps": total}
+
+
+def select_confirmed(rows: pd.DataFrame, column: str, paper_value: float, seeds: Sequence[int],
+                     run_more: Callable[[float, list[int]], pd.DataFrame], metric: str = "val_correct_t",
+                     representation: str = "C", z: float = 1.0) -> tuple[Selection, pd.DataFrame]:
+    """:func:`select_setting`, with a value chosen on fewer than all ``seeds`` confirmed on them before it is
+    kept: a sweep that runs most values on one seed (A.04's Tables IV and V) would otherwise choose on one
+    training run, whose standard error over the validation items leaves out the seed-to-seed spread. While
+    the chosen value (or the reference it is judged against: the paired difference uses the seeds both ran)
+    lacks some of ``seeds``, ``run_more(value, missing_seeds)`` runs them (rows with ``column``) and the
+    choice is made again on every row (the reference, or another value, may then win).
+    Returns the selection and the rows with the added runs."""
+    want = {int(s) for s in seeds}
+
+    def missing(value) -> list[int]:
+        ran = rows.loc[(rows[column] == value) & (rows["metric"] == metric), "seed"]
+        return sorted(want - {int(s) for s in pd.unique(ran)})
+
+    for _ in range(len(pd.unique(rows[column])) + 2):  # each round confirms one value: it ends
+        sel = select_setting(rows, column, paper_value, metric, representation, z)
+        todo = [v for v in dict.fromkeys([sel.reference, sel.value]) if missing(v)]  # the reference too: pairs
+        if not todo:                                                   # are judged on the seeds both ran
+            return sel, rows
+        rows = pd.concat([rows, *(run_more(v, missing(v)) for v in todo)], ignore_index=True)
+    raise RuntimeError(f"select_confirmed: {column} did not settle on a value run with every seed {sorted(want)}")
 
 
 def select_setting(rows: pd.DataFrame, column: str, paper_value: float, metric: str = "val_correct_t",

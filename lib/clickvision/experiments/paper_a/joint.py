@@ -47,16 +47,34 @@ def validation_curve(history: pd.DataFrame, **labels) -> pd.DataFrame:
     return v.rename(columns={"name": "metric"})[["epoch", "metric", "value"]].assign(**labels).reset_index(drop=True)
 
 
-def curve_plateau(curves: pd.DataFrame, last: int = 3, maximize: bool = True) -> pd.DataFrame:
+def curve_plateau(curves: pd.DataFrame, last: int = 3, maximize: bool = True, per_fit_end: bool = False) -> pd.DataFrame:
     """Per ``method`` and ``metric`` of tidy validation curves (:func:`validation_curve` with ``method`` and
     ``seed`` columns): ``seeds``, ``epochs``, the epoch with the best mean (``best_epoch``, ``best_mean``: the
     highest, or with ``maximize=False`` the lowest, e.g. a loss), the mean at the last epoch (``last_mean``),
     and ``change_last`` = the mean at the last epoch minus the mean ``last`` epochs earlier with
     ``change_last_sd`` its sd over seeds: a curve still rising at its end (change well above its sd) was
-    stopped before its plateau."""
+    stopped before its plateau.
+
+    ``per_fit_end``: for fits that ran different lengths (a stop rule ends each on its own), the mean curve's
+    late epochs would average only the fits still running; instead ``best_epoch`` / ``best_mean`` are those
+    of the mean over the epochs every fit ran, and ``last_mean`` / ``change_last`` the mean over the fits of
+    each fit's own last epoch and its change over its own last ``last`` epochs (``epochs``: the longest fit).
+    With equal lengths the numbers are the same either way."""
     out = []
     for (m, met), g in curves.groupby(["method", "metric"], sort=False):
         per = g.pivot_table(index="epoch", columns="seed", values="value").sort_index()
+        if per_fit_end:
+            common = per.dropna()
+            mean = (common if len(common) else per).mean(axis=1)
+            ends = [per[c].dropna() for c in per.columns]
+            ch = pd.Series([e.iloc[-1] - e.iloc[-1 - min(last, len(e) - 1)] if len(e) > 1 else np.nan for e in ends])
+            best = mean.idxmax() if maximize else mean.idxmin()
+            out.append({"method": m, "metric": met, "seeds": per.shape[1], "epochs": int(per.index.max()),
+                        "best_epoch": int(best), "best_mean": float(mean[best]),
+                        "last_mean": float(np.mean([e.iloc[-1] for e in ends])),
+                        f"change_last_{last}": float(ch.mean()),
+                        f"change_last_{last}_sd": float(ch.std(ddof=1)) if per.shape[1] > 1 else float("nan")})
+            continue
         mean = per.mean(axis=1)
         k = min(last, len(per) - 1)
         ch = per.iloc[-1] - per.iloc[-1 - k] if k > 0 else per.iloc[-1] * np.nan
@@ -90,8 +108,9 @@ def recorded_curves(records: list) -> pd.DataFrame:
     family, fit`` (the fit's number among that method, seed and family's), ``epoch, metric, value`` (every
     validation score, e.g. a joint network's ``val_acc_s`` / ``val_acc_t`` beside its ``val_acc``) and
     ``monitor``, the score its stop rule watched (:func:`monitored`), ``domain`` (a recogniser's, from its
-    :func:`~.train.history_labels`) and ``setting`` (a sweep's, e.g. ``"B=0.01"`` from :func:`~.core.loss_sweep`;
-    None where not labelled). Fits that
+    :func:`~.train.history_labels`), ``setting`` (a sweep's, e.g. ``"B=0.01"`` from :func:`~.core.loss_sweep`)
+    and ``features`` (a recogniser's input, e.g. ``"V+C"``, from :func:`~.core.predictor_rows`), None where not
+    labelled, and ``restored``: a stop rule kept the fit's best epoch (else its last epoch is the one kept). Fits that
     were not evaluated (no stop rule, no curve asked for) have none. The evaluation at the end of training
     (the restored best epoch's) is dropped."""
     frames, count = [], {}
@@ -104,8 +123,10 @@ def recorded_curves(records: list) -> pd.DataFrame:
         curve = validation_curve(history)
         frames.append(curve.assign(method=key[0], seed=key[1], family=family, fit=count[key],
                                    monitor=monitored(history), domain=labels.get("domain"),
-                                   setting=labels.get("setting")))
-    cols = ["method", "seed", "family", "fit", "epoch", "metric", "value", "monitor", "domain", "setting"]
+                                   setting=labels.get("setting"), features=labels.get("features"),
+                                   restored=bool(history.attrs.get("monitor"))))
+    cols = ["method", "seed", "family", "fit", "epoch", "metric", "value", "monitor", "domain", "setting",
+            "features", "restored"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
@@ -137,10 +158,10 @@ def stop_summary(records: list) -> pd.DataFrame:
 
 
 def curve_label(curves: pd.DataFrame, domain: bool = True) -> pd.Series:
-    """The name of each row's curve in :func:`recorded_curves`' frame: its method, then a sweep's ``setting``
-    and (``domain``) a recogniser's domain, comma-separated ("TDL, B=0.01, target"); "(unlabelled)" when
-    none is known."""
-    parts = [curves[c] for c in ("method", "setting", *(("domain",) if domain else ())) if c in curves]
+    """The name of each row's curve in :func:`recorded_curves`' frame: its method, then a recogniser's input
+    ``features``, a sweep's ``setting`` and (``domain``) a recogniser's domain, comma-separated
+    ("TDL, V+C, B=0.01, target"); "(unlabelled)" when none is known."""
+    parts = [curves[c] for c in ("method", "features", "setting", *(("domain",) if domain else ())) if c in curves]
     label = pd.Series("", index=curves.index, dtype=object)
     for part in parts:
         has = part.notna()
@@ -152,26 +173,60 @@ def curve_summary(records: list, last: int = 3) -> pd.DataFrame:
     """Per model ``family`` and ``method`` of the fits :func:`~.train.record_histories` collected (scored on
     validation each epoch: ``HeadConfig.curves`` or a stop rule), the monitored validation score's curve
     (:func:`monitored`) summarised by :func:`curve_plateau` over the ``fits`` (seeds, folds; the method
-    carries a sweep's setting and a recogniser's domain, so each is a curve of its own): its ``epochs``, the epoch
-    of the best mean, the last epoch's mean and its change over the ``last`` epochs with that change's sd;
+    carries a sweep's setting and a recogniser's domain, so each is a curve of its own): its ``epochs`` (the
+    longest fit), the epoch of the best mean over the epochs every fit ran, the mean of each fit's own last
+    epoch and of its change over its own last ``last`` epochs with that change's sd (``per_fit_end``);
     ``still_improving``: the change is in the score's good direction (up for an accuracy or R-sum, down for
     a loss) by more than its sd over the fits (by more than 0 for one fit), i.e. a fixed-epoch run that
-    ended before its plateau. Empty without curves."""
+    ended before its plateau, or a stopped one that ran into its cap while still improving (a fit the stop
+    rule ended has not improved over its last ``patience`` epochs); ``past_best``: fixed-epoch fits (no stop
+    rule restored their best epoch) whose last epoch, the one kept, is worse than the epoch of the best mean
+    by more than the sd over the fits of
+    that difference (by more than 0 for one fit), i.e. a run kept past its best (overfitted or unstable at
+    its end). A stop rule's fits are never ``past_best``: they keep their own best epoch. Empty without curves."""
     cur = recorded_curves(records)
     cur = cur[cur["metric"] == cur["monitor"]]
     out = []
     for family, g in cur.groupby("family", sort=False):
         seeds = g["seed"].astype(str) + "/" + g["fit"].astype(str)  # a method's fits: its seeds (and repeats)
         loss = g["metric"].iloc[0] == "val_loss"
-        p = curve_plateau(g.assign(seed=seeds, method=curve_label(g)), last=last, maximize=not loss)
+        p = curve_plateau(g.assign(seed=seeds, method=curve_label(g)), last=last, maximize=not loss, per_fit_end=True)
         p = p.rename(columns={"seeds": "fits"})
         sign = -1.0 if loss else 1.0
         change, sd = p[f"change_last_{last}"], p[f"change_last_{last}_sd"]
         p["still_improving"] = sign * change > sd.fillna(0.0)
+        labels = curve_label(g)
+        p["past_best"] = [_kept_past_best(g[labels == m], best, sign) for m, best in zip(p["method"], p["best_epoch"])]
         out.append(p.assign(family=family))
     cols = ["family", "method", "metric", "fits", "epochs", "best_epoch", "best_mean", "last_mean",
-            f"change_last_{last}", f"change_last_{last}_sd", "still_improving"]
+            f"change_last_{last}", f"change_last_{last}_sd", "still_improving", "past_best"]
     return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def convergence_note(summary: pd.DataFrame) -> str:
+    """Two lines for a notebook from :func:`curve_summary`: the curves still improving at their last epoch and
+    those kept past their best (fixed epochs), each ``family (method)``, or "none"."""
+    def named(flag: str) -> str:
+        rows = summary[summary[flag].astype(bool)] if flag in summary else summary.iloc[:0]
+        return ", ".join(f"{r.family} ({r.method})" for r in rows.itertuples()) or "none"
+
+    return (f"still improving at the last epoch: {named('still_improving')}\n"
+            f"kept past their best (fixed epochs, the last epoch kept and worse than the best mean's by more than "
+            f"its sd over the fits): {named('past_best')}")
+
+
+def _kept_past_best(curve: pd.DataFrame, best_epoch: int, sign: float) -> bool:
+    """Whether one method's fits (rows of :func:`recorded_curves`), trained for fixed epochs, are kept worse
+    than at ``best_epoch`` (the best mean): per fit its last epoch's score minus its score at ``best_epoch``, in
+    the score's good direction (``sign``), below minus its sd over the fits (below 0 for one fit)."""
+    if curve["restored"].any():  # a stop rule restored each fit's own best epoch
+        return False
+    per = curve.pivot_table(index="epoch", columns=["seed", "fit"], values="value").sort_index()
+    if best_epoch not in per.index or best_epoch == per.index.max():
+        return False
+    diff = sign * (per.iloc[-1] - per.loc[best_epoch])
+    sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+    return bool(diff.mean() < -(sd if np.isfinite(sd) else 0.0))
 
 
 def stop_curves_figure(records: list, averaged_over: str, names: Mapping[str, str] | None = None):

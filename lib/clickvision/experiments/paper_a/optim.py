@@ -11,7 +11,8 @@ while Adam divides each parameter's update by its own gradient scale and largely
 
 * the learning rate: Adam keeps lr 1e-3 (every head here); SGD's is chosen on the validation Acc-T
   (ties: Acc-S) of TDL at the paper's settings (B 0.01, T 0.16, tau 0.1), first seed, among
-  :data:`SGD_LRS` (the authors' 0.001 and ten and a hundred times it) -- :func:`select_sgd_lr`;
+  :data:`SGD_LRS` (the authors' 0.001 and ten and a hundred times it), a winner confirmed on every
+  seed before it is kept -- :func:`select_sgd_lr`;
 * Table IV's B values at that lr, every seed, through :func:`~.core.loss_sweep` (A.04's function);
 * Fig. 12's MTMDD-VM (unshared classifier, lambda 0.4) at each mu, every seed, through
   :func:`~.joint.joint_run`, the run :func:`~.joint.multidomain_sweep` makes for MTMDD-VM (each run
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ... import runtime
-from .core import loss_sweep, select_setting
+from .core import loss_sweep, select_confirmed
 from .data import PaperAData, torch_threads
 from .joint import joint_run, model_name
 from .train import ClickLossSpec, HeadConfig, JointSpec, history_labels, reuse_identical_fits
@@ -72,11 +73,14 @@ def paper_click(bandwidth: float = 0.01, threshold: float = 0.16, tau: float = 0
 
 
 def select_sgd_lr(data: PaperAData, cfg: HeadConfig, seed: int, lrs: Sequence[float] = SGD_LRS,
-                  click: ClickLossSpec | None = None) -> tuple[pd.DataFrame, float]:
+                  click: ClickLossSpec | None = None,
+                  confirm_seeds: Sequence[int] | None = None) -> tuple[pd.DataFrame, float]:
     """TDL (:func:`~.core.loss_sweep`, one B) with SGD at each of ``lrs`` on one seed; returns the rows (an
     ``lr`` column) and the lr chosen on validation by the rule every paper-A setting uses
     (:func:`~.core.select_setting`): the authors' lr (or the grid value nearest it) is kept unless another
-    beats it on the predicted click's per-image validation Acc-T by more than one standard error."""
+    beats it on the predicted click's per-image validation Acc-T by more than one standard error. A value
+    chosen on that one seed is run on ``confirm_seeds`` too and the choice made again before it is kept
+    (:func:`~.core.select_confirmed`; None: the one seed decides)."""
     if not lrs or min(lrs) <= 0:
         raise ValueError(f"lrs must be positive, got {list(lrs)}")
     click = click or paper_click()
@@ -87,7 +91,15 @@ def select_sgd_lr(data: PaperAData, cfg: HeadConfig, seed: int, lrs: Sequence[fl
                               val_items=True)
         rows.append(r.assign(lr=float(lr), optimizer="sgd"))
     rows = pd.concat(rows, ignore_index=True)
-    return rows, float(select_setting(rows, "lr", AUTHORS_SGD["lr"]).value)
+
+    def run_more(lr: float, missing: list[int]) -> pd.DataFrame:
+        with history_labels(method=f"TDL, sgd lr={float(lr):g} (lr search)"):
+            r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, missing, "B",
+                              val_items=True)
+        return r.assign(lr=float(lr), optimizer="sgd")
+
+    sel, rows = select_confirmed(rows, "lr", AUTHORS_SGD["lr"], confirm_seeds or [seed], run_more)
+    return rows, float(sel.value)
 
 
 def b_sweep(data: PaperAData, cfg: HeadConfig, bandwidths: Sequence[float], seeds: Sequence[int],
@@ -133,7 +145,7 @@ def sgd_arm(data: PaperAData, tdl_cfg: HeadConfig, joint_cfg: HeadConfig, seeds:
     trained_above = 2.0 / len(data.classes) if trained_above is None else float(trained_above)
     b_rows, mu_rows = [], []
     with reuse_identical_fits():  # the lr search's run at the chosen lr is the B sweep's first-seed run
-        lr_rows, sgd_lr = select_sgd_lr(data, tdl_cfg, seeds[0], sgd_lrs, click)
+        lr_rows, sgd_lr = select_sgd_lr(data, tdl_cfg, seeds[0], sgd_lrs, click, confirm_seeds=seeds)
         lrs = {"adam": ADAM_LR, "sgd": sgd_lr}
         for opt in OPTIMIZERS:
             b_rows.append(b_sweep(data, optimizer_config(tdl_cfg, opt, lrs[opt]), bandwidths, seeds, b_click or click)

@@ -62,6 +62,10 @@ class HeadConfig:
     # True: every head is also scored on validation at each epoch's end without a stop rule (patience 0), so
     # a fixed-epoch run shows its validation curves (:func:`~.joint.curve_plateau`); what trains is unchanged
     curves: bool = False
+    # the click predictors' own cap (0: ``epochs``): under a stop rule their validation loss creeps down for
+    # longer than the classifiers' accuracy does, so a notebook may give them room to stop on their own
+    # without moving the cap of the other families (DANN's adversary ramp is scheduled over ``epochs``)
+    click_epochs: int = 0
 
     def __post_init__(self) -> None:
         from ...models.mtmdd import EMBEDDINGS
@@ -75,6 +79,8 @@ class HeadConfig:
                 raise ValueError(f"HeadConfig.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
             raise ValueError(f"HeadConfig.patience must be an integer >= 0, got {self.patience!r}")
+        if not isinstance(self.click_epochs, int) or isinstance(self.click_epochs, bool) or self.click_epochs < 0:
+            raise ValueError(f"HeadConfig.click_epochs must be an integer >= 0 (0: epochs), got {self.click_epochs!r}")
         if not isinstance(self.curves, bool):
             raise ValueError(f"HeadConfig.curves must be True or False, got {self.curves!r}")
         if self.optimizer not in ("adam", "sgd"):
@@ -349,7 +355,7 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
                 model.train(was)
 
         has_val = val is not None and len(val["y"]) > 0
-        history = fit_head(net, loss_fn, batches, cfg, cfg.epochs, seed, "click predictor",
+        history = fit_head(net, loss_fn, batches, cfg, cfg.click_epochs or cfg.epochs, seed, "click predictor",
                            val_fn if has_val else None, "val_loss", "min", callbacks=[grads])
         return FitResult(net, history, grads.to_frame())
 
