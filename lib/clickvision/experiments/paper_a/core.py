@@ -109,8 +109,8 @@ def training_note(cfg: HeadConfig) -> str:
     if cfg.patience:
         return (f"every model stops after {cfg.patience} epoch(s) without a better validation score and keeps its best "
                 f"epoch (at most {cfg.epochs} epochs, recognisers {cfg.recognizer_epochs}, click predictors "
-                f"{cfg.click_epochs or cfg.epochs})")
-    return (f"fixed epochs: click predictors {cfg.click_epochs or cfg.epochs}, joint networks {cfg.epochs}, recognisers "
+                f"{cfg.click_cap})")
+    return (f"fixed epochs: click predictors {cfg.click_cap}, joint networks {cfg.epochs}, recognisers "
             f"{cfg.recognizer_epochs}" + (" (scored on validation each epoch for the curves)" if cfg.curves else ""))
 
 
@@ -743,7 +743,7 @@ def loss_sweep(data: PaperAData, cfg: HeadConfig, specs: dict, seeds: Sequence[i
     if any(m not in ITEM_METRICS for m in item_metrics):  # fail before the first run, not after it
         raise ValueError(f"item_metrics must be among {ITEM_METRICS}, got {list(item_metrics)}")
     steps_per_epoch = -(-len(data.source.rows("train")) // cfg.batch_size)
-    total = steps_per_epoch * (gd_epochs or cfg.click_epochs or cfg.epochs)
+    total = steps_per_epoch * (gd_epochs or cfg.click_cap)
     gd_step = max(1, round(gd_fraction * total)) if gd_fraction else None
     rows, kept = [], {}
     with torch_threads(1):

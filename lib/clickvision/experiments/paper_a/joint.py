@@ -67,20 +67,16 @@ def curve_plateau(curves: pd.DataFrame, last: int = 3, maximize: bool = True, pe
             common = per.dropna()
             mean = (common if len(common) else per).mean(axis=1)
             ends = [per[c].dropna() for c in per.columns]
+            last_mean = float(np.mean([e.iloc[-1] for e in ends]))
             ch = pd.Series([e.iloc[-1] - e.iloc[-1 - min(last, len(e) - 1)] if len(e) > 1 else np.nan for e in ends])
-            best = mean.idxmax() if maximize else mean.idxmin()
-            out.append({"method": m, "metric": met, "seeds": per.shape[1], "epochs": int(per.index.max()),
-                        "best_epoch": int(best), "best_mean": float(mean[best]),
-                        "last_mean": float(np.mean([e.iloc[-1] for e in ends])),
-                        f"change_last_{last}": float(ch.mean()),
-                        f"change_last_{last}_sd": float(ch.std(ddof=1)) if per.shape[1] > 1 else float("nan")})
-            continue
-        mean = per.mean(axis=1)
-        k = min(last, len(per) - 1)
-        ch = per.iloc[-1] - per.iloc[-1 - k] if k > 0 else per.iloc[-1] * np.nan
+        else:
+            mean = per.mean(axis=1)
+            last_mean = float(mean.iloc[-1])
+            k = min(last, len(per) - 1)
+            ch = per.iloc[-1] - per.iloc[-1 - k] if k > 0 else per.iloc[-1] * np.nan
         best = mean.idxmax() if maximize else mean.idxmin()
         out.append({"method": m, "metric": met, "seeds": per.shape[1], "epochs": int(per.index.max()),
-                    "best_epoch": int(best), "best_mean": float(mean[best]), "last_mean": float(mean.iloc[-1]),
+                    "best_epoch": int(best), "best_mean": float(mean[best]), "last_mean": last_mean,
                     f"change_last_{last}": float(ch.mean()),
                     f"change_last_{last}_sd": float(ch.std(ddof=1)) if per.shape[1] > 1 else float("nan")})
     return pd.DataFrame(out)

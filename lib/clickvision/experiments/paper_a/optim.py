@@ -84,21 +84,15 @@ def select_sgd_lr(data: PaperAData, cfg: HeadConfig, seed: int, lrs: Sequence[fl
     if not lrs or min(lrs) <= 0:
         raise ValueError(f"lrs must be positive, got {list(lrs)}")
     click = click or paper_click()
-    rows = []
-    for lr in lrs:
-        with history_labels(method=f"TDL, sgd lr={float(lr):g} (lr search)", seed=seed):
-            r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, [seed], "B",
-                              val_items=True)
-        rows.append(r.assign(lr=float(lr), optimizer="sgd"))
-    rows = pd.concat(rows, ignore_index=True)
 
-    def run_more(lr: float, missing: list[int]) -> pd.DataFrame:
+    def run(lr: float, seeds: list[int]) -> pd.DataFrame:  # TDL at ``lr`` on ``seeds`` (loss_sweep labels each seed)
         with history_labels(method=f"TDL, sgd lr={float(lr):g} (lr search)"):
-            r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, missing, "B",
+            r, _ = loss_sweep(data, optimizer_config(cfg, "sgd", float(lr)), {click.bandwidth: click}, seeds, "B",
                               val_items=True)
         return r.assign(lr=float(lr), optimizer="sgd")
 
-    sel, rows = select_confirmed(rows, "lr", AUTHORS_SGD["lr"], confirm_seeds or [seed], run_more)
+    rows = pd.concat([run(lr, [seed]) for lr in lrs], ignore_index=True)
+    sel, rows = select_confirmed(rows, "lr", AUTHORS_SGD["lr"], confirm_seeds or [seed], run)
     return rows, float(sel.value)
 
 

@@ -91,6 +91,11 @@ class HeadConfig:
             raise ValueError(f"HeadConfig: need visual_hidden >= 0, 0 <= dropout < 1, lr > 0, weight_decay >= 0; "
                              f"got {self.visual_hidden}, {self.dropout}, {self.lr}, {self.weight_decay}")
 
+    @property
+    def click_cap(self) -> int:
+        """The click predictors' epochs (their cap under a stop rule): ``click_epochs``, else ``epochs``."""
+        return self.click_epochs or self.epochs
+
     def scaled(self, **changes) -> "HeadConfig":
         """A copy with ``changes`` (validated again)."""
         return replace(self, **changes)
@@ -355,7 +360,7 @@ def train_click_predictor(data: PaperAData, cfg: HeadConfig, loss: ClickLossSpec
                 model.train(was)
 
         has_val = val is not None and len(val["y"]) > 0
-        history = fit_head(net, loss_fn, batches, cfg, cfg.click_epochs or cfg.epochs, seed, "click predictor",
+        history = fit_head(net, loss_fn, batches, cfg, cfg.click_cap, seed, "click predictor",
                            val_fn if has_val else None, "val_loss", "min", callbacks=[grads])
         return FitResult(net, history, grads.to_frame())
 
