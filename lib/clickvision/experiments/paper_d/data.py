@@ -15,6 +15,7 @@ Claims: judged by :mod:`clickvision.claims` on per-test-image average precision
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,43 @@ class LabelledItems:
         extra = np.array([], dtype=object) if self.unlabelled_keys is None else \
             self.unlabelled_keys[self.unlabelled_split != name]
         return np.concatenate([self.keys[self.split != name], extra])
+
+
+ITEM_ARRAYS = ("keys", "split", "y", "x", "unlabelled_keys", "unlabelled_split", "unlabelled_x")
+
+
+def save_labelled_items(items: LabelledItems, path) -> Path:
+    """Write ``items`` (features included) to one ``.npz``, so that a machine without the images and
+    the backbone's weights (a GPU machine lent for a sweep) can run on exactly these items
+    (:func:`load_labelled_items`). Written whole or not at all; returns the path."""
+    from ...io import atomic_path
+
+    path = Path(path)
+    arrays = {name: np.asarray(getattr(items, name)) for name in ITEM_ARRAYS if getattr(items, name) is not None}
+    for name in ("keys", "split", "unlabelled_keys", "unlabelled_split"):
+        if name in arrays:
+            arrays[name] = arrays[name].astype(str)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, classes=np.asarray(items.classes, dtype=str), rule=np.asarray(items.rule), **arrays)
+    return path
+
+
+def load_labelled_items(path) -> LabelledItems:
+    """The :class:`LabelledItems` that :func:`save_labelled_items` wrote (keys as object arrays, as
+    :func:`openclipart_items` makes them). ValueError naming the file when it is not such a file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a saved LabelledItems file ({e})") from None
+    missing = {"keys", "split", "y", "classes"} - set(data)
+    if missing:
+        raise ValueError(f"{path}: not a saved LabelledItems file, missing arrays {sorted(missing)}")
+    obj = {k: data[k].astype(object) for k in ("keys", "split", "unlabelled_keys", "unlabelled_split") if k in data}
+    return LabelledItems(obj["keys"], obj["split"], data["y"], [str(c) for c in data["classes"]], data.get("x"),
+                         str(data["rule"]) if "rule" in data else "", obj.get("unlabelled_keys"),
+                         obj.get("unlabelled_split"), data.get("unlabelled_x"))
 
 
 def multi_hot(label_lists: list, classes: list) -> np.ndarray:

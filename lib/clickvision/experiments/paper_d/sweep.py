@@ -21,6 +21,7 @@ a measurement, not one of the paper's claims.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,11 +29,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from ... import claims
+from ... import claims, runtime
+from ... import threads as threads_mod
 from ...models import collab
 from . import core
 from .cf import CFSettings
-from .data import PAPER_D_TABLE2, LabelledItems, openclipart_items, paper_density
+from .data import PAPER_D_TABLE2, LabelledItems, load_labelled_items, openclipart_items, paper_density
 
 DENSITIES = ("built", *PAPER_D_TABLE2)
 IMAGE_ONLY, MTL = core.IMAGE_ONLY, core.MTL_UNIFORM
@@ -68,7 +70,7 @@ def information_sweep(densities, alignments, ratios, alphas, seeds=(0,), *, unit
                       cf_settings: CFSettings | None = None, settings: collab.FitSettings | None = None,
                       items: LabelledItems | None = None, cf2label_epochs: int = 20,
                       n_boot: int = claims.N_RESAMPLES, make_run: Callable | None = None, verbose: bool = False,
-                      **run_kwargs) -> InformationSweep:
+                      n_workers: int | None = 1, threads: int | None = 1, **run_kwargs) -> InformationSweep:
     """Gain of MTL-reconstruct-uniform over Image-only across density x alignment x label ratio.
 
     For each (density, alignment) cell, one run: :func:`~.core.image_run` (SIMULATED interactions at
@@ -80,6 +82,14 @@ def information_sweep(densities, alignments, ratios, alphas, seeds=(0,), *, unit
     validation among ``alphas`` and both methods trained with every seed
     (:func:`~.core.label_paucity`, labels removed per ``unit`` and seed; the Image-only fits of the
     first cell are reused by every other cell: they do not depend on the interactions).
+
+    ``n_workers``: processes (:func:`clickvision.runtime.parallel_map`; ``None``: the environment's
+    ``CLICKVISION_WORKERS`` or the CPUs). With more than one, the first cell's run is built here and its
+    Image-only fits (one per ratio and seed) are spread over the workers, then the other cells' runs
+    (simulation, CF fit, gates), then every (cell, label ratio) with those Image-only fits; each job in
+    a worker pinned to ``threads`` threads (``None``: left as the worker starts). The numbers are those
+    of the serial loop on the same kernels: every fit is a deterministic function of its inputs (a
+    test checks it).
 
     Returns :class:`InformationSweep`:
 
@@ -118,46 +128,115 @@ def information_sweep(densities, alignments, ratios, alphas, seeds=(0,), *, unit
                               **run_kwargs)
 
     build = make_run or simulated_run
-    shared: dict = {}  # Image-only fits by fit_and_score's memo key: they never see a CF vector
-    item_rows, cell_rows, gain_rows, fit_rows, sweep_rows = [], [], [], [], []
-    for density in densities:
-        for alignment in alignments:
+    grid = [(d, a) for d in densities for a in alignments]
+    common = dict(alphas=alphas, seeds=seeds, unit=unit, settings=settings, n_boot=n_boot)
+    n = min(runtime.workers(n_workers), len(grid) * len(ratios))
+    if n <= 1:  # one process: the first cell's Image-only fits are memoised and handed to the next
+        shared: dict = {}
+        outs = []
+        for density, alignment in grid:
             run = build(alignment, density)
-            if items is None:
-                items = run.items
-            if run.items is not items:
-                raise ValueError(f"make_run: the run of cell ({density}, {alignment}) is not on the sweep's items "
-                                 "(every cell must share them, or the Image-only fits could not be shared)")
+            items = run.items if items is None else items
+            _check_items(run, items, (density, alignment))
             run.fits.update(shared)
-            summary, _ = core.label_paucity(run, ratios, alphas, seeds, unit, settings, None, item_keys=True)
-            shared.update({k: v for k, v in run.fits.items() if k[0] == "image_only"})
-            cell = {"density": density, "alignment": alignment}
-            its = summary.attrs["items"].assign(**cell)[ITEM_COLUMNS]
-            item_rows.append(its)
-            fit_rows.append(summary.attrs["fits"].assign(**cell))
-            sweep_rows.append(summary.attrs["alpha_sweep"].assign(**cell))
-            row = _cell_row(run, density, alignment)
-            by_ratio = summary[summary["method"] == MTL].set_index("label_ratio")
-            base = summary[summary["method"] == IMAGE_ONLY].set_index("label_ratio")["mean"]
-            for r in ratios:
-                row[f"alpha_{r:g}"] = float(by_ratio.loc[r, "alpha"])
-                j = claims.judge(claims.Claim("D", "measured", "", "direction", arms=(MTL, IMAGE_ONLY)),
-                                 its[its["label_ratio"] == r], n_resamples=n_boot)
-                gain_rows.append({**cell, "label_ratio": r, "alpha": float(by_ratio.loc[r, "alpha"]),
-                                  "image_only_map": float(base.loc[r]), "mtl_map": float(by_ratio.loc[r, "mean"]),
-                                  "gain_%": float(by_ratio.loc[r, "gain_%"]), "ap_diff": j.estimate,
-                                  "ap_lo": j.ci_low, "ap_hi": j.ci_high, "mde": j.mde, "n_seeds": j.n_seeds,
-                                  "n_items": j.n_items, "information": row["information"]})
-            cell_rows.append(row)
-            if verbose:
-                print(f"{density}, alignment {alignment:g}: " + core.gate_line(run.gate, "CF vectors"))
+            parts = [_ratio_part(run, r, **common) for r in ratios]
+            shared.update({k: v for p in parts for k, v in p["image_only"].items()})
+            outs.append(_cell_tables(run, density, alignment, parts))
             del run
+    else:  # processes: the first cell's run fits every Image-only model, then the other cells' runs are
+        # built, then every (cell, label ratio) runs on its own with those Image-only fits
+        first = build(grid[0][1], grid[0][0])
+        items = first.items if items is None else items
+        _check_items(first, items, grid[0])
+        y_train = items.y[items.rows("train")]
+        fitted = runtime.parallel_map(_image_only_fit, [
+            {"run": first, "seed": sd, "mask": core.mask_labels(y_train, r, unit, sd), "settings": settings,
+             "threads": threads} for r in ratios for sd in seeds], n, desc="Image-only fits")
+        shared = dict(fitted)
+        runs = [first, *runtime.parallel_map(_build_cell, [{"build": build, "density": d, "alignment": a,
+                                                             "threads": threads} for d, a in grid[1:]],
+                                             n, desc="cells' runs")]
+        for run, cell in zip(runs, grid):
+            _check_items(run, items, cell)
+            run.fits.update(shared)
+        parts = runtime.parallel_map(_ratio_part, [{"run": run, "ratio": r, "threads": threads, **common}
+                                                   for run in runs for r in ratios], n, desc="cells x ratios")
+        outs = [_cell_tables(run, d, a, parts[i * len(ratios):(i + 1) * len(ratios)])
+                for i, (run, (d, a)) in enumerate(zip(runs, grid))]
+        del first, runs
+    if verbose:
+        for (density, alignment), out in zip(grid, outs):
+            print(f"{density}, alignment {alignment:g}: " + core.gate_line(out["gate"], "CF vectors"))
     cols = ["density", "alignment"]
-    return InformationSweep(pd.concat(item_rows, ignore_index=True), pd.DataFrame(cell_rows),
-                            pd.DataFrame(gain_rows),
-                            pd.concat(fit_rows, ignore_index=True).pipe(lambda f: f[cols + [c for c in f if c not in cols]]),
-                            pd.concat(sweep_rows, ignore_index=True).pipe(
-                                lambda f: f[cols + [c for c in f if c not in cols]]))
+
+    def joined(key):
+        f = pd.concat([o[key] for o in outs], ignore_index=True)
+        return f if key == "items" else f[cols + [c for c in f if c not in cols]]
+
+    return InformationSweep(joined("items"), pd.DataFrame([o["cell"] for o in outs]),
+                            pd.DataFrame([g for o in outs for g in o["gains"]]), joined("fits"), joined("alpha_sweep"))
+
+
+def _check_items(run: core.ImageRun, items: LabelledItems, cell: tuple) -> None:
+    """A cell's run must be on the sweep's items (else the Image-only fits could not be shared); after a
+    trip to a worker process the items are a copy, so equal keys, split and labels count as the same."""
+    same = run.items is items or (np.array_equal(run.items.keys, items.keys)
+                                  and np.array_equal(run.items.split, items.split)
+                                  and np.array_equal(run.items.y, items.y))
+    if not same:
+        raise ValueError(f"make_run: the run of cell ({cell[0]}, {cell[1]}) is not on the sweep's items "
+                         "(every cell must share them, or the Image-only fits could not be shared)")
+
+
+def _pin(threads: int | None) -> None:
+    if threads:
+        threads_mod.pin(threads)
+
+
+def _image_only_fit(run: core.ImageRun, seed: int, mask: np.ndarray, settings, threads: int | None) -> tuple:
+    """One Image-only fit (a worker's job): (memo key, fit) of :func:`~.core.fit_and_score`."""
+    _pin(threads)
+    before = set(run.fits)
+    core.fit_and_score(run, "image_only", "uniform", 1.0, seed, mask, settings)
+    (key,) = set(run.fits) - before
+    return key, run.fits[key]
+
+
+def _build_cell(build: Callable, density: str, alignment: float, threads: int | None) -> core.ImageRun:
+    """One cell's run (a worker's job): simulation, CF fit and gates."""
+    _pin(threads)
+    return build(alignment, density)
+
+
+def _ratio_part(run: core.ImageRun, ratio: float, alphas: tuple, seeds: tuple, unit: str, settings, n_boot: int,
+                threads: int | None = None) -> dict:
+    """One (cell, label ratio): alpha chosen on validation, both methods trained with every seed
+    (:func:`~.core.label_paucity`), MTL - Image-only judged by the claims engine; ``image_only``, the
+    Image-only fits (memo entries) for the next cell."""
+    _pin(threads)
+    summary, _ = core.label_paucity(run, (ratio,), alphas, seeds, unit, settings, None, item_keys=True)
+    its = summary.attrs["items"]
+    mtl = summary[summary["method"] == MTL].iloc[0]
+    base = summary[summary["method"] == IMAGE_ONLY].iloc[0]
+    j = claims.judge(claims.Claim("D", "measured", "", "direction", arms=(MTL, IMAGE_ONLY)), its, n_resamples=n_boot)
+    gain = {"label_ratio": ratio, "alpha": float(mtl["alpha"]), "image_only_map": float(base["mean"]),
+            "mtl_map": float(mtl["mean"]), "gain_%": float(mtl["gain_%"]), "ap_diff": j.estimate, "ap_lo": j.ci_low,
+            "ap_hi": j.ci_high, "mde": j.mde, "n_seeds": j.n_seeds, "n_items": j.n_items}
+    return {"items": its, "fits": summary.attrs["fits"], "alpha_sweep": summary.attrs["alpha_sweep"], "gain": gain,
+            "image_only": {k: v for k, v in run.fits.items() if k[0] == "image_only"}}
+
+
+def _cell_tables(run: core.ImageRun, density: str, alignment: float, parts: list) -> dict:
+    """One cell's rows of the sweep's tables from its per-ratio parts (:func:`_ratio_part`)."""
+    cell = {"density": density, "alignment": alignment}
+    row = _cell_row(run, density, alignment)
+    for p in parts:
+        row[f"alpha_{p['gain']['label_ratio']:g}"] = p["gain"]["alpha"]
+    return {"items": pd.concat([p["items"] for p in parts], ignore_index=True).assign(**cell)[ITEM_COLUMNS],
+            "cell": row, "gains": [{**cell, **p["gain"], "information": row["information"]} for p in parts],
+            "fits": pd.concat([p["fits"] for p in parts], ignore_index=True).assign(**cell),
+            "alpha_sweep": pd.concat([p["alpha_sweep"] for p in parts], ignore_index=True).assign(**cell),
+            "gate": dict(run.gate)}
 
 
 def _cell_row(run: core.ImageRun, density: str, alignment: float) -> dict:
@@ -269,3 +348,242 @@ def save_items(items: pd.DataFrame, notebook: str, params: Mapping[str, Any]) ->
     with atomic_path(path) as tmp:
         items[ITEM_COLUMNS].to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
     return path
+
+
+# ----------------------------------------------------------------------------- the grid of a profile
+PROFILE_EPOCHS = {"smoke": 2, "default": 30, "paper": 80}  # upper bound on the image models' epochs
+PAPER_GRID = {"densities": ("Pinterest", "Clothing", "Toys", "MovieLens"), "alignments": (0.0, 0.25, 0.5, 0.75, 1.0),
+              "label_ratios": (0.05, 0.1, 0.25, 0.5, 1.0), "alphas": (0.5, 1.0, 1.5, 2.0)}
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """D.07's parameters (the notebook's parameters cell has the same defaults; a test checks it) and
+    what a profile makes of them (:meth:`grid`): ``paper`` widens every dimension left at its default
+    to :data:`PAPER_GRID`; ``smoke`` keeps the last density, the ends of the ratios and one alpha."""
+
+    profile: str = "default"
+    seed: int = 0
+    densities: tuple = ("Pinterest", "Toys")
+    alignments: tuple = (0.0, 0.5, 1.0)
+    label_ratios: tuple = (0.1,)
+    n_seeds: int = 5
+    alphas: tuple = ()
+    mask_unit: str = "items"
+    epochs: int = 0
+    cf_model: str = "ease"
+    vae_beta: float = 1.0
+    cf_scope: str = "all-but-test"
+    unlabelled: bool = True
+
+    def __post_init__(self):
+        for name in ("densities", "alignments", "label_ratios", "alphas"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        d, al, r, a = self.densities, self.alignments, self.label_ratios, self.alphas
+        checks = [
+            ("profile", self.profile in PROFILE_EPOCHS, f"one of {sorted(PROFILE_EPOCHS)}"),
+            ("densities", bool(d) and all(x in DENSITIES for x in d) and len(set(d)) == len(d),
+             f"distinct names of {DENSITIES}"),
+            ("alignments", bool(al) and all(_number(x) and 0 <= x <= 1 for x in al) and len(set(al)) == len(al),
+             "distinct values in [0, 1]"),
+            ("label_ratios", bool(r) and all(_number(x) and 0 < x <= 1 for x in r) and len(set(r)) == len(r),
+             "distinct ratios in (0, 1]"),
+            ("alphas", all(_number(x) and x > 0 for x in a) and len(set(a)) == len(a),
+             "distinct positive numbers (or [] for D.03's selection)"),
+            ("n_seeds", isinstance(self.n_seeds, int) and self.n_seeds > 0, "a positive integer"),
+            ("epochs", isinstance(self.epochs, int) and self.epochs >= 0, "an integer >= 0"),
+            ("vae_beta", _number(self.vae_beta) and self.vae_beta > 0, "a positive number"),
+            ("mask_unit", self.mask_unit in ("items", "entries"), "'items' or 'entries'"),
+            ("cf_model", self.cf_model in ("ease", "vae", "bpr"), "'ease', 'vae' or 'bpr'"),
+            ("cf_scope", self.cf_scope in ("all-but-test", "train"), "'all-but-test' or 'train'"),
+        ]
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+    def grid(self) -> dict:
+        """What :func:`information_sweep` runs: densities, alignments, ratios, alphas (and where the
+        alpha comes from, ``alpha_source``), seeds, the image models' ``epochs`` and the gates'
+        ``cf2label_epochs``."""
+        base = SweepPlan()
+        dens, al, ratios = list(self.densities), sorted(self.alignments), sorted(self.label_ratios)
+        if self.alphas:
+            alphas = sorted(self.alphas)
+            source = f"the grid {alphas} (parameter alphas), one chosen on validation per cell and ratio"
+        else:
+            d03_alpha, source = core.selected_alpha(self.profile)
+            alphas = [d03_alpha]
+        if self.profile == "smoke":  # one density, the ends of the ratios, one alpha: seconds
+            dens, ratios, alphas = dens[-1:], sorted({ratios[0], ratios[-1]}), alphas[:1]
+        if self.profile == "paper":  # the full grid, where the parameters are left at their defaults
+            dens = list(PAPER_GRID["densities"]) if self.densities == base.densities else dens
+            al = list(PAPER_GRID["alignments"]) if self.alignments == base.alignments else al
+            ratios = list(PAPER_GRID["label_ratios"]) if self.label_ratios == base.label_ratios else ratios
+            if not self.alphas:
+                alphas = list(PAPER_GRID["alphas"])
+                source = f"the grid {alphas}, one chosen on validation per cell and ratio (paper profile)"
+        seeds = tuple(range(self.seed, self.seed + (1 if self.profile == "smoke" else self.n_seeds)))
+        return {"densities": dens, "alignments": al, "ratios": ratios, "alphas": alphas, "alpha_source": source,
+                "seeds": seeds, "epochs": self.epochs or PROFILE_EPOCHS[self.profile],
+                "cf2label_epochs": 2 if self.profile == "smoke" else 20}
+
+    def sweep_kwargs(self) -> dict:
+        """The keyword arguments of :func:`information_sweep` (without the grid's lists)."""
+        smoke = self.profile == "smoke"
+        smoke_cf = {"vae_epochs": 2, "bpr_epochs": 2, "ease_lams": (1000.0,)} if smoke else {}  # one EASE l2
+        g = self.grid()
+        return {"unit": self.mask_unit, "cf_settings": CFSettings(vae_beta=self.vae_beta,
+                                                                  **{**core.TARGET_CF_SETTINGS, **smoke_cf}),
+                "settings": collab.FitSettings(epochs=g["epochs"]), "cf2label_epochs": g["cf2label_epochs"],
+                "cf_scope": self.cf_scope, "unlabelled": self.unlabelled, "cf_model": self.cf_model,
+                "max_users": 2000 if smoke else None}  # smoke: a subset of the simulated users
+
+    def run(self, n_workers: int | None = 1, threads: int | None = 1, verbose: bool = False,
+            items: LabelledItems | None = None) -> InformationSweep:
+        """:func:`information_sweep` over :meth:`grid` with :meth:`sweep_kwargs` (``items``: default
+        :func:`~.data.openclipart_items` with the plan's seed)."""
+        g = self.grid()
+        return information_sweep(g["densities"], g["alignments"], g["ratios"], g["alphas"], g["seeds"],
+                                 verbose=verbose, n_workers=n_workers, threads=threads, items=items,
+                                 **self.sweep_kwargs())
+
+
+# ----------------------------------------------------------------------------- the figure
+def gain_figure(cells: pd.DataFrame, gains: pd.DataFrame, n_seeds: int, title: str | None = None):
+    """MTL - Image-only (per-test-image AP, 90% interval) against the information of the cell's target
+    (gate mAP - prior, with the gate's interval): one point per (cell, label ratio); colour the ratio,
+    marker the density; the ratios of a cell drawn side by side (a small offset, for legibility)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    ratios = sorted(gains["label_ratio"].unique())
+    densities = list(dict.fromkeys(cells["density"]))
+    colours = {r: f"C{i}" for i, r in enumerate(ratios)}
+    markers = dict(zip(densities, "osD^vP"))
+    span = float(np.ptp(cells["information"])) or 1.0
+    offset = {r: (i - (len(ratios) - 1) / 2) * 0.012 * span for i, r in enumerate(ratios)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.2 if len(cells) <= 8 else 5.2))
+    by_cell = cells.set_index(["density", "alignment"])
+    for _, g in gains.iterrows():
+        c = by_cell.loc[(g["density"], g["alignment"])]
+        ax.errorbar(c["information"] + offset[g["label_ratio"]], g["ap_diff"],
+                    yerr=[[g["ap_diff"] - g["ap_lo"]], [g["ap_hi"] - g["ap_diff"]]],
+                    xerr=[[c["gate_map"] - c["gate_lo"]], [c["gate_hi"] - c["gate_map"]]], fmt=markers[g["density"]],
+                    color=colours[g["label_ratio"]], ms=5, lw=0.8, capsize=0, alpha=0.9)
+    side = {d: (-1) ** i for i, d in enumerate(densities)}  # each density's labels on its own side of the bar
+    for _, c in cells.iterrows():  # each cell labelled with its density and alignment, by its highest interval
+        top = gains.loc[(gains["density"] == c["density"]) & (gains["alignment"] == c["alignment"]), "ap_hi"].max()
+        s = side[c["density"]]
+        ax.annotate(f"{c['density']}, a={c['alignment']:g}", (c["information"], top), textcoords="offset points",
+                    xytext=(-3 * s, 2), ha="right" if s > 0 else "left", fontsize=7, color="0.25")
+    ax.margins(y=0.12)
+    ax.axhline(0, color="k", lw=0.8, ls=":")
+    handles = ([Line2D([], [], color=colours[r], marker="o", ls="", label=f"label ratio {r:g}") for r in ratios]
+               + [Line2D([], [], color="0.3", marker=markers[d], ls="", label=f"density: {d}") for d in densities])
+    ax.legend(handles=handles, fontsize=7, ncol=2, loc="best")
+    ax.set(xlabel="information of the CF target: out-of-fold CF2Label mAP - label prior",
+           ylabel="MTL - Image-only, per-test-image AP",
+           title=title or f"Gain vs the target's information (SIMULATED interactions, {n_seeds} seed(s), "
+                          "90% intervals)")
+    fig.tight_layout()
+    return fig, ax
+
+
+# ----------------------------------------------------------------------------- a recorded run
+RECORDED_TABLES = ("cells", "gains", "fits", "alpha_sweep", "relation")
+
+
+def save_recorded(sw: InformationSweep, relation: pd.DataFrame, folder: Path, meta: Mapping[str, Any]) -> Path:
+    """Write a sweep run away from the workbook (the ``paper`` grid on a larger machine) to ``folder``:
+    its tables as CSV (:data:`RECORDED_TABLES`), the per-test-image AP rows as gzip CSV
+    (``items.csv.gz``, :data:`ITEM_COLUMNS`) and ``run.json`` (``meta``: plan, commit, device, times).
+    Each file is written whole or not at all. Returns ``folder``."""
+    import json
+
+    from ...io import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {"cells": sw.cells, "gains": sw.gains, "fits": sw.fits, "alpha_sweep": sw.alpha_sweep,
+              "relation": relation}
+    for name, frame in tables.items():
+        with atomic_path(folder / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+    with atomic_path(folder / "items.csv.gz") as tmp:
+        sw.items[ITEM_COLUMNS].to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
+    with atomic_path(folder / "run.json") as tmp:
+        Path(tmp).write_text(json.dumps(dict(meta), indent=1, default=str) + "\n")
+    return folder
+
+
+def load_recorded(folder: Path) -> tuple[dict, dict]:
+    """(tables, meta) of :func:`save_recorded`'s folder: ``tables`` maps each of
+    :data:`RECORDED_TABLES` (and ``items`` when its file is there) to a DataFrame. FileNotFoundError
+    naming the folder and the missing files."""
+    import json
+
+    folder = Path(folder)
+    need = [f"{n}.csv" for n in RECORDED_TABLES] + ["run.json"]
+    missing = [n for n in need if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: not a recorded sweep run, missing {missing}")
+    tables = {n: pd.read_csv(folder / f"{n}.csv") for n in RECORDED_TABLES}
+    if (folder / "items.csv.gz").is_file():
+        tables["items"] = pd.read_csv(folder / "items.csv.gz")
+    try:
+        meta = json.loads((folder / "run.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{folder / 'run.json'}: not JSON ({e})") from None
+    return tables, meta
+
+
+def main(argv=None) -> int:
+    """``python -m clickvision.experiments.paper_d.sweep --profile paper --out DIR``: D.07's sweep run
+    headless (no notebook) on a larger machine, recorded with :func:`save_recorded`."""
+    import argparse
+    import json
+    import time
+
+    from ... import provenance
+
+    ap = argparse.ArgumentParser(prog="python -m clickvision.experiments.paper_d.sweep", description=main.__doc__)
+    ap.add_argument("--profile", default="paper", choices=sorted(PROFILE_EPOCHS))
+    ap.add_argument("--out", required=True, type=Path, help="folder the tables, items and run.json go to")
+    ap.add_argument("--workers", type=int, default=None, help="processes (default: CLICKVISION_WORKERS or the CPUs)")
+    ap.add_argument("--threads", type=int, default=1, help="threads per worker process")
+    ap.add_argument("--plan", default="{}", help="JSON of other SweepPlan fields, e.g. '{\"n_seeds\": 3}'")
+    ap.add_argument("--commit", default=None, help="the commit to record (default: the checkout's)")
+    ap.add_argument("--items", type=Path, default=None,
+                    help="a saved LabelledItems .npz (data.save_labelled_items) instead of the Open Clip Art build: "
+                         "for a machine without the images and the backbone's weights")
+    args = ap.parse_args(argv)
+    try:
+        fields = json.loads(args.plan)
+    except json.JSONDecodeError as e:
+        ap.error(f"--plan is not JSON: {e}")
+    if not isinstance(fields, dict):
+        ap.error(f"--plan must be a JSON object of SweepPlan fields, got {args.plan!r}")
+    unknown = set(fields) - set(SweepPlan.__dataclass_fields__) | ({"profile"} & set(fields))
+    if unknown:
+        ap.error(f"--plan: unknown or not allowed fields {sorted(unknown)} (profile is --profile)")
+    plan = SweepPlan(profile=args.profile, **fields)
+    grid = plan.grid()
+    print(f"profile {plan.profile}: {grid}", flush=True)
+    t0, c0 = time.time(), time.process_time()
+    items = load_labelled_items(args.items) if args.items else None
+    sw = plan.run(n_workers=args.workers, threads=args.threads, verbose=True, items=items)
+    relation = gain_relation(sw.items, sw.cells) if len(sw.cells) >= 3 else pd.DataFrame(columns=["label_ratio"])
+    meta = {"plan": asdict(plan), "grid": grid, "commit": args.commit or provenance.commit(),
+            "versions": provenance.versions(), "device": provenance.device(),
+            "workers": runtime.workers(args.workers), "threads": args.threads,
+            "items": str(args.items) if args.items else "openclipart_items(seed)",
+            "wall_s": round(time.time() - t0, 1), "parent_cpu_s": round(time.process_time() - c0, 1),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    save_recorded(sw, relation, args.out, meta)
+    print(f"recorded in {args.out}: {len(sw.cells)} cells, {len(sw.gains)} gains, {len(sw.items):,} AP rows, "
+          f"{meta['wall_s']} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the command line
+    raise SystemExit(main())
