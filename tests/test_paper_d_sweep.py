@@ -263,3 +263,134 @@ def test_save_items_writes_the_committed_runs_rows_to_evidence_and_others_to_run
     assert other.parent == tmp_path / "runs" and other.name.endswith(".items.csv.gz")
     with pytest.raises(ValueError, match="lacks columns"):
         S.save_items(out.items.drop(columns="density"), "D.07-Information-Sweep", {"profile": "smoke"})
+
+
+# ----------------------------------------------------------------------------- processes, plan, record
+def test_processes_give_the_serial_loops_numbers(swept):
+    """n_workers > 1 (Image-only fits, then the cells' runs, then every cell x ratio in processes) gives
+    every table of the serial loop exactly: the sharing of the Image-only fits survives the processes."""
+    items, serial, _, _ = swept
+    par = S.information_sweep(("Pinterest", "Toys"), (0.0, 1.0), (0.5, 1.0), (0.5, 2.0), (0, 1), settings=FIT,
+                              items=items, make_run=make_runner(items), n_boot=200, n_workers=2, threads=1)
+    for name in serial._fields:
+        pd.testing.assert_frame_equal(getattr(par, name), getattr(serial, name), check_exact=True, obj=name)
+
+
+@pytest.fixture
+def d03_alpha(monkeypatch):
+    monkeypatch.setattr(D, "selected_alpha", lambda profile="default", **kw: (0.5, "validation, D.03 (test)"))
+
+
+def test_sweep_plan_grid_of_each_profile(d03_alpha):
+    default = S.SweepPlan().grid()
+    assert (default["densities"], default["alignments"], default["ratios"]) == (["Pinterest", "Toys"], [0.0, 0.5, 1.0],
+                                                                                [0.1])
+    assert default["alphas"] == [0.5] and "D.03" in default["alpha_source"]
+    assert default["seeds"] == (0, 1, 2, 3, 4) and default["epochs"] == 30 and default["cf2label_epochs"] == 20
+    paper = S.SweepPlan(profile="paper").grid()
+    assert paper["densities"] == list(S.PAPER_GRID["densities"]) and paper["ratios"] == list(S.PAPER_GRID["label_ratios"])
+    assert paper["alignments"] == list(S.PAPER_GRID["alignments"]) and paper["alphas"] == list(S.PAPER_GRID["alphas"])
+    assert paper["epochs"] == 80
+    # paper widens only what was left at its default; a parameter given is kept
+    kept = S.SweepPlan(profile="paper", densities=("Toys",), alphas=(1.0, 0.5), epochs=7).grid()
+    assert kept["densities"] == ["Toys"] and kept["alphas"] == [0.5, 1.0] and kept["epochs"] == 7
+    assert kept["ratios"] == list(S.PAPER_GRID["label_ratios"])
+    smoke = S.SweepPlan(profile="smoke", label_ratios=(0.5, 0.1, 1.0)).grid()
+    assert smoke["densities"] == ["Toys"] and smoke["ratios"] == [0.1, 1.0] and smoke["seeds"] == (0,)
+    assert smoke["epochs"] == 2 and smoke["cf2label_epochs"] == 2
+    kw = S.SweepPlan(profile="smoke").sweep_kwargs()
+    assert kw["max_users"] == 2000 and kw["settings"].epochs == 2 and kw["cf_settings"].ease_lams == (1000.0,)
+    assert S.SweepPlan().sweep_kwargs()["max_users"] is None
+
+
+@pytest.mark.parametrize("change, name", [
+    ({"profile": "huge"}, "profile"), ({"densities": ("Nowhere",)}, "densities"), ({"densities": ()}, "densities"),
+    ({"alignments": (0.5, 0.5)}, "alignments"), ({"alignments": (1.5,)}, "alignments"),
+    ({"label_ratios": (0.0,)}, "label_ratios"), ({"alphas": (-1.0,)}, "alphas"), ({"n_seeds": 0}, "n_seeds"),
+    ({"epochs": -1}, "epochs"), ({"vae_beta": 0}, "vae_beta"), ({"mask_unit": "pixels"}, "mask_unit"),
+    ({"cf_model": "svd"}, "cf_model"), ({"cf_scope": "all"}, "cf_scope")])
+def test_sweep_plan_names_the_bad_parameter(change, name):
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        S.SweepPlan(**change)
+
+
+def test_sweep_plan_defaults_are_the_notebooks_parameters():
+    from clickvision import paths
+    from clickvision.nbrun import notebook_parameters
+
+    declared = notebook_parameters(paths.NOTEBOOKS_DIR / "D-collaborative-image-understanding"
+                                   / "D.07-Information-Sweep.ipynb")
+    for name, field in S.SweepPlan.__dataclass_fields__.items():
+        value = field.default
+        assert (list(value) if isinstance(value, tuple) else value) == declared[name], name
+
+
+def test_a_recorded_run_reads_back_whole(swept, tmp_path):
+    _, out, _, _ = swept
+    relation = S.gain_relation(out.items, out.cells, n_boot=50)
+    folder = S.save_recorded(out, relation, tmp_path / "rec", {"commit": "abc", "wall_s": 1.5})
+    tables, meta = S.load_recorded(folder)
+    assert meta == {"commit": "abc", "wall_s": 1.5}
+    pd.testing.assert_frame_equal(tables["gains"], out.gains, check_exact=True)
+    pd.testing.assert_frame_equal(tables["cells"], out.cells, check_exact=True)
+    stored = pd.read_csv(folder / "items.csv.gz")
+    assert (stored["method"] == S.IMAGE_ONLY).sum() == (out.items["method"] == S.IMAGE_ONLY).sum() // 4  # once, not per cell
+    key = S.ITEM_COLUMNS[:-1]
+    back = tables["items"].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, out.items.sort_values(key).reset_index(drop=True), check_exact=True)
+    again = S.gain_relation(tables["items"], tables["cells"], n_boot=50)  # the relation recomputes from the record
+    pd.testing.assert_frame_equal(again, relation)
+    (folder / "fits.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"missing \['fits.csv'\]"):
+        S.load_recorded(folder)
+
+
+def test_labelled_items_travel_as_one_npz(tmp_path):
+    from clickvision.experiments.paper_d import data as DD
+
+    items = toy_items()
+    path = DD.save_labelled_items(items, tmp_path / "items.npz")
+    back = DD.load_labelled_items(path)
+    for name in DD.ITEM_ARRAYS:
+        a, b = getattr(items, name), getattr(back, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.dtype == b.dtype, name
+            np.testing.assert_array_equal(a, b)
+    assert back.classes == list(items.classes) and back.rule == items.rule
+    (tmp_path / "bad.npz").write_text("not an npz")
+    with pytest.raises(ValueError, match="bad.npz: not a saved LabelledItems"):
+        DD.load_labelled_items(tmp_path / "bad.npz")
+
+
+def test_the_command_records_a_run(swept, tmp_path, monkeypatch, d03_alpha):
+    _, out, _, _ = swept
+    seen = {}
+
+    def fake_run(self, n_workers=1, threads=1, verbose=False, items=None):
+        seen.update(plan=self, n_workers=n_workers, threads=threads)
+        return out
+
+    monkeypatch.setattr(S.SweepPlan, "run", fake_run)
+    assert S.main(["--profile", "smoke", "--out", str(tmp_path / "r"), "--workers", "3", "--plan",
+                   '{"n_seeds": 2, "alignments": [0.0, 1.0]}', "--commit", "deadbeef"]) == 0
+    assert seen["plan"].n_seeds == 2 and seen["plan"].alignments == (0.0, 1.0) and seen["n_workers"] == 3
+    tables, meta = S.load_recorded(tmp_path / "r")
+    assert meta["commit"] == "deadbeef" and meta["plan"]["profile"] == "smoke" and meta["workers"] == 3
+    assert len(tables["gains"]) == len(out.gains) and len(tables["relation"]) == 3
+    for bad in ('{"profile": "paper"}', '{"nope": 1}', "[1]", "{not json"):
+        with pytest.raises(SystemExit):
+            S.main(["--out", str(tmp_path / "x"), "--plan", bad])
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_figures_draw_every_cell_and_ratio(swept):
+    import matplotlib.pyplot as plt
+
+    _, out, _, _ = swept
+    fig, ax = S.gain_figure(out.cells, out.gains, 2)
+    assert len(ax.containers) == len(out.gains)  # one errorbar per (cell, ratio)
+    plt.close(fig)
+    fig, axes = S.gain_panels(out.cells, out.gains, "title")
+    assert len(axes) == 2 and [len(a.containers) for a in axes] == [4, 4]
+    plt.close(fig)

@@ -87,17 +87,18 @@ def save_labelled_items(items: LabelledItems, path) -> Path:
 
     path = Path(path)
     arrays = {name: np.asarray(getattr(items, name)) for name in ITEM_ARRAYS if getattr(items, name) is not None}
-    for name in ("keys", "split", "unlabelled_keys", "unlabelled_split"):
-        if name in arrays:
-            arrays[name] = arrays[name].astype(str)
+    objects = [name for name, a in arrays.items() if a.dtype == object]  # strings held as objects: back as such
+    arrays.update({name: arrays[name].astype(str) for name in objects})
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, classes=np.asarray(items.classes, dtype=str), rule=np.asarray(items.rule), **arrays)
+        np.savez(tmp, classes=np.asarray(items.classes, dtype=str), rule=np.asarray(items.rule),
+                 object_arrays=np.asarray(objects, dtype=str), **arrays)
     return path
 
 
 def load_labelled_items(path) -> LabelledItems:
-    """The :class:`LabelledItems` that :func:`save_labelled_items` wrote (keys as object arrays, as
-    :func:`openclipart_items` makes them). ValueError naming the file when it is not such a file."""
+    """The :class:`LabelledItems` that :func:`save_labelled_items` wrote (each array with its dtype:
+    string arrays held as objects, as :func:`openclipart_items` makes them, come back as objects).
+    ValueError naming the file when it is not such a file."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -107,10 +108,11 @@ def load_labelled_items(path) -> LabelledItems:
     missing = {"keys", "split", "y", "classes"} - set(data)
     if missing:
         raise ValueError(f"{path}: not a saved LabelledItems file, missing arrays {sorted(missing)}")
-    obj = {k: data[k].astype(object) for k in ("keys", "split", "unlabelled_keys", "unlabelled_split") if k in data}
-    return LabelledItems(obj["keys"], obj["split"], data["y"], [str(c) for c in data["classes"]], data.get("x"),
-                         str(data["rule"]) if "rule" in data else "", obj.get("unlabelled_keys"),
-                         obj.get("unlabelled_split"), data.get("unlabelled_x"))
+    for name in data.get("object_arrays", []):
+        data[str(name)] = data[str(name)].astype(object)
+    return LabelledItems(data["keys"], data["split"], data["y"], [str(c) for c in data["classes"]], data.get("x"),
+                         str(data["rule"]) if "rule" in data else "", data.get("unlabelled_keys"),
+                         data.get("unlabelled_split"), data.get("unlabelled_x"))
 
 
 def multi_hot(label_lists: list, classes: list) -> np.ndarray:

@@ -489,6 +489,36 @@ def gain_figure(cells: pd.DataFrame, gains: pd.DataFrame, n_seeds: int, title: s
     return fig, ax
 
 
+def gain_panels(cells: pd.DataFrame, gains: pd.DataFrame, title: str):
+    """One panel per label ratio (shared y): MTL - Image-only (per-test-image AP, 90% interval) against
+    the information of each cell's target on a log axis (gate mAP - prior, with the gate's interval);
+    marker and colour the density. For grids too large for :func:`gain_figure`'s labelled cells."""
+    import matplotlib.pyplot as plt
+
+    ratios = sorted(gains["label_ratio"].unique())
+    densities = list(dict.fromkeys(cells["density"]))
+    markers, colours = dict(zip(densities, "osD^vP")), {d: f"C{i}" for i, d in enumerate(densities)}
+    by_cell = cells.set_index(["density", "alignment"])
+    fig, axes = plt.subplots(1, len(ratios), figsize=(2.4 * len(ratios) + 0.8, 3.4), sharey=True, squeeze=False)
+    for ax, r in zip(axes[0], ratios):
+        for _, g in gains[gains["label_ratio"] == r].iterrows():
+            c = by_cell.loc[(g["density"], g["alignment"])]
+            ax.errorbar(c["information"], g["ap_diff"], yerr=[[g["ap_diff"] - g["ap_lo"]], [g["ap_hi"] - g["ap_diff"]]],
+                        xerr=[[c["gate_map"] - c["gate_lo"]], [c["gate_hi"] - c["gate_map"]]],
+                        fmt=markers[g["density"]], color=colours[g["density"]], ms=4, lw=0.7, capsize=0, alpha=0.9)
+        ax.axhline(0, color="k", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlim(left=max(ax.get_xlim()[0], 0.3 * float(cells["information"].clip(lower=1e-6).min())))
+        ax.set_title(f"label ratio {r:g}", fontsize=9)
+        ax.set_xlabel("information (log)", fontsize=8)
+    axes[0][0].set_ylabel("MTL - Image-only, per-test-image AP")
+    axes[0][-1].legend([plt.Line2D([], [], color=colours[d], marker=markers[d], ls="") for d in densities],
+                       densities, fontsize=7, loc="upper left", title="density", title_fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig, axes[0]
+
+
 # ----------------------------------------------------------------------------- a recorded run
 RECORDED_TABLES = ("cells", "gains", "fits", "alpha_sweep", "relation")
 
@@ -496,7 +526,9 @@ RECORDED_TABLES = ("cells", "gains", "fits", "alpha_sweep", "relation")
 def save_recorded(sw: InformationSweep, relation: pd.DataFrame, folder: Path, meta: Mapping[str, Any]) -> Path:
     """Write a sweep run away from the workbook (the ``paper`` grid on a larger machine) to ``folder``:
     its tables as CSV (:data:`RECORDED_TABLES`), the per-test-image AP rows as gzip CSV
-    (``items.csv.gz``, :data:`ITEM_COLUMNS`) and ``run.json`` (``meta``: plan, commit, device, times).
+    (``items.csv.gz``, :data:`ITEM_COLUMNS`; Image-only's rows once, the first cell's: every cell shares
+    those fits, and :func:`load_recorded` copies them back to each) and ``run.json`` (``meta``: plan,
+    commit, device, times).
     Each file is written whole or not at all. Returns ``folder``."""
     import json
 
@@ -509,11 +541,32 @@ def save_recorded(sw: InformationSweep, relation: pd.DataFrame, folder: Path, me
     for name, frame in tables.items():
         with atomic_path(folder / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
+    items = sw.items[ITEM_COLUMNS]
+    if len(items):  # Image-only's rows once, the first cell's: the same fits in every cell
+        d, a = items["density"].iloc[0], items["alignment"].iloc[0]
+        items = items[(items["method"] != IMAGE_ONLY) | ((items["density"] == d) & (items["alignment"] == a))]
     with atomic_path(folder / "items.csv.gz") as tmp:
-        sw.items[ITEM_COLUMNS].to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
+        items.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
     with atomic_path(folder / "run.json") as tmp:
         Path(tmp).write_text(json.dumps(dict(meta), indent=1, default=str) + "\n")
     return folder
+
+
+def _expand_image_only(items: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Image-only's rows, stored once (the first cell's), copied to every cell as the sweep made them."""
+    mtl, base = items[items["method"] != IMAGE_ONLY], items[items["method"] == IMAGE_ONLY]
+    if base.empty:
+        return items
+    per_cell = [base.assign(density=d, alignment=a) for d, a in zip(cells["density"], cells["alignment"])]
+    return pd.concat([mtl, *per_cell], ignore_index=True)[ITEM_COLUMNS]  # rows in another order than the sweep's
+
+
+def recorded_paper_run() -> Path:
+    """The committed record of D.07's ``paper`` profile (:func:`main` run on a 16-core machine): the
+    checkout's ``results/recorded/D.07-Information-Sweep-paper`` (not the results folder of a test run)."""
+    from ... import paths
+
+    return paths.PROJ_ROOT / "results" / "recorded" / "D.07-Information-Sweep-paper"
 
 
 def load_recorded(folder: Path) -> tuple[dict, dict]:
@@ -529,7 +582,7 @@ def load_recorded(folder: Path) -> tuple[dict, dict]:
         raise FileNotFoundError(f"{folder}: not a recorded sweep run, missing {missing}")
     tables = {n: pd.read_csv(folder / f"{n}.csv") for n in RECORDED_TABLES}
     if (folder / "items.csv.gz").is_file():
-        tables["items"] = pd.read_csv(folder / "items.csv.gz")
+        tables["items"] = _expand_image_only(pd.read_csv(folder / "items.csv.gz"), tables["cells"])
     try:
         meta = json.loads((folder / "run.json").read_text())
     except json.JSONDecodeError as e:
