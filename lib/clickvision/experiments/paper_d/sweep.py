@@ -607,7 +607,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plan", default="{}", help="JSON of other SweepPlan fields, e.g. '{\"n_seeds\": 3}'")
     ap.add_argument("--commit", default=None, help="the commit to record (default: the checkout's)")
     ap.add_argument("--items", type=Path, default=None,
-                    help="a saved LabelledItems .npz (data.save_labelled_items) instead of the Open Clip Art build: "
+                    help="a saved LabelledItems .npz (data.save_labelled_items of openclipart_items with the plan's seed) "
+                         "instead of the Open Clip Art build: "
                          "for a machine without the images and the backbone's weights")
     args = ap.parse_args(argv)
     try:
