@@ -92,6 +92,33 @@ def test_savefig_stable_bytes(tmp_path, monkeypatch):
     plt.close(fig)
 
 
+def test_a_run_with_other_parameters_keeps_its_figures_away_from_the_committed_ones(tmp_path, monkeypatch):
+    """A smoke run, a sweep point or a changed parameter (params.check saw non-default values) writes
+    its figures under results/runs/figures/<run id>/, never over the project's figures/; the
+    committed run, and any folder set by CLICKVISION_FIGURES_DIR, keep the usual place."""
+    from clickvision import params, results
+
+    monkeypatch.setattr(paths, "PROJ_ROOT", tmp_path)
+    monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path / "figures")
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "results" / "runs")
+    monkeypatch.delenv("CLICKVISION_FIGURES_DIR", raising=False)
+    monkeypatch.setitem(params._STATE, "defaults", {"profile": "default", "hidden": 16})
+    monkeypatch.setitem(params._STATE, "annotations", {})
+    monkeypatch.setitem(params._STATE, "injected", set())
+    monkeypatch.delitem(params._STATE, "run", raising=False)
+    assert plots.figure_path("T/line") == tmp_path / "figures" / "T" / "line.png"  # no check yet
+    committed = params.check({"profile": "default", "hidden": 16})
+    assert params.current_run() == (committed, True)
+    assert plots.figure_path("T/line") == tmp_path / "figures" / "T" / "line.png"
+    for other in ({"profile": "smoke", "hidden": 16}, {"profile": "default", "hidden": 32}):
+        checked = params.check(other)
+        assert params.current_run() == (checked, False)
+        assert plots.figure_path("T/line", "pdf") == (tmp_path / "results" / "runs" / "figures"
+                                                      / results.run_id(checked) / "T" / "line.pdf")
+    monkeypatch.setenv("CLICKVISION_FIGURES_DIR", str(tmp_path / "figures"))  # set on purpose: used as it is
+    assert plots.figure_path("T/line") == tmp_path / "figures" / "T" / "line.png"
+
+
 def test_click_submodules_load_lazily():
     import subprocess
     import sys

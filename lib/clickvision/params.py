@@ -249,4 +249,26 @@ def check(values: Mapping[str, Any], choices: Mapping[str, tuple] | None = None,
                 "no parameters cell was recorded: call clickvision.params.watch() in the cell "
                 "before the parameters cell, or pass defaults= explicitly")
     injected = {k: values.get(k) for k in _STATE["injected"]}
-    return validate_parameters(values, defaults, choices, injected, annotations)
+    checked = validate_parameters(values, defaults, choices, injected, annotations)
+    _STATE["run"] = (checked, _is_committed(checked, defaults))
+    return checked
+
+
+def _literal(v: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(v, default=str))
+
+
+def _is_committed(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> bool:
+    """The committed run's parameters: profile ``default`` and every parameter at its default
+    (the rule of :func:`clickvision.provenance.is_committed_run`, from the recorded cell)."""
+    return values.get("profile", "default") == "default" and all(
+        k in values and _literal(values[k]) == _literal(v) for k, v in defaults.items())
+
+
+def current_run() -> tuple[dict[str, Any], bool] | None:
+    """(parameters, committed) of the last :func:`check` in this process, or None before any:
+    ``committed`` is True for the committed run's parameters (profile ``default``, every
+    parameter at its default), False for a smoke run, a sweep point or any other setting."""
+    return _STATE.get("run")

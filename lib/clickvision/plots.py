@@ -34,15 +34,31 @@ def setup(context: str = "notebook") -> None:
                          "svg.hashsalt": "clickvision"})
 
 
+def figures_dir() -> Path:
+    """Where this run's figures go: :data:`~clickvision.paths.FIGURES_DIR`, except that a run with
+    other parameters than the committed one (a smoke run, a sweep point, a JupyterLab run with a
+    changed parameter: :func:`clickvision.params.current_run`) writes into
+    ``results/runs/figures/<run id>/`` instead of over the committed figures in the project's
+    ``figures/``. A folder set by ``CLICKVISION_FIGURES_DIR`` is always used as it is."""
+    from . import params, results
+
+    run = params.current_run()
+    own = paths.FIGURES_DIR == paths.PROJ_ROOT / "figures" and not os.environ.get("CLICKVISION_FIGURES_DIR")
+    if own and run is not None and not run[1]:
+        return paths.RUNS_DIR / "figures" / results.run_id(run[0])
+    return paths.FIGURES_DIR
+
+
 def figure_path(name: str, ext: str = "png") -> Path:
     parts = name.strip("/").split("/")
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"figure name must be 'paper/name' (e.g. 'A/fig05-vocabulary'), got {name!r}")
-    return paths.FIGURES_DIR / parts[0] / f"{parts[1]}.{ext}"
+    return figures_dir() / parts[0] / f"{parts[1]}.{ext}"
 
 
 def savefig(fig, name: str, pdf: bool = True) -> Path:
-    """Save ``fig`` as ``figures/<paper>/<name>.png`` (+ ``.pdf``); return the PNG path."""
+    """Save ``fig`` as ``figures/<paper>/<name>.png`` (+ ``.pdf``; a run with other parameters than
+    the committed one: under ``results/runs/figures/<run id>/``, :func:`figures_dir`); return the PNG path."""
     png = figure_path(name, "png")
     with atomic_path(png, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
