@@ -250,7 +250,7 @@ def check(values: Mapping[str, Any], choices: Mapping[str, tuple] | None = None,
                 "before the parameters cell, or pass defaults= explicitly")
     injected = {k: values.get(k) for k in _STATE["injected"]}
     checked = validate_parameters(values, defaults, choices, injected, annotations)
-    _STATE["run"] = (checked, _is_committed(checked, defaults))
+    _STATE["run"] = (checked, is_committed(checked, defaults))
     return checked
 
 
@@ -260,11 +260,12 @@ def _literal(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
 
-def _is_committed(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> bool:
-    """The committed run's parameters: profile ``default`` and every parameter at its default
-    (the rule of :func:`clickvision.provenance.is_committed_run`, from the recorded cell)."""
-    return values.get("profile", "default") == "default" and all(
-        k in values and _literal(values[k]) == _literal(v) for k, v in defaults.items())
+def is_committed(values: Mapping[str, Any] | None, declared: Mapping[str, Any]) -> bool:
+    """True when ``values`` are the committed run's: profile ``default`` and every parameter of
+    ``declared`` (a parameters cell's defaults) at its default, compared as JSON literals."""
+    if not values or values.get("profile") != "default":
+        return False
+    return all(k in values and _literal(values[k]) == _literal(v) for k, v in declared.items())
 
 
 def current_run() -> tuple[dict[str, Any], bool] | None:

@@ -10,7 +10,6 @@ writes its verdicts beside them (``results/runs/claims/``), never over them.
 from __future__ import annotations
 
 import functools
-import json
 import platform
 import re
 import subprocess
@@ -92,10 +91,6 @@ def notebook_file(notebook: str) -> Path | None:
     return found[0] if found else None
 
 
-def _literal(v: Any) -> Any:
-    return json.loads(json.dumps(v, default=str))
-
-
 def is_committed_run(notebook: str, params: Mapping[str, Any] | None) -> bool:
     """True when ``params`` are the committed run's: profile ``default`` and every parameter
     equal to the notebook file's parameters cell."""
@@ -105,6 +100,6 @@ def is_committed_run(notebook: str, params: Mapping[str, Any] | None) -> bool:
     if nb is None:
         return False
     from .nbrun import notebook_parameters
+    from .params import is_committed
 
-    declared = notebook_parameters(nb)
-    return all(k in params and _literal(params[k]) == _literal(v) for k, v in declared.items())
+    return is_committed(params, notebook_parameters(nb))

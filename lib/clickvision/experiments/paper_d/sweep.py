@@ -147,7 +147,7 @@ def information_sweep(densities, alignments, ratios, alphas, seeds=(0,), *, unit
         # built, then every (cell, label ratio) runs on its own with those Image-only fits
         first = build(grid[0][1], grid[0][0])
         items = first.items if items is None else items
-        _check_items(first, items, grid[0])
+        _check_items(first, items, grid[0])  # before its Image-only fits
         y_train = items.y[items.rows("train")]
         fitted = runtime.parallel_map(_image_only_fit, [
             {"run": first, "seed": sd, "mask": core.mask_labels(y_train, r, unit, sd), "settings": settings,
@@ -156,8 +156,9 @@ def information_sweep(densities, alignments, ratios, alphas, seeds=(0,), *, unit
         runs = [first, *runtime.parallel_map(_build_cell, [{"build": build, "density": d, "alignment": a,
                                                              "threads": threads} for d, a in grid[1:]],
                                              n, desc="cells' runs")]
-        for run, cell in zip(runs, grid):
+        for run, cell in zip(runs[1:], grid[1:]):
             _check_items(run, items, cell)
+        for run in runs:
             run.fits.update(shared)
         parts = runtime.parallel_map(_ratio_part, [{"run": run, "ratio": r, "threads": threads, **common}
                                                    for run in runs for r in ratios], n, desc="cells x ratios")
@@ -424,17 +425,22 @@ class SweepPlan:
                 source = f"the grid {alphas}, one chosen on validation per cell and ratio (paper profile)"
         seeds = tuple(range(self.seed, self.seed + (1 if self.profile == "smoke" else self.n_seeds)))
         return {"densities": dens, "alignments": al, "ratios": ratios, "alphas": alphas, "alpha_source": source,
-                "seeds": seeds, "epochs": self.epochs or PROFILE_EPOCHS[self.profile],
+                "seeds": seeds, **self._epochs()}
+
+    def _epochs(self) -> dict:
+        """The image models' ``epochs`` and the gates' ``cf2label_epochs`` (no grid needed: D.03's alpha
+        is read only by :meth:`grid`)."""
+        return {"epochs": self.epochs or PROFILE_EPOCHS[self.profile],
                 "cf2label_epochs": 2 if self.profile == "smoke" else 20}
 
     def sweep_kwargs(self) -> dict:
         """The keyword arguments of :func:`information_sweep` (without the grid's lists)."""
         smoke = self.profile == "smoke"
         smoke_cf = {"vae_epochs": 2, "bpr_epochs": 2, "ease_lams": (1000.0,)} if smoke else {}  # one EASE l2
-        g = self.grid()
+        e = self._epochs()
         return {"unit": self.mask_unit, "cf_settings": CFSettings(vae_beta=self.vae_beta,
                                                                   **{**core.TARGET_CF_SETTINGS, **smoke_cf}),
-                "settings": collab.FitSettings(epochs=g["epochs"]), "cf2label_epochs": g["cf2label_epochs"],
+                "settings": collab.FitSettings(epochs=e["epochs"]), "cf2label_epochs": e["cf2label_epochs"],
                 "cf_scope": self.cf_scope, "unlabelled": self.unlabelled, "cf_model": self.cf_model,
                 "max_users": 2000 if smoke else None}  # smoke: a subset of the simulated users
 
@@ -449,6 +455,15 @@ class SweepPlan:
 
 
 # ----------------------------------------------------------------------------- the figure
+def _gain_bar(ax, cell: pd.Series, gain: pd.Series, shift: float, **style) -> None:
+    """One (cell, ratio) point: its gain with the 90% interval (vertical) at the cell's information
+    (+ ``shift``) with the gate's interval (horizontal)."""
+    ax.errorbar(cell["information"] + shift, gain["ap_diff"],
+                yerr=[[gain["ap_diff"] - gain["ap_lo"]], [gain["ap_hi"] - gain["ap_diff"]]],
+                xerr=[[cell["gate_map"] - cell["gate_lo"]], [cell["gate_hi"] - cell["gate_map"]]],
+                capsize=0, alpha=0.9, **style)
+
+
 def gain_figure(cells: pd.DataFrame, gains: pd.DataFrame, n_seeds: int, title: str | None = None):
     """MTL - Image-only (per-test-image AP, 90% interval) against the information of the cell's target
     (gate mAP - prior, with the gate's interval): one point per (cell, label ratio); colour the ratio,
@@ -465,11 +480,8 @@ def gain_figure(cells: pd.DataFrame, gains: pd.DataFrame, n_seeds: int, title: s
     fig, ax = plt.subplots(figsize=(7.5, 4.2 if len(cells) <= 8 else 5.2))
     by_cell = cells.set_index(["density", "alignment"])
     for _, g in gains.iterrows():
-        c = by_cell.loc[(g["density"], g["alignment"])]
-        ax.errorbar(c["information"] + offset[g["label_ratio"]], g["ap_diff"],
-                    yerr=[[g["ap_diff"] - g["ap_lo"]], [g["ap_hi"] - g["ap_diff"]]],
-                    xerr=[[c["gate_map"] - c["gate_lo"]], [c["gate_hi"] - c["gate_map"]]], fmt=markers[g["density"]],
-                    color=colours[g["label_ratio"]], ms=5, lw=0.8, capsize=0, alpha=0.9)
+        _gain_bar(ax, by_cell.loc[(g["density"], g["alignment"])], g, offset[g["label_ratio"]],
+                  fmt=markers[g["density"]], color=colours[g["label_ratio"]], ms=5, lw=0.8)
     side = {d: (-1) ** i for i, d in enumerate(densities)}  # each density's labels on its own side of the bar
     for _, c in cells.iterrows():  # each cell labelled with its density and alignment, by its highest interval
         top = gains.loc[(gains["density"] == c["density"]) & (gains["alignment"] == c["alignment"]), "ap_hi"].max()
@@ -502,10 +514,8 @@ def gain_panels(cells: pd.DataFrame, gains: pd.DataFrame, title: str):
     fig, axes = plt.subplots(1, len(ratios), figsize=(2.4 * len(ratios) + 0.8, 3.4), sharey=True, squeeze=False)
     for ax, r in zip(axes[0], ratios):
         for _, g in gains[gains["label_ratio"] == r].iterrows():
-            c = by_cell.loc[(g["density"], g["alignment"])]
-            ax.errorbar(c["information"], g["ap_diff"], yerr=[[g["ap_diff"] - g["ap_lo"]], [g["ap_hi"] - g["ap_diff"]]],
-                        xerr=[[c["gate_map"] - c["gate_lo"]], [c["gate_hi"] - c["gate_map"]]],
-                        fmt=markers[g["density"]], color=colours[g["density"]], ms=4, lw=0.7, capsize=0, alpha=0.9)
+            _gain_bar(ax, by_cell.loc[(g["density"], g["alignment"])], g, 0.0,
+                      fmt=markers[g["density"]], color=colours[g["density"]], ms=4, lw=0.7)
         ax.axhline(0, color="k", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xlim(left=max(ax.get_xlim()[0], 0.3 * float(cells["information"].clip(lower=1e-6).min())))
